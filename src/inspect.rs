@@ -1,0 +1,110 @@
+//! Docker-shaped JSON views of stored images (`docker image inspect`, `docker images`).
+
+use serde_json::{Value, json};
+
+use crate::store::{ImageRecord, Store, StoreError};
+
+/// `docker image inspect`'s object for one image, with overlay2 `GraphDriver.Data`.
+pub fn image_inspect(store: &Store, image: &ImageRecord) -> Result<Value, StoreError> {
+    let config: Value =
+        serde_json::from_slice(&store.image_config(&image.id)?).unwrap_or(Value::Null);
+    let repo_tags: Vec<String> = store
+        .repositories()?
+        .refs
+        .into_iter()
+        .filter(|(_, id)| *id == image.id)
+        .map(|(name, _)| name)
+        .collect();
+    let field = |name: &str| config.get(name).cloned().unwrap_or(Value::Null);
+    let text = |name: &str| {
+        config
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    let mut out = json!({
+        "Id": image.id.to_string(),
+        "RepoTags": repo_tags,
+        "RepoDigests": image.repo_digests,
+        "Parent": "",
+        "Comment": text("comment"),
+        "Created": text("created"),
+        "DockerVersion": text("docker_version"),
+        "Author": text("author"),
+        "Config": field("config"),
+        "Architecture": text("architecture"),
+        "Os": text("os"),
+        "Size": image.size(),
+        "GraphDriver": { "Name": "overlay2", "Data": graph_driver_data(store, image) },
+        "RootFS": {
+            "Type": "layers",
+            "Layers": image.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
+        },
+        "Metadata": { "LastTagTime": image.pulled_at },
+    });
+    if let Some(variant) = config
+        .get("variant")
+        .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        out["Variant"] = variant.clone();
+    }
+    Ok(out)
+}
+
+/// `LowerDir` (nearest first, absent for one layer), `UpperDir`, `WorkDir`, `MergedDir`, as Docker
+/// reports them for an image: the top layer plays the upper dir.
+fn graph_driver_data(store: &Store, image: &ImageRecord) -> Value {
+    let mut dirs = image
+        .layers
+        .iter()
+        .rev()
+        .map(|l| store.layer_dir(&l.chain_id));
+    let Some(top) = dirs.next() else {
+        return json!({});
+    };
+    let lower: Vec<String> = dirs.map(|d| d.join("diff").display().to_string()).collect();
+    let mut data = json!({
+        "MergedDir": top.join("merged").display().to_string(),
+        "UpperDir": top.join("diff").display().to_string(),
+        "WorkDir": top.join("work").display().to_string(),
+    });
+    if !lower.is_empty() {
+        data["LowerDir"] = Value::String(lower.join(":"));
+    }
+    data
+}
+
+/// One row of `images`: a tagged reference and its image.
+pub fn image_rows(store: &Store) -> Result<Vec<Value>, StoreError> {
+    let mut rows = Vec::new();
+    for (name, id) in store.repositories()?.refs {
+        let Some(image) = store.image(&id)? else {
+            continue;
+        };
+        let (repository, tag) = match name.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+            _ => (name.clone(), String::new()),
+        };
+        let digest = image
+            .repo_digests
+            .iter()
+            .find_map(|d| {
+                d.strip_prefix(&format!("{repository}@"))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let config: Value =
+            serde_json::from_slice(&store.image_config(&id)?).unwrap_or(Value::Null);
+        rows.push(json!({
+            "Repository": repository,
+            "Tag": tag,
+            "Digest": digest,
+            "Id": id.to_string(),
+            "Created": config.get("created").cloned().unwrap_or(Value::Null),
+            "Size": image.size(),
+        }));
+    }
+    Ok(rows)
+}

@@ -1,0 +1,14 @@
+//! strata: pull OCI/Docker images from a registry into a Docker-style overlay2 store.
+//!
+//! Data flows one way: [`reference`] -> [`registry`] (manifests, platform, blobs) ->
+//! [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
+//! (overlay2 layout, metadata, locks). [`pull`] drives that flow.
+
+pub mod archive;
+pub mod compression;
+pub mod digest;
+pub mod inspect;
+pub mod pull;
+pub mod reference;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,444 @@
+//! Pulling an image: resolve the reference, pick the platform, verify the config, then bring
+//! every layer into the store concurrently and record the image.
+
+mod channel;
+mod layer;
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::archive::{ApplyOptions, ArchiveError};
+use crate::compression::CompressionError;
+use crate::digest::{Digest, DigestError};
+use crate::reference::Reference;
+use crate::registry::manifest::{self, ImageManifest, Manifest, ManifestError};
+use crate::registry::platform::{self, Platform, PlatformError};
+use crate::registry::{FetchedManifest, RegistryClient, RegistryError};
+use crate::store::{ImageRecord, LayerRef, Store, StoreError, chain_ids};
+use layer::LayerJob;
+
+/// Largest image config accepted (Docker's limit is 8 MiB).
+const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to pick from an index.
+    pub platform: Platform,
+    /// Layers downloaded and unpacked at once.
+    pub max_concurrent_downloads: usize,
+    /// How layers are written.
+    pub apply: ApplyOptions,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            max_concurrent_downloads: 3,
+            apply: ApplyOptions::default(),
+        }
+    }
+}
+
+/// Progress of a pull, for display. Layers are named by their blob digest.
+#[derive(Debug, Clone)]
+pub enum PullEvent {
+    /// The reference resolved; layers follow.
+    Resolved {
+        /// What is pulled.
+        reference: Reference,
+        /// The image manifest's layers, bottom first, with their blob sizes.
+        layers: Vec<(Digest, u64)>,
+    },
+    /// The layer is in the store already.
+    LayerExists {
+        /// Blob digest.
+        layer: Digest,
+    },
+    /// Bytes of the blob arrived.
+    Downloading {
+        /// Blob digest.
+        layer: Digest,
+        /// Bytes so far.
+        done: u64,
+        /// The blob's size.
+        total: u64,
+    },
+    /// The download ended; unpacking and verification finish.
+    Extracting {
+        /// Blob digest.
+        layer: Digest,
+    },
+    /// The layer is verified and in the store.
+    LayerDone {
+        /// Blob digest.
+        layer: Digest,
+    },
+}
+
+/// Receives [`PullEvent`]s (from several tasks at once).
+pub trait Observer: Send + Sync {
+    /// Called for each event.
+    fn event(&self, event: PullEvent);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: PullEvent) {}
+}
+
+/// Whether a pull fetched anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullStatus {
+    /// At least one layer or the image record was new.
+    Downloaded,
+    /// Everything was present already.
+    UpToDate,
+}
+
+/// The result of a pull.
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    /// The reference pulled.
+    pub reference: Reference,
+    /// The digest the reference resolved to (an index's digest for multi-platform images).
+    pub digest: Digest,
+    /// The stored image.
+    pub image: ImageRecord,
+    /// Whether anything was fetched.
+    pub status: PullStatus,
+}
+
+/// Why a layer could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The blob's bytes do not match its digest or size.
+    #[error("blob verification failed: {0}")]
+    Blob(DigestError),
+    /// The uncompressed content does not match the config's diff_id.
+    #[error("diff_id verification failed (uncompressed content): {0}")]
+    DiffId(DigestError),
+    /// The download failed.
+    #[error("download failed: {0}")]
+    Download(RegistryError),
+    /// The blob stream broke off or was longer than declared.
+    #[error("reading blob: {0}")]
+    Stream(io::Error),
+    /// Decompression failed.
+    #[error("decompressing: {0}")]
+    Decompress(io::Error),
+    /// The media type is unknown or disagrees with the content.
+    #[error(transparent)]
+    Compression(#[from] CompressionError),
+    /// The layer's media type is not a known layer type.
+    #[error(transparent)]
+    MediaType(ManifestError),
+    /// The tar stream could not be applied.
+    #[error("unpacking: {0}")]
+    Archive(#[from] ArchiveError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a pull failed; every variant names the image.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// Talking to the registry failed.
+    #[error("{image}: {source}")]
+    Registry {
+        /// The image.
+        image: String,
+        /// What failed.
+        source: RegistryError,
+    },
+    /// A manifest or config was invalid.
+    #[error("{image}: {source}")]
+    Manifest {
+        /// The image.
+        image: String,
+        /// What was wrong.
+        source: ManifestError,
+    },
+    /// No manifest for the wanted platform.
+    #[error("{image}: {source}")]
+    Platform {
+        /// The image.
+        image: String,
+        /// The platforms on offer.
+        source: PlatformError,
+    },
+    /// Something else about the image is inconsistent.
+    #[error("{image}: {message}")]
+    Invalid {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A layer failed.
+    #[error("{image}: layer {layer}: {source}")]
+    Layer {
+        /// The image.
+        image: String,
+        /// The layer's blob digest.
+        layer: Digest,
+        /// What failed.
+        source: LayerError,
+    },
+    /// The store failed.
+    #[error("{image}: {source}")]
+    Store {
+        /// The image.
+        image: String,
+        /// What failed.
+        source: StoreError,
+    },
+}
+
+/// Pulls `reference` into `store`.
+pub async fn pull(
+    client: &RegistryClient,
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<PullOutcome, PullError> {
+    let image = reference.to_string();
+    let registry = |source| PullError::Registry {
+        image: image.clone(),
+        source,
+    };
+    let bad_manifest = |source| PullError::Manifest {
+        image: image.clone(),
+        source,
+    };
+    let store_err = |source| PullError::Store {
+        image: image.clone(),
+        source,
+    };
+
+    let top = client.fetch_manifest(reference).await.map_err(registry)?;
+    let top_digest = top.digest.clone();
+    let FetchedManifest {
+        bytes,
+        media_type,
+        digest,
+    } = match manifest::parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
+        Manifest::Image(_) => top,
+        Manifest::Index(index) => {
+            let chosen =
+                platform::select(&index.manifests, &options.platform).map_err(|source| {
+                    PullError::Platform {
+                        image: image.clone(),
+                        source,
+                    }
+                })?;
+            client
+                .fetch_manifest_by_digest(reference, &chosen.digest)
+                .await
+                .map_err(registry)?
+        }
+    };
+    let manifest: ImageManifest =
+        match manifest::parse_manifest(&bytes, &media_type).map_err(bad_manifest)? {
+            Manifest::Image(m) => m,
+            Manifest::Index(_) => {
+                return Err(PullError::Invalid {
+                    image,
+                    message: format!("index {digest} points at another index"),
+                });
+            }
+        };
+    if manifest.config.size > MAX_CONFIG_SIZE {
+        return Err(PullError::Invalid {
+            image,
+            message: format!(
+                "config is {} bytes, more than the {MAX_CONFIG_SIZE} allowed",
+                manifest.config.size
+            ),
+        });
+    }
+    let config_bytes = client
+        .fetch_blob_bytes(
+            reference,
+            &manifest.config.digest,
+            manifest.config.size,
+            MAX_CONFIG_SIZE,
+        )
+        .await
+        .map_err(registry)?;
+    let config = manifest::parse_config(&config_bytes).map_err(bad_manifest)?;
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(PullError::Invalid {
+            image,
+            message: format!(
+                "config lists {} diff_ids but the manifest has {} layers",
+                diff_ids.len(),
+                manifest.layers.len()
+            ),
+        });
+    }
+    let id = manifest.config.digest.clone();
+    let had_image = store.image(&id).map_err(store_err)?.is_some();
+    store.sweep_staging().map_err(store_err)?;
+
+    let chains = chain_ids(diff_ids);
+    let mut jobs = Vec::with_capacity(chains.len());
+    for (i, (blob, chain)) in manifest.layers.iter().zip(&chains).enumerate() {
+        let compression =
+            manifest::layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
+                image: image.clone(),
+                layer: blob.digest.clone(),
+                source: LayerError::MediaType(e),
+            })?;
+        jobs.push(LayerJob {
+            reference: reference.clone(),
+            blob: blob.clone(),
+            compression,
+            diff_id: diff_ids[i].clone(),
+            chain_id: chain.clone(),
+            ancestors: chains[..i].iter().rev().cloned().collect(),
+        });
+    }
+    observer.event(PullEvent::Resolved {
+        reference: reference.clone(),
+        layers: manifest
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.size))
+            .collect(),
+    });
+
+    let downloaded = pull_layers(client, store, &image, jobs, options, &observer).await?;
+
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(chains)
+        .zip(diff_ids)
+        .zip(&downloaded.sizes)
+        .map(|(((blob, chain_id), diff_id), size)| LayerRef {
+            chain_id,
+            diff_id: diff_id.clone(),
+            blob_digest: blob.digest.clone(),
+            blob_size: blob.size,
+            size: *size,
+        })
+        .collect();
+    let repo_digest = format!("{}@{}", reference.repo_name(), top_digest);
+    let record = match store.image(&id).map_err(store_err)? {
+        Some(existing) => existing,
+        None => {
+            let platform = match &config.variant {
+                Some(v) if !v.is_empty() => format!("{}/{}/{}", config.os, config.architecture, v),
+                _ => format!("{}/{}", config.os, config.architecture),
+            };
+            let record = ImageRecord {
+                id: id.clone(),
+                manifest_digest: digest,
+                manifest_media_type: media_type,
+                platform,
+                layers,
+                repo_digests: vec![],
+                pulled_at: crate::store::now_rfc3339(),
+            };
+            store
+                .put_image(&record, &bytes, &config_bytes)
+                .map_err(store_err)?;
+            record
+        }
+    };
+    store
+        .add_repo_digest(&id, &repo_digest)
+        .map_err(store_err)?;
+    if reference.digest.is_none() || reference.tag.is_some() {
+        let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
+        store.tag(&tagged, &id).map_err(store_err)?;
+    }
+    let image_record = store.image(&id).map_err(store_err)?.unwrap_or(record);
+    let status = if had_image && !downloaded.any {
+        PullStatus::UpToDate
+    } else {
+        PullStatus::Downloaded
+    };
+    Ok(PullOutcome {
+        reference: reference.clone(),
+        digest: top_digest,
+        image: image_record,
+        status,
+    })
+}
+
+struct Downloaded {
+    /// Regular-file bytes per layer, bottom first.
+    sizes: Vec<u64>,
+    /// Whether any layer was fetched.
+    any: bool,
+}
+
+/// Runs the layer jobs concurrently (bounded); the first failure cancels the rest.
+async fn pull_layers(
+    client: &RegistryClient,
+    store: &Store,
+    image: &str,
+    jobs: Vec<LayerJob>,
+    options: &PullOptions,
+    observer: &Arc<dyn Observer>,
+) -> Result<Downloaded, PullError> {
+    let permits = Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1)));
+    let mut set = JoinSet::new();
+    let count = jobs.len();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let (client, store, observer, permits) = (
+            client.clone(),
+            store.clone(),
+            observer.clone(),
+            permits.clone(),
+        );
+        let apply = options.apply.clone();
+        set.spawn(async move {
+            let layer = job.blob.digest.clone();
+            let _permit = permits.acquire_owned().await;
+            let result = layer::ensure_layer(client, store, job, apply, observer).await;
+            (index, layer, result)
+        });
+    }
+    let mut sizes = vec![0; count];
+    let mut any = false;
+    while let Some(joined) = set.join_next().await {
+        let (index, layer, result) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                set.abort_all();
+                return Err(PullError::Invalid {
+                    image: image.to_string(),
+                    message: format!("layer task failed: {e}"),
+                });
+            }
+        };
+        match result {
+            Ok((record, fetched)) => {
+                sizes[index] = record.size;
+                any |= fetched;
+            }
+            Err(source) => {
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+                return Err(PullError::Layer {
+                    image: image.to_string(),
+                    layer,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(Downloaded { sizes, any })
+}

@@ -1,0 +1,250 @@
+//! Layer records, chain IDs, and staging: a layer becomes visible only when complete and verified.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{LockGuard, Store, StoreError, fsutil, io_err, layout};
+use crate::compression::Compression;
+use crate::digest::{Digest, Hasher};
+
+/// What the store knows about a present layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayerRecord {
+    /// The chain ID, which also names the layer's directory.
+    pub chain_id: Digest,
+    /// The uncompressed content digest.
+    pub diff_id: Digest,
+    /// The parent's chain ID; none for a bottom layer.
+    pub parent: Option<Digest>,
+    /// The compressed blob this layer was unpacked from.
+    pub blob_digest: Digest,
+    /// The blob's size in bytes.
+    pub blob_size: u64,
+    /// The blob's compression.
+    pub compression: Compression,
+    /// The 26-char short link.
+    pub link: String,
+    /// Bytes of regular-file content.
+    pub size: u64,
+    /// Number of tar entries applied.
+    pub entries: u64,
+}
+
+/// Chain IDs of a stack of diff_ids, bottom first: `chain(0) = diff(0)`,
+/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff in diff_ids {
+        let next = match out.last() {
+            None => diff.clone(),
+            Some(parent) => {
+                let mut h = Hasher::new();
+                h.update(format!("{parent} {diff}").as_bytes());
+                h.finish()
+            }
+        };
+        out.push(next);
+    }
+    out
+}
+
+impl Store {
+    fn layer_record_path(&self, chain: &Digest) -> PathBuf {
+        self.layers_dir().join(format!("{}.json", chain.hex()))
+    }
+
+    /// The record of a present layer (its record written and its `diff/` in place).
+    pub fn layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, StoreError> {
+        let Some(record) = fsutil::read_json::<LayerRecord>(&self.layer_record_path(chain))? else {
+            return Ok(None);
+        };
+        Ok(self
+            .layer_dir(chain)
+            .join("diff")
+            .is_dir()
+            .then_some(record))
+    }
+
+    /// Takes the exclusive per-layer lock that guards unpacking `chain` (blocks).
+    pub fn lock_layer(&self, chain: &Digest) -> Result<LockGuard, StoreError> {
+        LockGuard::acquire(&self.locks_dir().join(format!("layer-{}.lock", chain.hex())))
+    }
+
+    /// Starts unpacking a layer: clears what a killed run left for it and prepares
+    /// `staging/<id>/` with `diff/`, `link`, and `lower` + `work/` for non-bottom layers.
+    /// The caller must hold [`Store::lock_layer`] for `chain`.
+    pub fn begin_layer(
+        &self,
+        chain: &Digest,
+        ancestors_nearest_first: &[Digest],
+    ) -> Result<Staging, StoreError> {
+        let _ = fs::remove_file(self.layer_record_path(chain));
+        fsutil::remove_tree(&self.layer_dir(chain))?;
+        let dir = self.staging_dir().join(chain.hex());
+        fsutil::remove_tree(&dir)?;
+        let link = layout::short_link(chain);
+        let lower = (!ancestors_nearest_first.is_empty())
+            .then(|| layout::lower_value(ancestors_nearest_first));
+        let staging = Staging {
+            store: self.clone(),
+            chain: chain.clone(),
+            dir,
+            link,
+            done: false,
+        };
+        layout::init_layer_dir(&staging.dir, &staging.link, lower.as_deref())?;
+        Ok(staging)
+    }
+
+    /// Removes staging directories of killed runs (those whose layer lock nobody holds).
+    pub fn sweep_staging(&self) -> Result<usize, StoreError> {
+        let dir = self.staging_dir();
+        let entries = fs::read_dir(&dir).map_err(io_err("listing", &dir))?;
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name();
+            let Some(chain) = name.to_str().and_then(Digest::from_hex) else {
+                continue;
+            };
+            let lock = self.locks_dir().join(format!("layer-{}.lock", chain.hex()));
+            if let Some(_guard) = LockGuard::try_acquire(&lock)? {
+                fsutil::remove_tree(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A layer being unpacked in `staging/<id>/`; removed on drop unless committed.
+#[derive(Debug)]
+pub struct Staging {
+    store: Store,
+    chain: Digest,
+    dir: PathBuf,
+    link: String,
+    done: bool,
+}
+
+impl Staging {
+    /// Where the layer's files go.
+    pub fn diff_dir(&self) -> PathBuf {
+        self.dir.join("diff")
+    }
+
+    /// The short link this layer will get.
+    pub fn link(&self) -> &str {
+        &self.link
+    }
+
+    /// Makes the verified layer visible: one syncfs, rename into `overlay2/<id>`, short link, record.
+    pub fn commit(mut self, record: &LayerRecord) -> Result<(), StoreError> {
+        let dir = fs::File::open(&self.dir).map_err(io_err("opening", &self.dir))?;
+        rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("syncing", &self.dir)(e.into()))?;
+        let dest = self.store.layer_dir(&self.chain);
+        fs::rename(&self.dir, &dest).map_err(io_err("moving layer into", &dest))?;
+        self.done = true;
+        layout::install_short_link(&self.store.links_dir(), &self.link, self.chain.hex())?;
+        fsutil::write_json(&self.store.layer_record_path(&self.chain), record)
+    }
+
+    /// The staging directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fsutil::remove_tree(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let chains = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chains[0], a);
+        assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    fn record(chain: &Digest, link: &str) -> LayerRecord {
+        LayerRecord {
+            chain_id: chain.clone(),
+            diff_id: chain.clone(),
+            parent: None,
+            blob_digest: chain.clone(),
+            blob_size: 1,
+            compression: Compression::Gzip,
+            link: link.to_string(),
+            size: 0,
+            entries: 0,
+        }
+    }
+
+    #[test]
+    fn staging_is_invisible_until_commit_and_removed_on_drop() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let chain = Digest::of(b"layer");
+        let _lock = store.lock_layer(&chain).unwrap();
+
+        let staging = store.begin_layer(&chain, &[]).unwrap();
+        let staged = staging.path().to_path_buf();
+        assert!(staged.join("diff").is_dir());
+        assert!(!staged.join("lower").exists() && !staged.join("work").exists());
+        drop(staging);
+        assert!(!staged.exists());
+        assert!(store.layer(&chain).unwrap().is_none());
+
+        let parent = Digest::of(b"parent");
+        let staging = store
+            .begin_layer(&chain, std::slice::from_ref(&parent))
+            .unwrap();
+        fs::write(staging.diff_dir().join("f"), b"x").unwrap();
+        let link = staging.link().to_string();
+        staging.commit(&record(&chain, &link)).unwrap();
+
+        let dir = store.layer_dir(&chain);
+        assert_eq!(fs::read_to_string(dir.join("link")).unwrap(), link);
+        assert_eq!(
+            fs::read_to_string(dir.join("lower")).unwrap(),
+            format!("l/{}", layout::short_link(&parent))
+        );
+        assert!(dir.join("work").is_dir());
+        assert_eq!(
+            fs::read_link(store.links_dir().join(&link)).unwrap(),
+            Path::new(&format!("../{}/diff", chain.hex()))
+        );
+        assert_eq!(
+            fs::read(store.links_dir().join(&link).join("f")).unwrap(),
+            b"x"
+        );
+        assert_eq!(store.layer(&chain).unwrap(), Some(record(&chain, &link)));
+    }
+
+    #[test]
+    fn sweep_removes_unlocked_leftovers_only() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let staging_a = store.begin_layer(&a, &[]).unwrap();
+        std::mem::forget(staging_a); // a killed run: no cleanup
+        let _held = store.lock_layer(&b).unwrap();
+        let staging_b = store.begin_layer(&b, &[]).unwrap();
+        assert_eq!(store.sweep_staging().unwrap(), 1);
+        assert!(!store.staging_dir().join(a.hex()).exists());
+        assert!(staging_b.path().exists());
+    }
+}

@@ -1,0 +1,61 @@
+//! Advisory file locks (flock) that serialise strata processes sharing one root.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use super::{StoreError, io_err};
+
+/// Holds an exclusive lock until dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+}
+
+impl LockGuard {
+    /// Blocks until the lock file at `path` is exclusively locked.
+    pub fn acquire(path: &Path) -> Result<Self, StoreError> {
+        let file = open(path)?;
+        file.lock().map_err(io_err("locking", path))?;
+        Ok(LockGuard { file })
+    }
+
+    /// Locks `path` if nobody holds it; `Ok(None)` when it is busy.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>, StoreError> {
+        let file = open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err("locking", path)(e)),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+fn open(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err("opening lock", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_busy_until_first_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let first = LockGuard::acquire(&path).unwrap();
+        assert!(LockGuard::try_acquire(&path).unwrap().is_none());
+        drop(first);
+        assert!(LockGuard::try_acquire(&path).unwrap().is_some());
+    }
+}

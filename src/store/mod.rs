@@ -1,0 +1,130 @@
+//! The on-disk store: Docker's overlay2 layout plus strata's own metadata.
+//!
+//! ```text
+//! <root>/overlay2/<chain hex>/{diff,link,lower,work}   layers, keyed by chain ID
+//! <root>/overlay2/l/<26 chars>  -> ../<chain hex>/diff  short links
+//! <root>/layers/<chain hex>.json                        a layer is present once its record is
+//! <root>/images/<config hex>/{image,manifest,config}.json
+//! <root>/repositories.json                             references -> image ids
+//! <root>/staging/<chain hex>/                          layers being unpacked (never visible)
+//! <root>/locks/                                        flock files
+//! ```
+
+mod fsutil;
+mod image;
+mod layer;
+mod layout;
+mod lock;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
+pub use layer::{LayerRecord, Staging, chain_ids};
+pub use layout::short_link;
+pub use lock::LockGuard;
+
+use crate::digest::Digest;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A metadata file could not be parsed.
+    #[error("corrupt metadata {}: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// No image matched a name or id.
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    /// An id prefix matched several images.
+    #[error("image id prefix {0} is ambiguous")]
+    Ambiguous(String),
+}
+
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A store rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        fsutil::mkdir_mode(&store.root, 0o711)?;
+        fsutil::mkdir_mode(&store.overlay_dir(), 0o710)?;
+        fsutil::mkdir_mode(&store.links_dir(), 0o700)?;
+        for dir in [
+            store.layers_dir(),
+            store.images_dir(),
+            store.staging_dir(),
+            store.locks_dir(),
+        ] {
+            fsutil::mkdir_mode(&dir, 0o700)?;
+        }
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/overlay2`.
+    pub fn overlay_dir(&self) -> PathBuf {
+        self.root.join("overlay2")
+    }
+
+    /// `<root>/overlay2/l`.
+    pub fn links_dir(&self) -> PathBuf {
+        self.overlay_dir().join("l")
+    }
+
+    /// `<root>/overlay2/<id>`: a layer's directory.
+    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.overlay_dir().join(chain.hex())
+    }
+
+    fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    fn staging_dir(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+}
