@@ -1,0 +1,141 @@
+//! Applying one layer tar stream to one directory, confined to it, in Docker's overlay2 format.
+//!
+//! [`apply_layer`] reads members with the tar crate (headers, PAX records, GNU long names and
+//! sparse maps) and does all filesystem work itself through confined `*at()` calls relative to
+//! a directory fd of the destination (see `fsops`): no member name, link target or symlink can
+//! make it touch anything outside the destination, and the final component of a name is never
+//! followed.
+//!
+//! Conversions and choices, in short:
+//! - Names: leading `/` and `./` stripped, `//` and `.` collapsed, `..` refused; `.` is the
+//!   destination itself and may only be a directory.
+//! - `DIR/.wh..wh..opq` sets `trusted.overlay.opaque=y` (`user.overlay.opaque` with
+//!   [`ApplyOptions::userxattr`]) on DIR; `DIR/.wh.NAME` becomes a 0/0 character device NAME
+//!   owned by the whiteout's uid/gid. A whiteout is ignored when NAME already exists (the
+//!   destination starts empty, so whatever exists was created by this layer, and a layer's own
+//!   entry wins over its whiteout) and when DIR goes through a symlink (a symlink hides nothing;
+//!   nothing is ever created or deleted through one). A later member named NAME replaces the
+//!   device, also when NAME is only an implicit parent.
+//! - Missing parent directories are created with mode 0755, owned by the applying process
+//!   (root), with the current time: they are not in the layer, so nothing better is known
+//!   (copying the metadata of a lower layer's directory would be more faithful; a later step).
+//! - A later member replaces an earlier one of the same name (a directory over a directory only
+//!   updates its metadata); replaced directories are removed with their tree.
+//! - Metadata: owner (only with [`ApplyOptions::same_owner`]), then mode including
+//!   setuid/setgid/sticky (after chown, which clears them), then `SCHILY.xattr.*` (after chown,
+//!   which clears `security.capability`), then times. Directory modes and times are applied at
+//!   the very end, deepest first, so that restrictive modes cannot block extraction and children
+//!   cannot change their parents' mtimes. Xattrs in the overlay namespaces are never taken from
+//!   a layer. Hardlinks take their target's metadata (their own headers are ignored, as GNU tar
+//!   does, so that a link header cannot change the shared inode). Symlinks get no xattrs.
+//! - An xattr the filesystem does not support is skipped, as Docker does; so is one the process
+//!   may not set when `same_owner` is off (unprivileged); so are device nodes it may not create.
+
+mod apply;
+mod data;
+mod fsops;
+mod meta;
+mod path;
+mod whiteout;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::PathBuf;
+
+/// How to apply a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Overlay xattr namespace: false => "trusted.overlay.*", true => "user.overlay.*"
+    /// (rootless/userxattr mode).
+    pub userxattr: bool,
+    /// chown entries to their tar uid/gid (true when running as root; when false, skip chown
+    /// silently).
+    pub same_owner: bool,
+}
+
+impl Default for ApplyOptions {
+    /// `trusted.overlay.*`, and chown when running as root.
+    fn default() -> Self {
+        Self { userxattr: false, same_owner: rustix::process::geteuid().is_root() }
+    }
+}
+
+/// What a layer held.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyStats {
+    /// Members applied (every member: files, directories, links, devices, whiteouts).
+    pub entries: u64,
+    /// Regular-file content bytes (logical sizes; hardlinks count nothing).
+    pub bytes: u64,
+}
+
+/// Why a layer could not be applied. Every variant about a member names it.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The destination directory could not be opened.
+    #[error("opening layer directory {}: {source}", path.display())]
+    Dest {
+        /// The destination given.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the tar stream itself failed: a read error, a corrupt header, or data cut short.
+    #[error("reading the layer tar stream{}: {source}", at_entry(entry))]
+    Io {
+        /// The member whose data was being read, if any (lossy UTF-8).
+        entry: Option<String>,
+        /// The error (`UnexpectedEof` when the stream ends inside a member).
+        #[source]
+        source: io::Error,
+    },
+    /// A member that must not be applied: a name escaping the layer, an unsupported type, a
+    /// malformed field or PAX record, an invalid whiteout, a missing hardlink target, ...
+    #[error("entry {path:?}: {reason}")]
+    Invalid {
+        /// The member name as found in the archive (lossy UTF-8).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A filesystem operation for a member failed.
+    #[error("entry {path:?}: {op}: {source}")]
+    Fs {
+        /// The member name as found in the archive (lossy UTF-8).
+        path: String,
+        /// What was being done.
+        op: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn at_entry(entry: &Option<String>) -> String {
+    entry.as_ref().map(|e| format!(" (entry {e:?})")).unwrap_or_default()
+}
+
+impl ArchiveError {
+    /// The member the error is about, if any.
+    pub fn entry(&self) -> Option<&str> {
+        match self {
+            Self::Dest { .. } => None,
+            Self::Io { entry, .. } => entry.as_deref(),
+            Self::Invalid { path, .. } | Self::Fs { path, .. } => Some(path),
+        }
+    }
+}
+
+/// Applies the tar stream `reader` to the existing, empty directory `dest`. Reads entries until
+/// the end-of-archive marker (or a clean EOF at a header boundary, which is legal) and returns;
+/// it does NOT drain trailing bytes (the caller drains and hashes the rest).
+pub fn apply_layer<R: io::Read>(
+    reader: R,
+    dest: &std::path::Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats, ArchiveError> {
+    apply::apply(reader, dest, opts)
+}
