@@ -108,3 +108,26 @@ pub fn image_rows(store: &Store) -> Result<Vec<Value>, StoreError> {
     }
     Ok(rows)
 }
+
+/// `docker container inspect`'s object, reduced to what strata knows, with `GraphDriver.Data`.
+pub fn container_inspect(view: &crate::container::ContainerView) -> Value {
+    let lower: Vec<String> = view.lower.iter().map(|p| p.display().to_string()).collect();
+    json!({
+        "Id": view.id,
+        "Created": view.created,
+        "Name": format!("/{}", view.name),
+        "Image": view.image_id,
+        "Config": { "Image": view.image },
+        "State": { "Mounted": view.mounted },
+        "Driver": "overlay2",
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "MergedDir": view.merged.display().to_string(),
+                "UpperDir": view.upper.display().to_string(),
+                "WorkDir": view.work.display().to_string(),
+            },
+        },
+    })
+}

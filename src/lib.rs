@@ -5,9 +5,12 @@
 //! (overlay2 layout, metadata, locks). [`pull`] drives that flow.
 
 pub mod archive;
+pub mod bundle;
 pub mod compression;
+pub mod container;
 pub mod digest;
 pub mod inspect;
+pub mod mount;
 pub mod pull;
 pub mod reference;
 pub mod registry;

@@ -1,10 +1,40 @@
-//! `images` and `inspect` output.
+//! `pull`, `images` and `inspect`.
 
 use anyhow::{Context, Result};
 
-use strata::inspect;
+use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
-use strata::store::Store;
+use strata::store::{Store, StoreError};
+use strata::{container, inspect};
+
+use super::{Global, progress, runtime};
+
+/// `strata pull`: progress on stderr, the full reference on stdout.
+pub fn pull(g: &Global, reference: &str) -> Result<()> {
+    let reference = Reference::parse(reference)?;
+    let store = g.store()?;
+    let options = g.pull_options()?;
+    let client = g.client()?;
+    let observer = progress::observer(g.quiet);
+    let outcome = runtime()?.block_on(pull::pull(
+        &client,
+        &store,
+        &reference,
+        &options,
+        observer.clone(),
+    ));
+    observer.finish();
+    let outcome = outcome?;
+    if !g.quiet {
+        eprintln!("Digest: {}", outcome.digest);
+        match outcome.status {
+            PullStatus::Downloaded => eprintln!("Status: Downloaded newer image for {reference}"),
+            PullStatus::UpToDate => eprintln!("Status: Image is up to date for {reference}"),
+        }
+    }
+    println!("{reference}");
+    Ok(())
+}
 
 /// Prints the tagged images as a table or JSON.
 pub fn list(store: &Store, json: bool) -> Result<()> {
@@ -38,17 +68,24 @@ pub fn list(store: &Store, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Prints `[ {docker image inspect object} ]` for one image.
+/// Prints `[ {inspect object} ]` for a container (by name or id) or else an image.
 pub fn inspect(store: &Store, name: &str) -> Result<()> {
-    let normalised = Reference::parse(name)
-        .ok()
-        .map(|r| match (&r.digest, &r.tag) {
-            (Some(d), _) => format!("{}@{}", r.repo_name(), d),
-            (None, _) => format!("{}:{}", r.repo_name(), r.tag_or_default()),
-        });
-    let image = store.resolve_image(normalised.as_deref(), name)?;
-    let value =
-        inspect::image_inspect(store, &image).with_context(|| format!("inspecting {name}"))?;
+    let value = match store.container(name) {
+        Ok(record) => inspect::container_inspect(&container::view(store, &record)?),
+        Err(StoreError::NoSuchContainer(_)) => {
+            let key = Reference::parse(name).ok().map(|r| store_key(&r));
+            let image = store
+                .resolve_image(key.as_deref(), name)
+                .map_err(|e| match e {
+                    StoreError::NoSuchImage(_) => {
+                        anyhow::anyhow!("no such image or container: {name}")
+                    }
+                    e => e.into(),
+                })?;
+            inspect::image_inspect(store, &image).with_context(|| format!("inspecting {name}"))?
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!("{}", serde_json::to_string_pretty(&[value])?);
     Ok(())
 }

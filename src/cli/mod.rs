@@ -1,25 +1,34 @@
 //! Command-line interface: argument parsing, dispatch, exit codes.
 
+mod containers;
 mod images;
 mod progress;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use strata::pull::{self, PullOptions, PullStatus};
-use strata::reference::Reference;
+use strata::pull::{PullOptions, PullPolicy};
 use strata::registry::platform::Platform;
 use strata::registry::{RegistryClient, RegistryConfig};
 use strata::store::Store;
 
-/// strata: pull OCI/Docker images into a Docker-style overlay2 store.
+/// strata: pull OCI/Docker images into a Docker-style overlay2 store and mount them.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, propagate_version = true)]
-struct Cli {
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
     /// Store directory [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
     #[arg(long, env = "STRATA_ROOT", global = true)]
     root: Option<PathBuf>,
@@ -61,8 +70,27 @@ struct Cli {
     /// Print no progress
     #[arg(short, long, global = true)]
     quiet: bool,
-    #[command(subcommand)]
-    command: Command,
+}
+
+/// `--pull` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PullArg {
+    /// Never pull; the image must be present
+    Never,
+    /// Pull only when the image is not present
+    Missing,
+    /// Always resolve the reference and fetch what is missing
+    Always,
+}
+
+impl From<PullArg> for PullPolicy {
+    fn from(arg: PullArg) -> Self {
+        match arg {
+            PullArg::Never => PullPolicy::Never,
+            PullArg::Missing => PullPolicy::Missing,
+            PullArg::Always => PullPolicy::Always,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,11 +106,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show an image as Docker-shaped JSON (incl. GraphDriver.Data)
+    /// Show an image or a container as Docker-shaped JSON (incl. GraphDriver.Data)
     Inspect {
-        /// Image reference or id (prefix)
-        image: String,
+        /// Container name or id, or image reference or id
+        name: String,
     },
+    /// Pull if needed, create a container and mount its writable rootfs; prints the merged dir
+    PullAndMount(containers::PullAndMountArgs),
+    /// List containers with their image and mount state
+    Ps {
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mount a container's rootfs again (e.g. after a reboot); prints the merged dir
+    Mount {
+        /// Container name or id
+        container: String,
+    },
+    /// Unmount a container's rootfs
+    Umount {
+        /// Container name or id
+        container: String,
+    },
+    /// Remove containers
+    Rm {
+        /// Unmount mounted containers first
+        #[arg(short, long)]
+        force: bool,
+        /// Container names or ids
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Write an OCI runtime bundle (config.json with root.path = the merged dir)
+    Bundle(containers::BundleArgs),
+    /// Pull, mount, bundle and run a command with an OCI runtime; exits with its exit code
+    Run(containers::RunArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -98,48 +157,73 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let root = match &cli.root {
-        Some(root) => root.clone(),
-        None => default_root()?,
-    };
-    match &cli.command {
-        Command::Pull { reference } => {
-            let reference = Reference::parse(reference)?;
-            let store =
-                Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
-            let options = pull_options(&cli)?;
-            let client = RegistryClient::new(registry_config(&cli)?)?;
-            let observer = progress::observer(cli.quiet);
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            let outcome = runtime.block_on(pull::pull(
-                &client,
-                &store,
-                &reference,
-                &options,
-                observer.clone(),
-            ))?;
-            observer.finish();
-            if !cli.quiet {
-                eprintln!("Digest: {}", outcome.digest);
-                match outcome.status {
-                    PullStatus::Downloaded => {
-                        eprintln!("Status: Downloaded newer image for {reference}")
-                    }
-                    PullStatus::UpToDate => {
-                        eprintln!("Status: Image is up to date for {reference}")
-                    }
-                }
-            }
-            println!("{reference}");
-        }
-        Command::Images { json } => images::list(&open_existing(&root)?, *json)?,
-        Command::Inspect { image } => images::inspect(&open_existing(&root)?, image)?,
+    let g = &cli.global;
+    match cli.command {
+        Command::Pull { reference } => images::pull(g, &reference)?,
+        Command::Images { json } => images::list(&g.store()?, json)?,
+        Command::Inspect { name } => images::inspect(&g.store()?, &name)?,
+        Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
+        Command::Ps { json } => containers::ps(&g.store()?, json)?,
+        Command::Mount { container } => containers::mount(&g.store()?, &container)?,
+        Command::Umount { container } => containers::umount(&g.store()?, &container)?,
+        Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
+        Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
+        Command::Run(args) => return containers::run(g, &args),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_existing(root: &std::path::Path) -> Result<Store> {
-    Store::open(root).with_context(|| format!("opening store {}", root.display()))
+impl Global {
+    /// Opens the store at `--root` (or the default).
+    fn store(&self) -> Result<Store> {
+        let root = match &self.root {
+            Some(root) => root.clone(),
+            None => default_root()?,
+        };
+        Store::open(&root).with_context(|| format!("opening store {}", root.display()))
+    }
+
+    fn pull_options(&self) -> Result<PullOptions> {
+        let platform = match &self.platform {
+            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
+            None => Platform::host(),
+        };
+        if self.max_concurrent_downloads == 0 {
+            bail!("--max-concurrent-downloads must be at least 1");
+        }
+        Ok(PullOptions {
+            platform,
+            max_concurrent_downloads: self.max_concurrent_downloads,
+            ..PullOptions::default()
+        })
+    }
+
+    fn client(&self) -> Result<RegistryClient> {
+        let mut mirrors: HashMap<String, Vec<String>> = HashMap::new();
+        for entry in &self.mirrors {
+            let (registry, url) = entry.split_once('=').with_context(|| {
+                format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
+            })?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("invalid --mirror {entry:?}: the URL must start with http:// or https://");
+            }
+            mirrors
+                .entry(registry.to_string())
+                .or_default()
+                .push(url.trim_end_matches('/').to_string());
+        }
+        let config = RegistryConfig {
+            mirrors,
+            insecure: self.insecure.clone(),
+            user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
+            ..RegistryConfig::default()
+        };
+        Ok(RegistryClient::new(config)?)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
 fn default_root() -> Result<PathBuf> {
@@ -150,44 +234,7 @@ fn default_root() -> Result<PathBuf> {
         return Ok(PathBuf::from(data).join("strata"));
     }
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".local/share/strata")),
+        Some(home) => Ok(Path::new(&home).join(".local/share/strata")),
         None => bail!("cannot choose a store directory: set --root, STRATA_ROOT or HOME"),
     }
-}
-
-fn pull_options(cli: &Cli) -> Result<PullOptions> {
-    let platform = match &cli.platform {
-        Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
-        None => Platform::host(),
-    };
-    if cli.max_concurrent_downloads == 0 {
-        bail!("--max-concurrent-downloads must be at least 1");
-    }
-    Ok(PullOptions {
-        platform,
-        max_concurrent_downloads: cli.max_concurrent_downloads,
-        ..PullOptions::default()
-    })
-}
-
-fn registry_config(cli: &Cli) -> Result<RegistryConfig> {
-    let mut mirrors: HashMap<String, Vec<String>> = HashMap::new();
-    for entry in &cli.mirrors {
-        let (registry, url) = entry
-            .split_once('=')
-            .with_context(|| format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000"))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("invalid --mirror {entry:?}: the URL must start with http:// or https://");
-        }
-        mirrors
-            .entry(registry.to_string())
-            .or_default()
-            .push(url.trim_end_matches('/').to_string());
-    }
-    Ok(RegistryConfig {
-        mirrors,
-        insecure: cli.insecure.clone(),
-        user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
-        ..RegistryConfig::default()
-    })
 }

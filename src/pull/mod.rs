@@ -442,3 +442,68 @@ async fn pull_layers(
     }
     Ok(Downloaded { sizes, any })
 }
+
+/// When to contact the registry for an image that may be present already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Never pull: the image must be present.
+    Never,
+    /// Pull only when the image is not present (no network I/O otherwise).
+    #[default]
+    Missing,
+    /// Always resolve the reference and fetch what is missing.
+    Always,
+}
+
+/// Errors of [`ensure_image`].
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    /// `--pull never` and the image is not present.
+    #[error("image {0} is not present and the pull policy is \"never\"")]
+    NotPresent(String),
+    /// Looking in the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Pulling failed.
+    #[error(transparent)]
+    Pull(#[from] PullError),
+}
+
+/// The key a reference is stored under: `repo@digest` when it has a digest, else `repo:tag`.
+pub fn store_key(reference: &Reference) -> String {
+    match &reference.digest {
+        Some(digest) => format!("{}@{digest}", reference.repo_name()),
+        None => format!("{}:{}", reference.repo_name(), reference.tag_or_default()),
+    }
+}
+
+/// Returns the stored image for `reference`, pulling it as `policy` says; `Ok((image, None))` when
+/// no pull happened.
+pub async fn ensure_image(
+    client: &RegistryClient,
+    store: &Store,
+    reference: &Reference,
+    policy: PullPolicy,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
+    if policy != PullPolicy::Always {
+        match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
+            Ok(image)
+                if image
+                    .layers
+                    .iter()
+                    .all(|l| matches!(store.layer(&l.chain_id), Ok(Some(_)))) =>
+            {
+                return Ok((image, None));
+            }
+            Ok(_) | Err(StoreError::NoSuchImage(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if policy == PullPolicy::Never {
+            return Err(EnsureError::NotPresent(reference.to_string()));
+        }
+    }
+    let outcome = pull(client, store, reference, options, observer).await?;
+    Ok((outcome.image.clone(), Some(outcome)))
+}

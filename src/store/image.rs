@@ -66,7 +66,7 @@ impl Store {
         self.root.join("repositories.json")
     }
 
-    fn metadata_lock(&self) -> Result<LockGuard, StoreError> {
+    pub(super) fn metadata_lock(&self) -> Result<LockGuard, StoreError> {
         LockGuard::acquire(&self.locks_dir().join("metadata.lock"))
     }
 

@@ -5,11 +5,14 @@
 //! <root>/overlay2/l/<26 chars>  -> ../<chain hex>/diff  short links
 //! <root>/layers/<chain hex>.json                        a layer is present once its record is
 //! <root>/images/<config hex>/{image,manifest,config}.json
+//! <root>/overlay2/<cid>-init, <cid>/                 container layers (init files; upper, work, merged)
+//! <root>/containers/<cid>.json                      container records
 //! <root>/repositories.json                             references -> image ids
 //! <root>/staging/<chain hex>/                          layers being unpacked (never visible)
 //! <root>/locks/                                        flock files
 //! ```
 
+mod container;
 mod fsutil;
 mod image;
 mod layer;
@@ -19,6 +22,7 @@ mod lock;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use container::{ContainerDirs, ContainerRecord};
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
 pub use layer::{LayerRecord, Staging, chain_ids};
 pub use layout::short_link;
@@ -50,9 +54,15 @@ pub enum StoreError {
     /// No image matched a name or id.
     #[error("no such image: {0}")]
     NoSuchImage(String),
-    /// An id prefix matched several images.
-    #[error("image id prefix {0} is ambiguous")]
+    /// An id prefix matched several images or containers.
+    #[error("id prefix {0} is ambiguous")]
     Ambiguous(String),
+    /// No container matched a name or id.
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    /// A container name is taken.
+    #[error("the container name {0:?} is already in use")]
+    NameInUse(String),
 }
 
 pub(crate) fn io_err<'a>(

@@ -1,0 +1,268 @@
+//! Container commands: `pull-and-mount`, `ps`, `mount`, `umount`, `rm`, `bundle`, `run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use strata::bundle::{self, RunOptions};
+use strata::container::{self, ContainerView};
+use strata::pull::{self, PullStatus};
+use strata::reference::Reference;
+use strata::registry::manifest;
+use strata::store::{ContainerRecord, Store};
+
+use super::{Global, PullArg, progress, runtime};
+
+/// `pull-and-mount` arguments.
+#[derive(Debug, Args)]
+pub struct PullAndMountArgs {
+    /// Container name (default: the first 12 chars of its id)
+    #[arg(long)]
+    name: Option<String>,
+    /// Print id, name, image and the overlay dirs as JSON instead of the merged dir
+    #[arg(long)]
+    json: bool,
+    /// When to contact the registry
+    #[arg(long, value_enum, default_value = "missing")]
+    pull: PullArg,
+    /// Image reference
+    image: String,
+}
+
+/// `docker run`-style process options shared by `bundle` and `run`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from this environment)
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
+    /// User inside the container: name|uid[:group|gid]
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    user: Option<String>,
+    /// Override the image's entrypoint ("" clears it)
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// Mount the rootfs read-only in the runtime
+    #[arg(long)]
+    read_only: bool,
+}
+
+/// `bundle` arguments.
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    #[command(flatten)]
+    process: ProcessArgs,
+    /// Container name or id
+    container: String,
+    /// Bundle directory to write config.json into
+    dir: PathBuf,
+    /// Command and arguments (replace the image's Cmd)
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    process: ProcessArgs,
+    /// Remove the container (unmount and delete) when the command exits
+    #[arg(long)]
+    rm: bool,
+    /// Container name
+    #[arg(long)]
+    name: Option<String>,
+    /// OCI runtime to run the bundle with (a command on PATH or a path)
+    #[arg(long, default_value = "runc", env = "STRATA_RUNTIME")]
+    runtime: String,
+    /// When to contact the registry
+    #[arg(long, value_enum, default_value = "missing")]
+    pull: PullArg,
+    /// Image reference
+    image: String,
+    /// Command and arguments (replace the image's Cmd)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Makes sure the image is present (per `--pull`), then creates and mounts a container.
+fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Result<ContainerRecord> {
+    let reference = Reference::parse(image)?;
+    let store = g.store()?;
+    let options = g.pull_options()?;
+    let client = g.client()?;
+    let observer = progress::observer(g.quiet);
+    let ensured = runtime()?.block_on(pull::ensure_image(
+        &client,
+        &store,
+        &reference,
+        policy.into(),
+        &options,
+        observer.clone(),
+    ));
+    observer.finish();
+    let (image, outcome) = ensured?;
+    if let Some(outcome) = outcome.filter(|_| !g.quiet) {
+        eprintln!("Digest: {}", outcome.digest);
+        if outcome.status == PullStatus::Downloaded {
+            eprintln!("Status: Downloaded newer image for {reference}");
+        }
+    }
+    Ok(container::create_and_mount(
+        &store,
+        &image,
+        &reference.to_string(),
+        name,
+    )?)
+}
+
+/// `strata pull-and-mount`.
+pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
+    let record = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let view = container::view(&g.store()?, &record)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        println!("{}", view.merged.display());
+    }
+    Ok(())
+}
+
+/// `strata ps`.
+pub fn ps(store: &Store, json: bool) -> Result<()> {
+    let views = store
+        .containers()?
+        .iter()
+        .map(|c| container::view(store, c))
+        .collect::<Result<Vec<ContainerView>, _>>()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+        return Ok(());
+    }
+    println!(
+        "{:<14} {:<20} {:<40} {:<10} CREATED",
+        "CONTAINER ID", "NAME", "IMAGE", "STATE"
+    );
+    for v in views {
+        let state = if v.mounted { "mounted" } else { "unmounted" };
+        println!(
+            "{:<14} {:<20} {:<40} {:<10} {}",
+            &v.id[..12],
+            v.name,
+            v.image,
+            state,
+            v.created
+        );
+    }
+    Ok(())
+}
+
+/// `strata mount`.
+pub fn mount(store: &Store, name: &str) -> Result<()> {
+    let record = store.container(name)?;
+    let merged = container::mount_container(store, &record)?;
+    println!("{}", merged.display());
+    Ok(())
+}
+
+/// `strata umount`.
+pub fn umount(store: &Store, name: &str) -> Result<()> {
+    let record = store.container(name)?;
+    if !container::unmount_container(store, &record, false)? {
+        eprintln!("{}: not mounted", record.name);
+    }
+    Ok(())
+}
+
+/// `strata rm`: every container is tried; the command fails if any failed.
+pub fn rm(store: &Store, names: &[String], force: bool) -> Result<()> {
+    let mut failed = 0;
+    for name in names {
+        let result = store
+            .container(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|record| Ok(container::remove(store, &record, force)?));
+        match result {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} containers could not be removed",
+            names.len()
+        );
+    }
+    Ok(())
+}
+
+fn run_options(p: &ProcessArgs, args: &[String]) -> RunOptions {
+    RunOptions {
+        args: args.to_vec(),
+        entrypoint: p.entrypoint.clone(),
+        env: p.env.clone(),
+        workdir: p.workdir.clone(),
+        user: p.user.clone(),
+        hostname: None,
+        tty: p.tty,
+        read_only: p.read_only,
+    }
+}
+
+/// Writes the runtime config for a mounted (or mountable) container into `dir`.
+fn write_bundle(
+    store: &Store,
+    record: &ContainerRecord,
+    dir: &std::path::Path,
+    opts: &RunOptions,
+) -> Result<PathBuf> {
+    let merged = container::mount_container(store, record)?;
+    let config = manifest::parse_config(&store.image_config(&record.image_id)?)?;
+    let spec = bundle::build_spec(&config, &merged, &record.id, opts)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating bundle dir {}", dir.display()))?;
+    Ok(bundle::write_bundle(dir, &spec)?)
+}
+
+/// `strata bundle`.
+pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
+    let record = store.container(&args.container)?;
+    let path = write_bundle(
+        store,
+        &record,
+        &args.dir,
+        &run_options(&args.process, &args.args),
+    )?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// `strata run`: the container's exit code becomes ours.
+pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    let record = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let store = g.store()?;
+    let bundle_dir = store.container_state_dir(&record.id);
+    let result = write_bundle(
+        &store,
+        &record,
+        &bundle_dir,
+        &run_options(&args.process, &args.args),
+    )
+    .and_then(|_| Ok(bundle::run_runtime(&args.runtime, &bundle_dir, &record.id)?));
+    if args.rm {
+        container::remove(&store, &record, true)
+            .with_context(|| format!("removing container {}", record.name))?;
+    }
+    let code = result?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}

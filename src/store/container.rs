@@ -1,0 +1,343 @@
+//! Container layers and records: `<cid>-init` (Docker's init files) and `<cid>` (the writable
+//! upper dir), both stacked on an image's layers, plus `<root>/containers/<cid>.json`.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+
+use data_encoding::BASE32_NOPAD;
+use serde::{Deserialize, Serialize};
+
+use super::{ImageRecord, Store, StoreError, fsutil, io_err, layout};
+
+/// What the store knows about a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRecord {
+    /// 64 hex chars; names `overlay2/<id>` and `overlay2/<id>-init`.
+    pub id: String,
+    /// Unique name (defaults to the first 12 chars of the id).
+    pub name: String,
+    /// The reference the container was created from.
+    pub image_ref: String,
+    /// The image id (config digest).
+    pub image_id: crate::digest::Digest,
+    /// Short link of the init layer.
+    pub init_link: String,
+    /// Short link of the container layer.
+    pub link: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+}
+
+/// The directories a container's overlay mount uses, all absolute.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ContainerDirs {
+    /// Lower dirs, nearest first: the init layer, then the image's layers top to bottom.
+    pub lower: Vec<PathBuf>,
+    /// The writable layer.
+    pub upper: PathBuf,
+    /// overlayfs' work dir.
+    pub work: PathBuf,
+    /// The mount point.
+    pub merged: PathBuf,
+    /// Lower dirs as Docker writes them relative to `overlay2/`: `l/<short>`, nearest first.
+    pub lower_links: Vec<String>,
+}
+
+impl Store {
+    fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// `<root>/containers/<id>/`: per-container files such as the runtime bundle; removed with it.
+    pub fn container_state_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    fn container_record_path(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(format!("{id}.json"))
+    }
+
+    /// Creates a container on `image`: its init layer, its writable layer and its record.
+    /// Fails if `name` is taken. Nothing is left behind on failure.
+    pub fn create_container(
+        &self,
+        image: &ImageRecord,
+        image_ref: &str,
+        name: Option<&str>,
+    ) -> Result<ContainerRecord, StoreError> {
+        let _lock = self.metadata_lock()?;
+        let id = random_hex()?;
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| id[..12].to_string());
+        if self.containers()?.iter().any(|c| c.name == name) {
+            return Err(StoreError::NameInUse(name));
+        }
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image_ref: image_ref.to_string(),
+            image_id: image.id.clone(),
+            init_link: random_link()?,
+            link: random_link()?,
+            created: super::now_rfc3339(),
+        };
+        let result = self.create_container_dirs(image, &record);
+        if let Err(e) = result {
+            let _ = self.remove_container_files(&record);
+            return Err(e);
+        }
+        fsutil::mkdir_mode(&self.containers_dir(), 0o700)?;
+        fsutil::write_json(&self.container_record_path(&id), &record)?;
+        Ok(record)
+    }
+
+    fn create_container_dirs(
+        &self,
+        image: &ImageRecord,
+        record: &ContainerRecord,
+    ) -> Result<(), StoreError> {
+        let image_lower: Vec<String> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| format!("l/{}", layout::short_link(&l.chain_id)))
+            .collect();
+        let init_id = format!("{}-init", record.id);
+        let init_dir = self.overlay_dir().join(&init_id);
+        let init_lower = (!image_lower.is_empty()).then(|| image_lower.join(":"));
+        layout::init_layer_dir(&init_dir, &record.init_link, init_lower.as_deref())?;
+        write_init_files(&init_dir.join("diff"))?;
+        layout::install_short_link(&self.links_dir(), &record.init_link, &init_id)?;
+
+        let dir = self.overlay_dir().join(&record.id);
+        let mut lower = vec![format!("l/{}", record.init_link)];
+        lower.extend(image_lower);
+        layout::init_layer_dir(&dir, &record.link, Some(&lower.join(":")))?;
+        fsutil::mkdir_mode(&dir.join("merged"), 0o755)?;
+        layout::install_short_link(&self.links_dir(), &record.link, &record.id)
+    }
+
+    /// The mount directories of a container.
+    pub fn container_dirs(&self, record: &ContainerRecord) -> Result<ContainerDirs, StoreError> {
+        let image = self
+            .image(&record.image_id)?
+            .ok_or_else(|| StoreError::NoSuchImage(record.image_id.to_string()))?;
+        let init = self.overlay_dir().join(format!("{}-init", record.id));
+        let mut lower = vec![init.join("diff")];
+        let mut lower_links = vec![format!("l/{}", record.init_link)];
+        for layer in image.layers.iter().rev() {
+            lower.push(self.layer_dir(&layer.chain_id).join("diff"));
+            lower_links.push(format!("l/{}", layout::short_link(&layer.chain_id)));
+        }
+        let dir = self.overlay_dir().join(&record.id);
+        Ok(ContainerDirs {
+            lower,
+            upper: dir.join("diff"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            lower_links,
+        })
+    }
+
+    /// All containers, oldest first.
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>, StoreError> {
+        let dir = self.containers_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_err("listing", &dir))?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(record) = fsutil::read_json::<ContainerRecord>(&path)?
+            {
+                out.push(record);
+            }
+        }
+        out.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+        Ok(out)
+    }
+
+    /// Finds a container by name, full id or id prefix (at least 4 chars).
+    pub fn container(&self, name_or_id: &str) -> Result<ContainerRecord, StoreError> {
+        let all = self.containers()?;
+        if let Some(found) = all
+            .iter()
+            .find(|c| c.name == name_or_id || c.id == name_or_id)
+        {
+            return Ok(found.clone());
+        }
+        let mut matches = all
+            .into_iter()
+            .filter(|c| name_or_id.len() >= 4 && c.id.starts_with(name_or_id));
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => Ok(found),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous(name_or_id.to_string())),
+            _ => Err(StoreError::NoSuchContainer(name_or_id.to_string())),
+        }
+    }
+
+    /// Deletes a container's layers, links and record (the caller unmounts first).
+    pub fn remove_container(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        let _lock = self.metadata_lock()?;
+        self.remove_container_files(record)?;
+        match fs::remove_file(self.container_record_path(&record.id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(
+                "removing",
+                &self.container_record_path(&record.id),
+            )(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn remove_container_files(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        for link in [&record.link, &record.init_link] {
+            let path = self.links_dir().join(link);
+            if let Err(e) = fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(io_err("removing", &path)(e));
+            }
+        }
+        fsutil::remove_tree(&self.container_state_dir(&record.id))?;
+        fsutil::remove_tree(&self.overlay_dir().join(format!("{}-init", record.id)))?;
+        fsutil::remove_tree(&self.overlay_dir().join(&record.id))
+    }
+}
+
+/// Docker's init layer: mount points and placeholders the runtime bind-mounts over.
+fn write_init_files(diff: &std::path::Path) -> Result<(), StoreError> {
+    for dir in ["dev", "dev/pts", "dev/shm", "etc"] {
+        fsutil::mkdir_mode(&diff.join(dir), 0o755)?;
+    }
+    for file in [
+        "dev/console",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+    ] {
+        fsutil::write_atomic(&diff.join(file), b"", 0o644)?;
+    }
+    let mtab = diff.join("etc/mtab");
+    symlink("/proc/mounts", &mtab).map_err(io_err("creating", &mtab))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut buf = [0u8; N];
+    let path = std::path::Path::new("/dev/urandom");
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(io_err("reading", path))?;
+    Ok(buf)
+}
+
+fn random_hex() -> Result<String, StoreError> {
+    Ok(hex::encode(random_bytes::<32>()?))
+}
+
+fn random_link() -> Result<String, StoreError> {
+    Ok(BASE32_NOPAD.encode(&random_bytes::<16>()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::store::LayerRef;
+
+    fn image(store: &Store, chains: &[Digest]) -> ImageRecord {
+        let record = ImageRecord {
+            id: Digest::of(b"cfg"),
+            manifest_digest: Digest::of(b"m"),
+            manifest_media_type: String::new(),
+            platform: "linux/amd64".into(),
+            layers: chains
+                .iter()
+                .map(|c| LayerRef {
+                    chain_id: c.clone(),
+                    diff_id: c.clone(),
+                    blob_digest: c.clone(),
+                    blob_size: 0,
+                    size: 0,
+                })
+                .collect(),
+            repo_digests: vec![],
+            pulled_at: String::new(),
+        };
+        store.put_image(&record, b"{}", b"{}").unwrap();
+        record
+    }
+
+    #[test]
+    fn creates_docker_layout_and_removes_it() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let chains = [Digest::of(b"base"), Digest::of(b"top")];
+        let img = image(&store, &chains);
+        let c = store
+            .create_container(&img, "docker.io/library/x:latest", Some("web"))
+            .unwrap();
+        assert_eq!(c.id.len(), 64);
+        assert!(matches!(
+            store.create_container(&img, "x", Some("web")),
+            Err(StoreError::NameInUse(_))
+        ));
+
+        let init = store.overlay_dir().join(format!("{}-init", c.id));
+        let image_lower = format!(
+            "l/{}:l/{}",
+            layout::short_link(&chains[1]),
+            layout::short_link(&chains[0])
+        );
+        assert_eq!(fs::read_to_string(init.join("lower")).unwrap(), image_lower);
+        assert_eq!(
+            fs::read_link(init.join("diff/etc/mtab")).unwrap(),
+            PathBuf::from("/proc/mounts")
+        );
+        for f in [
+            "dev/console",
+            "etc/hostname",
+            "etc/hosts",
+            "etc/resolv.conf",
+        ] {
+            assert_eq!(
+                fs::metadata(init.join("diff").join(f)).unwrap().len(),
+                0,
+                "{f}"
+            );
+        }
+        assert!(init.join("diff/dev/pts").is_dir() && init.join("diff/dev/shm").is_dir());
+        let dir = store.overlay_dir().join(&c.id);
+        assert_eq!(
+            fs::read_to_string(dir.join("lower")).unwrap(),
+            format!("l/{}:{image_lower}", c.init_link)
+        );
+        assert_eq!(fs::read_to_string(dir.join("link")).unwrap(), c.link);
+        assert!(dir.join("merged").is_dir() && dir.join("work").is_dir());
+        assert_eq!(
+            fs::read_link(store.links_dir().join(&c.link)).unwrap(),
+            PathBuf::from(format!("../{}/diff", c.id))
+        );
+
+        let dirs = store.container_dirs(&c).unwrap();
+        assert_eq!(dirs.lower.len(), 3);
+        assert_eq!(dirs.lower[0], init.join("diff"));
+        assert_eq!(dirs.lower[1], store.layer_dir(&chains[1]).join("diff"));
+        assert_eq!(store.container("web").unwrap(), c);
+        assert_eq!(store.container(&c.id[..6]).unwrap(), c);
+        assert!(matches!(
+            store.container("nope"),
+            Err(StoreError::NoSuchContainer(_))
+        ));
+
+        store.remove_container(&c).unwrap();
+        assert!(!dir.exists() && !init.exists());
+        assert!(!store.links_dir().join(&c.link).exists());
+        assert!(store.containers().unwrap().is_empty());
+    }
+}
