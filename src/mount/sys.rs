@@ -1,0 +1,150 @@
+//! The raw mount system calls, behind a trait so the logic above them is testable without root.
+
+use std::ffi::{CStr, OsStr};
+use std::io;
+use std::path::Path;
+
+use rustix::fs::{CWD, Mode, OFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+};
+
+/// The system calls overlay mounting needs. `Fd` is an fs context, mount or directory handle.
+pub trait MountSyscalls {
+    /// A file descriptor (or a fake's stand-in).
+    type Fd;
+    /// `fsopen(fs_type, FSOPEN_CLOEXEC)`.
+    fn fsopen(&self, fs_type: &str) -> io::Result<Self::Fd>;
+    /// `open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)`.
+    fn open_dir(&self, path: &Path) -> io::Result<Self::Fd>;
+    /// `fsconfig(fs, FSCONFIG_SET_FD, key, NULL, fd)`.
+    fn fsconfig_set_fd(&self, fs: &Self::Fd, key: &str, fd: &Self::Fd) -> io::Result<()>;
+    /// `fsconfig(fs, FSCONFIG_SET_STRING, key, value, 0)`.
+    fn fsconfig_set_string(&self, fs: &Self::Fd, key: &str, value: &OsStr) -> io::Result<()>;
+    /// `fsconfig(fs, FSCONFIG_SET_FLAG, key, NULL, 0)`.
+    fn fsconfig_set_flag(&self, fs: &Self::Fd, key: &str) -> io::Result<()>;
+    /// `fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0)`.
+    fn fsconfig_create(&self, fs: &Self::Fd) -> io::Result<()>;
+    /// `fsmount(fs, FSMOUNT_CLOEXEC, 0)`.
+    fn fsmount(&self, fs: &Self::Fd) -> io::Result<Self::Fd>;
+    /// `move_mount(mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`.
+    fn move_mount(&self, mnt: &Self::Fd, target: &Path) -> io::Result<()>;
+    /// Drains the messages the kernel logged to an fs context (raw, e.g. `e overlay: ...`).
+    fn read_fs_log(&self, fs: &Self::Fd) -> Vec<String>;
+    /// `mount("overlay", target, "overlay", 0, options)`, from `cwd` if given (relative paths).
+    fn mount_legacy(&self, target: &Path, options: &CStr, cwd: Option<&Path>) -> io::Result<()>;
+    /// `umount2(target, detach ? MNT_DETACH : 0)`.
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
+    /// The text of `/proc/self/mountinfo`.
+    fn mountinfo(&self) -> io::Result<String>;
+    /// The longest option string `mount(2)` takes whole: one page minus the NUL.
+    fn max_options_len(&self) -> usize;
+}
+
+/// The real system calls, through rustix.
+#[derive(Debug, Clone)]
+pub struct LinuxMount {
+    /// false makes `fsopen` fail with ENOSYS, to exercise the `mount(2)` path on new kernels.
+    pub(crate) new_api: bool,
+}
+
+impl Default for LinuxMount {
+    fn default() -> Self {
+        Self { new_api: true }
+    }
+}
+
+impl MountSyscalls for LinuxMount {
+    type Fd = rustix::fd::OwnedFd;
+
+    fn fsopen(&self, fs_type: &str) -> io::Result<Self::Fd> {
+        if !self.new_api {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        Ok(rustix::mount::fsopen(fs_type, FsOpenFlags::FSOPEN_CLOEXEC)?)
+    }
+
+    fn open_dir(&self, path: &Path) -> io::Result<Self::Fd> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(rustix::fs::open(path, flags, Mode::empty())?)
+    }
+
+    fn fsconfig_set_fd(&self, fs: &Self::Fd, key: &str, fd: &Self::Fd) -> io::Result<()> {
+        Ok(rustix::mount::fsconfig_set_fd(fs, key, fd)?)
+    }
+
+    fn fsconfig_set_string(&self, fs: &Self::Fd, key: &str, value: &OsStr) -> io::Result<()> {
+        Ok(rustix::mount::fsconfig_set_string(fs, key, value)?)
+    }
+
+    fn fsconfig_set_flag(&self, fs: &Self::Fd, key: &str) -> io::Result<()> {
+        Ok(rustix::mount::fsconfig_set_flag(fs, key)?)
+    }
+
+    fn fsconfig_create(&self, fs: &Self::Fd) -> io::Result<()> {
+        Ok(rustix::mount::fsconfig_create(fs)?)
+    }
+
+    fn fsmount(&self, fs: &Self::Fd) -> io::Result<Self::Fd> {
+        let flags = FsMountFlags::FSMOUNT_CLOEXEC;
+        Ok(rustix::mount::fsmount(fs, flags, MountAttrFlags::empty())?)
+    }
+
+    fn move_mount(&self, mnt: &Self::Fd, target: &Path) -> io::Result<()> {
+        let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH;
+        Ok(rustix::mount::move_mount(mnt, "", CWD, target, flags)?)
+    }
+
+    fn read_fs_log(&self, fs: &Self::Fd) -> Vec<String> {
+        // One message per read(); ENODATA once the log is empty. Bounded in case of a flood.
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..64 {
+            match rustix::io::read(fs, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            }
+        }
+        out
+    }
+
+    fn mount_legacy(&self, target: &Path, options: &CStr, cwd: Option<&Path>) -> io::Result<()> {
+        let mount = || {
+            rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), options)
+                .map_err(io::Error::from)
+        };
+        let Some(cwd) = cwd else { return mount() };
+        // The relative paths need a cwd, but the process's cwd is shared by all threads. A
+        // scoped thread that unshares its fs struct can chdir without anyone noticing, and the
+        // private cwd dies with it.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: CLONE_FS only separates cwd/root/umask; fds stay shared.
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
+                rustix::process::chdir(cwd)?;
+                mount()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("mount thread panicked")))
+        })
+    }
+
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
+        let flags = if detach {
+            UnmountFlags::DETACH
+        } else {
+            UnmountFlags::empty()
+        };
+        Ok(rustix::mount::unmount(target, flags)?)
+    }
+
+    fn mountinfo(&self) -> io::Result<String> {
+        std::fs::read_to_string("/proc/self/mountinfo")
+    }
+
+    fn max_options_len(&self) -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page).unwrap_or(4096).max(4096) - 1
+    }
+}
