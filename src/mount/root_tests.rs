@@ -33,7 +33,16 @@ struct Layers {
 
 impl Layers {
     fn new(n: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::create(n, tempfile::tempdir().unwrap())
+    }
+
+    /// On tmpfs when there is one: creating hundreds of layers on a journaled disk takes seconds.
+    fn many(n: usize) -> Self {
+        let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir());
+        Self::create(n, dir.unwrap())
+    }
+
+    fn create(n: usize, dir: tempfile::TempDir) -> Self {
         let lower = (0..n)
             .map(|i| {
                 let l = dir.path().join(format!("l{i}"));
@@ -113,7 +122,7 @@ fn mount_200_layers_all_visible() {
     if !privileged() {
         return;
     }
-    let t = Layers::new(200);
+    let t = Layers::many(200);
     let spec = t.spec(true);
     let _g = Guard(spec.target.clone());
     mount_overlay(&spec).unwrap();
@@ -125,7 +134,7 @@ fn mount_500_layers_and_refuse_501() {
     if !privileged() {
         return;
     }
-    let mut t = Layers::new(500);
+    let mut t = Layers::many(500);
     let spec = t.spec(true);
     let _g = Guard(spec.target.clone());
     mount_overlay(&spec).unwrap();
@@ -262,7 +271,48 @@ fn create_error_names_target_and_step() {
 
 /// `mount(2)` only, as on kernels without the new mount API.
 fn legacy_only() -> LinuxMount {
-    LinuxMount { new_api: false }
+    LinuxMount {
+        new_api: false,
+        ..LinuxMount::default()
+    }
+}
+
+#[test]
+fn string_layers_when_fds_are_refused() {
+    if !privileged() {
+        return;
+    }
+    // As on Linux 6.8-6.12: lowerdir+ as path strings, one fsconfig per layer.
+    let sys = LinuxMount {
+        fd_layers: false,
+        ..LinuxMount::default()
+    };
+    let t = Layers::new(60);
+    let spec = t.spec(true);
+    let _g = Guard(spec.target.clone());
+    assert_eq!(
+        mount_overlay_with(&sys, &spec).unwrap(),
+        MountMethod::NewApi
+    );
+    t.assert_all_visible();
+    let entry = super::info::top_mount_at(&sys, &spec.target)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (entry.fs_type.as_str(), entry.source.as_str()),
+        ("overlay", "overlay")
+    );
+    unmount(&spec.target, false).unwrap();
+
+    // A path over 255 bytes cannot go as a string: mount(2) takes over.
+    let deep = t.path(&"d".repeat(250));
+    fs::create_dir(&deep).unwrap();
+    let mut long = t.spec(true);
+    long.lower[59] = deep;
+    assert_eq!(
+        mount_overlay_with(&sys, &long).unwrap(),
+        MountMethod::Legacy
+    );
 }
 
 #[test]

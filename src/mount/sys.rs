@@ -46,11 +46,16 @@ pub trait MountSyscalls {
 pub struct LinuxMount {
     /// false makes `fsopen` fail with ENOSYS, to exercise the `mount(2)` path on new kernels.
     pub(crate) new_api: bool,
+    /// false makes `FSCONFIG_SET_FD` fail with EINVAL, as on Linux 6.8-6.12.
+    pub(crate) fd_layers: bool,
 }
 
 impl Default for LinuxMount {
     fn default() -> Self {
-        Self { new_api: true }
+        Self {
+            new_api: true,
+            fd_layers: true,
+        }
     }
 }
 
@@ -70,6 +75,9 @@ impl MountSyscalls for LinuxMount {
     }
 
     fn fsconfig_set_fd(&self, fs: &Self::Fd, key: &str, fd: &Self::Fd) -> io::Result<()> {
+        if !self.fd_layers {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         Ok(rustix::mount::fsconfig_set_fd(fs, key, fd)?)
     }
 
