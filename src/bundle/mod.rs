@@ -43,7 +43,9 @@ pub struct RunOptions {
     pub user: Option<String>,
     /// The container's hostname; default: the first 12 characters of the container id.
     pub hostname: Option<String>,
-    /// Allocate a terminal (`process.terminal`); off by default, stdio passes through.
+    /// Allocate a terminal (`process.terminal`, adds `TERM=xterm`); off by default, stdio
+    /// passes through. runc then needs a controlling terminal (it opens `/dev/tty`; without
+    /// one `runc run` fails with "open /dev/tty: no such device or address").
     pub tty: bool,
     /// Mount the root filesystem read-only (`root.readonly`).
     pub read_only: bool,

@@ -420,13 +420,15 @@ mod tests {
     fn command_matrix_as_docker_run() {
         let ep: &[&str] = &["/entry", "-x"];
         let cmd: &[&str] = &["serve", "--port=80"];
-        let cases: &[(
-            Option<&[&str]>,
-            Option<&[&str]>,
-            &[&str],
-            Option<&str>,
-            Option<&[&str]>,
-        )] = &[
+        // (image Entrypoint, image Cmd, run args, --entrypoint, expected argv or NoCommand)
+        type Case<'a> = (
+            Option<&'a [&'a str]>,
+            Option<&'a [&'a str]>,
+            &'a [&'a str],
+            Option<&'a str>,
+            Option<&'a [&'a str]>,
+        );
+        let cases: &[Case] = &[
             // image ENTRYPOINT + CMD
             (
                 Some(ep),

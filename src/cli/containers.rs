@@ -1,5 +1,6 @@
 //! Container commands: `pull-and-mount`, `ps`, `mount`, `umount`, `rm`, `bundle`, `run`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -206,8 +207,11 @@ pub fn rm(store: &Store, names: &[String], force: bool) -> Result<()> {
     Ok(())
 }
 
-fn run_options(p: &ProcessArgs, args: &[String]) -> RunOptions {
-    RunOptions {
+fn run_options(p: &ProcessArgs, args: &[String]) -> Result<RunOptions> {
+    if p.tty && !std::io::stdin().is_terminal() {
+        bail!("--tty needs a terminal on stdin (the input device is not a TTY)");
+    }
+    Ok(RunOptions {
         args: args.to_vec(),
         entrypoint: p.entrypoint.clone(),
         env: p.env.clone(),
@@ -216,7 +220,7 @@ fn run_options(p: &ProcessArgs, args: &[String]) -> RunOptions {
         hostname: None,
         tty: p.tty,
         read_only: p.read_only,
-    }
+    })
 }
 
 /// Writes the runtime config for a mounted (or mountable) container into `dir`.
@@ -237,32 +241,37 @@ fn write_bundle(
 /// `strata bundle`.
 pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
     let record = store.container(&args.container)?;
-    let path = write_bundle(
-        store,
-        &record,
-        &args.dir,
-        &run_options(&args.process, &args.args),
-    )?;
+    let opts = run_options(&args.process, &args.args)?;
+    let path = write_bundle(store, &record, &args.dir, &opts)?;
     println!("{}", path.display());
     Ok(())
 }
 
 /// `strata run`: the container's exit code becomes ours.
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    let opts = run_options(&args.process, &args.args)?;
+    bundle::find_runtime(&args.runtime)?;
     let record = create(g, &args.image, args.name.as_deref(), args.pull)?;
     let store = g.store()?;
     let bundle_dir = store.container_state_dir(&record.id);
-    let result = write_bundle(
-        &store,
-        &record,
-        &bundle_dir,
-        &run_options(&args.process, &args.args),
-    )
-    .and_then(|_| Ok(bundle::run_runtime(&args.runtime, &bundle_dir, &record.id)?));
+    let result = write_bundle(&store, &record, &bundle_dir, &opts).and_then(|_| {
+        // The runtime forwards terminal signals to the container; strata must live on to clean up.
+        ignore_terminal_signals();
+        Ok(bundle::run_runtime(&args.runtime, &bundle_dir, &record.id)?)
+    });
     if args.rm {
         container::remove(&store, &record, true)
             .with_context(|| format!("removing container {}", record.name))?;
     }
     let code = result?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+fn ignore_terminal_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
+        // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
 }
