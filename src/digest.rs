@@ -17,7 +17,7 @@ pub enum DigestError {
     #[error("unsupported digest algorithm {0:?} (only sha256 is supported)")]
     Unsupported(String),
     /// Content hashed to another digest.
-    #[error("digest mismatch: expected {expected}, got {actual}")]
+    #[error("digest mismatch: expected {expected}, actual {actual}")]
     Mismatch {
         /// The digest that was asked for.
         expected: Digest,
@@ -25,7 +25,7 @@ pub enum DigestError {
         actual: Digest,
     },
     /// Content had another length than declared.
-    #[error("size mismatch: expected {expected} bytes, got {actual}")]
+    #[error("size mismatch: expected {expected} bytes, actual {actual}")]
     SizeMismatch {
         /// The declared size.
         expected: u64,

@@ -193,7 +193,7 @@ pub fn rm(store: &Store, names: &[String], force: bool) -> Result<()> {
         match result {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", super::describe(&e));
                 failed += 1;
             }
         }

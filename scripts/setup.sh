@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install what building and testing strata needs on a fresh Debian 12 machine.
+# Idempotent: installs only the packages that are missing.
+set -euo pipefail
+
+packages=(docker-registry skopeo umoci runc attr zstd ca-certificates curl)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo_cmd=(sudo)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    echo "setup: system packages already installed"
+fi
+
+# The Rust toolchain (rustup's, with rustfmt and clippy) is expected on the machine;
+# Debian's own cargo is too old for edition 2024.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found: install a Rust toolchain >= 1.85 (rustup) first" >&2
+    exit 1
+fi
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            rustup component add "$component"
+        else
+            echo "setup: cargo $component is missing and rustup is not available" >&2
+            exit 1
+        fi
+    fi
+done
+echo "setup: $(cargo --version)"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set the machine up, then run every check CI runs: formatting, clippy, all tests.
+# The integration tests need root (overlay mounts, device nodes, trusted.* xattrs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+if ! command -v cargo >/dev/null 2>&1; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+
+# One closing line over all test binaries.
+awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i+1) ~ /^passed/) p += $i
+            if ($(i+1) ~ /^failed/) f += $i
+            if ($(i+1) ~ /^ignored/) s += $i
+        }
+        n++
+     }
+     END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+if ! grep -q '^test result:' "$log"; then
+    echo "no test ran" >&2
+    [ "$status" -ne 0 ] || status=1
+fi
+exit "$status"
