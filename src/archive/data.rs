@@ -37,7 +37,13 @@ pub(crate) enum CopyError {
 
 /// Copies `size` bytes of member data from `src` into `file` (a fresh, empty file) and returns
 /// the file's logical size.
-pub(crate) fn copy(src: &mut impl Read, size: u64, file: &File, layout: Layout<'_>, buf: &mut [u8]) -> Result<u64, CopyError> {
+pub(crate) fn copy(
+    src: &mut impl Read,
+    size: u64,
+    file: &File,
+    layout: Layout<'_>,
+    buf: &mut [u8],
+) -> Result<u64, CopyError> {
     match layout {
         Layout::Plain => {
             plain(src, size, file, buf)?;
@@ -81,7 +87,12 @@ fn fill(src: &mut impl Read, buf: &mut [u8]) -> Result<usize, CopyError> {
 
 /// Reads exactly `buf.len()` bytes of a member that should have `expected` bytes, `done`
 /// already read.
-fn fill_exact(src: &mut impl Read, buf: &mut [u8], expected: u64, done: u64) -> Result<(), CopyError> {
+fn fill_exact(
+    src: &mut impl Read,
+    buf: &mut [u8],
+    expected: u64,
+    done: u64,
+) -> Result<(), CopyError> {
     let n = fill(src, buf)?;
     if n < buf.len() {
         return Err(truncated(expected, done + n as u64));
@@ -117,14 +128,16 @@ fn zero_skip(src: &mut impl Read, size: u64, file: &File, buf: &mut [u8]) -> Res
             match (zero, start) {
                 (false, None) => start = Some(i * HOLE_BLOCK),
                 (true, Some(s)) => {
-                    file.write_all_at(&data[s..i * HOLE_BLOCK], done + s as u64).map_err(CopyError::Write)?;
+                    file.write_all_at(&data[s..i * HOLE_BLOCK], done + s as u64)
+                        .map_err(CopyError::Write)?;
                     start = None;
                 }
                 _ => {}
             }
         }
         if let Some(s) = start {
-            file.write_all_at(&data[s..], done + s as u64).map_err(CopyError::Write)?;
+            file.write_all_at(&data[s..], done + s as u64)
+                .map_err(CopyError::Write)?;
         }
         done += want as u64;
     }
@@ -132,14 +145,25 @@ fn zero_skip(src: &mut impl Read, size: u64, file: &File, buf: &mut [u8]) -> Res
 }
 
 /// Writes the data fragments of a PAX sparse file: `physical` bytes of data follow in `src`.
-fn fragments(src: &mut impl Read, physical: u64, map: &[(u64, u64)], real_size: u64, file: &File, buf: &mut [u8]) -> Result<(), CopyError> {
+fn fragments(
+    src: &mut impl Read,
+    physical: u64,
+    map: &[(u64, u64)],
+    real_size: u64,
+    file: &File,
+    buf: &mut [u8],
+) -> Result<(), CopyError> {
     // Validate first (Go's validateSparseEntries plus "no unreferenced/missing data").
     let mut end = 0u64;
     let mut total = 0u64;
     for &(offset, len) in map {
-        let frag_end = offset.checked_add(len).ok_or_else(|| CopyError::Invalid("sparse map overflows".into()))?;
+        let frag_end = offset
+            .checked_add(len)
+            .ok_or_else(|| CopyError::Invalid("sparse map overflows".into()))?;
         if offset < end || frag_end > real_size {
-            return Err(CopyError::Invalid("sparse map fragments overlap, are out of order or exceed the file size".into()));
+            return Err(CopyError::Invalid(
+                "sparse map fragments overlap, are out of order or exceed the file size".into(),
+            ));
         }
         end = frag_end;
         total += len;
@@ -155,7 +179,8 @@ fn fragments(src: &mut impl Read, physical: u64, map: &[(u64, u64)], real_size: 
         while written < len {
             let want = chunk(len - written, buf);
             fill_exact(src, &mut buf[..want], physical, done)?;
-            file.write_all_at(&buf[..want], offset + written).map_err(CopyError::Write)?;
+            file.write_all_at(&buf[..want], offset + written)
+                .map_err(CopyError::Write)?;
             written += want as u64;
             done += want as u64;
         }
@@ -261,7 +286,10 @@ mod tests {
 
     #[test]
     fn pax_0x_fragments() {
-        let sparse = PaxSparse { real_size: 20, map: Some(vec![(2, 3), (10, 2)]) };
+        let sparse = PaxSparse {
+            real_size: 20,
+            map: Some(vec![(2, 3), (10, 2)]),
+        };
         let (r, content, _) = run(b"abcde", 5, Layout::Pax(&sparse));
         assert_eq!(r.unwrap(), 20);
         assert_eq!(content, b"\0\0abc\0\0\0\0\0de\0\0\0\0\0\0\0\0");
@@ -269,11 +297,23 @@ mod tests {
         let (r, _, _) = run(b"abcd", 4, Layout::Pax(&sparse));
         assert!(matches!(r, Err(CopyError::Invalid(_))));
         // Overlap.
-        let bad = PaxSparse { real_size: 20, map: Some(vec![(2, 3), (4, 2)]) };
-        assert!(matches!(run(b"abcde", 5, Layout::Pax(&bad)).0, Err(CopyError::Invalid(_))));
+        let bad = PaxSparse {
+            real_size: 20,
+            map: Some(vec![(2, 3), (4, 2)]),
+        };
+        assert!(matches!(
+            run(b"abcde", 5, Layout::Pax(&bad)).0,
+            Err(CopyError::Invalid(_))
+        ));
         // Beyond the real size.
-        let bad = PaxSparse { real_size: 4, map: Some(vec![(2, 3)]) };
-        assert!(matches!(run(b"abc", 3, Layout::Pax(&bad)).0, Err(CopyError::Invalid(_))));
+        let bad = PaxSparse {
+            real_size: 4,
+            map: Some(vec![(2, 3)]),
+        };
+        assert!(matches!(
+            run(b"abc", 3, Layout::Pax(&bad)).0,
+            Err(CopyError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -281,17 +321,26 @@ mod tests {
         let mut data = b"2\n1\n2\n6\n1\n".to_vec();
         data.resize(512, 0);
         data.extend_from_slice(b"xyz");
-        let sparse = PaxSparse { real_size: 8, map: None };
+        let sparse = PaxSparse {
+            real_size: 8,
+            map: None,
+        };
         let (r, content, _) = run(&data, data.len() as u64, Layout::Pax(&sparse));
         assert_eq!(r.unwrap(), 8);
         assert_eq!(content, b"\0xy\0\0\0z\0");
         // Garbage map.
         let mut bad = b"2\nx\n".to_vec();
         bad.resize(512, 0);
-        assert!(matches!(run(&bad, 512, Layout::Pax(&sparse)).0, Err(CopyError::Invalid(_))));
+        assert!(matches!(
+            run(&bad, 512, Layout::Pax(&sparse)).0,
+            Err(CopyError::Invalid(_))
+        ));
         // Absurd count.
         let mut bad = b"99999999\n".to_vec();
         bad.resize(512, 0);
-        assert!(matches!(run(&bad, 512, Layout::Pax(&sparse)).0, Err(CopyError::Invalid(_))));
+        assert!(matches!(
+            run(&bad, 512, Layout::Pax(&sparse)).0,
+            Err(CopyError::Invalid(_))
+        ));
     }
 }

@@ -17,7 +17,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
-use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{
+    self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
+};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
@@ -44,7 +46,10 @@ pub(crate) struct FsError {
 
 impl FsError {
     pub(crate) fn new(op: impl Into<String>, source: impl Into<io::Error>) -> Self {
-        Self { op: op.into(), source: source.into() }
+        Self {
+            op: op.into(),
+            source: source.into(),
+        }
     }
 }
 
@@ -77,12 +82,18 @@ pub(crate) struct Root {
 }
 
 impl Root {
-    /// Opens `dest` (which must be a directory; a symlink is refused).
+    /// Opens `dest`, which must be a directory.
     pub(crate) fn open(dest: &Path) -> io::Result<Self> {
-        let fd = rfs::open(dest, DIR_READ, Mode::empty())?;
+        // The destination is the caller's choice: a symlink there is followed.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rfs::open(dest, flags, Mode::empty())?;
         let st = rfs::fstat(&fd)?;
         let setgid_root = st.st_mode & 0o2000 != 0;
-        let creator_gid = if setgid_root { st.st_gid } else { rustix::process::getegid().as_raw() };
+        let creator_gid = if setgid_root {
+            st.st_gid
+        } else {
+            rustix::process::getegid().as_raw()
+        };
         Ok(Self {
             fd: Rc::new(fd),
             cache: None,
@@ -130,7 +141,13 @@ impl Root {
                 c.fd = fd.clone();
                 c.via_symlink = via_symlink;
             }
-            None => self.cache = Some(Cached { path: path.to_vec(), fd: fd.clone(), via_symlink }),
+            None => {
+                self.cache = Some(Cached {
+                    path: path.to_vec(),
+                    fd: fd.clone(),
+                    via_symlink,
+                })
+            }
         }
         Ok(Some(fd))
     }
@@ -151,43 +168,106 @@ impl Root {
         self.resolve_slow(path, follow)
     }
 
-    /// Component by component, creating what is missing.
+    /// Component by component, creating what is missing. Symlinks are resolved here in user
+    /// space the way `RESOLVE_IN_ROOT` does (absolute targets restart at the root, `..` never
+    /// goes above it), which also lets a missing symlink target be created: `var/run -> /run`
+    /// with no `run` yet makes `var/run/x` create `<root>/run`. Only child names without `/`
+    /// are ever opened, with `O_NOFOLLOW`, relative to a handle reached from the root, and `..`
+    /// reopens the parent from the root by the (symlink-free) names walked, so nothing outside
+    /// the root is reachable. Only one handle is held at a time, however deep the path.
     fn resolve_slow(&self, path: &[u8], follow: bool) -> Result<Option<(OwnedFd, bool)>, FsError> {
-        let mut cur: Option<OwnedFd> = None;
+        let err = |what: String, e: Errno| {
+            FsError::new(format!("resolving directory {}: {what}", show(path)), e)
+        };
+        // The real directories walked from the root (no symlinks among them), and a handle on
+        // the last (None: the root).
+        let mut walked: Vec<Vec<u8>> = Vec::new();
+        let mut cur_fd: Option<OwnedFd> = None;
+        // Components still to walk, last first.
+        let mut todo: Vec<Vec<u8>> = path
+            .split(|&b| b == b'/')
+            .rev()
+            .map(<[u8]>::to_vec)
+            .collect();
         let mut via = false;
-        let mut end = 0;
-        for (i, comp) in path.split(|&b| b == b'/').enumerate() {
-            end = if i == 0 { comp.len() } else { end + 1 + comp.len() };
-            let prefix = &path[..end];
-            let parent = cur.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
-            let err = |e: Errno| FsError::new(format!("resolving directory {}", show(prefix)), e);
-            let mut r = openat2(&self.fd, prefix, DIR_PATH, if via { RESOLVE_FOLLOW } else { RESOLVE_NOSYM });
-            if matches!(r, Err(Errno::LOOP)) && !via {
-                if !follow {
-                    return Ok(None);
+        let mut links = 0;
+        while let Some(comp) = todo.pop() {
+            match comp.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    walked.pop();
+                    cur_fd = if walked.is_empty() {
+                        None
+                    } else {
+                        let up = walked.join(&b'/');
+                        Some(
+                            openat2(&self.fd, &up, DIR_PATH, RESOLVE_NOSYM)
+                                .map_err(|e| err(format!("reopening {}", show(&up)), e))?,
+                        )
+                    };
+                    continue;
                 }
-                via = true;
-                r = openat2(&self.fd, prefix, DIR_PATH, RESOLVE_FOLLOW);
+                _ => {}
             }
-            let next = match r {
+            let cur = cur_fd.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
+            let next = match rfs::openat(
+                cur,
+                &comp[..],
+                DIR_PATH.union(OFlags::NOFOLLOW),
+                Mode::empty(),
+            ) {
                 Ok(fd) => fd,
-                Err(Errno::NOENT) => make_dir(parent, comp, prefix)?,
-                Err(Errno::NOTDIR) => {
-                    let st = rfs::statat(parent, comp, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
-                    if !is_whiteout(&st) {
-                        return Err(FsError::new(
-                            format!("parent {} is not a directory", show(prefix)),
-                            Errno::NOTDIR,
-                        ));
-                    }
-                    rfs::unlinkat(parent, comp, AtFlags::empty()).map_err(err)?;
-                    make_dir(parent, comp, prefix)?
+                Err(Errno::NOENT) => {
+                    make_dir(cur, &comp).map_err(|e| err(format!("creating {}", show(&comp)), e))?
                 }
-                Err(e) => return Err(err(e)),
+                // O_PATH | O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then refuses.
+                Err(Errno::NOTDIR | Errno::LOOP) => {
+                    let st = rfs::statat(cur, &comp[..], AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| err(show(&comp), e))?;
+                    match FileType::from_raw_mode(st.st_mode) {
+                        FileType::Symlink if !follow => return Ok(None),
+                        FileType::Symlink => {
+                            links += 1;
+                            if links > 40 {
+                                return Err(err("too many symlinks".into(), Errno::LOOP));
+                            }
+                            via = true;
+                            let target = rfs::readlinkat(cur, &comp[..], Vec::new())
+                                .map_err(|e| err(show(&comp), e))?;
+                            let target = target.into_bytes();
+                            if target.starts_with(b"/") {
+                                walked.clear();
+                                cur_fd = None;
+                            }
+                            todo.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
+                            continue;
+                        }
+                        _ if is_whiteout(&st) => {
+                            rfs::unlinkat(cur, &comp[..], AtFlags::empty())
+                                .map_err(|e| err(show(&comp), e))?;
+                            make_dir(cur, &comp).map_err(|e| {
+                                err(format!("replacing whiteout {}", show(&comp)), e)
+                            })?
+                        }
+                        _ => {
+                            return Err(err(
+                                format!("{} is not a directory", show(&comp)),
+                                Errno::NOTDIR,
+                            ));
+                        }
+                    }
+                }
+                Err(e) => return Err(err(show(&comp), e)),
             };
-            cur = Some(next);
+            walked.push(comp);
+            cur_fd = Some(next);
         }
-        Ok(cur.map(|fd| (fd, via)))
+        let fd = match cur_fd {
+            Some(fd) => fd,
+            None => rfs::openat(self.fd.as_fd(), c".", DIR_PATH, Mode::empty())
+                .map_err(|e| err("the root".into(), e))?,
+        };
+        Ok(Some((fd, via)))
     }
 
     /// Opens an existing directory (following symlinks inside the root), creating nothing.
@@ -205,7 +285,11 @@ impl Root {
 
     /// Removes whatever is at `name` in `parent` (a directory with its whole tree); returns the
     /// type removed, `None` if nothing was there.
-    pub(crate) fn remove(&mut self, parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<FileType>> {
+    pub(crate) fn remove(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+    ) -> io::Result<Option<FileType>> {
         let st = match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(None),
@@ -268,7 +352,12 @@ impl Root {
 
 /// `openat2`, retrying EAGAIN (a concurrent rename made the kernel unsure; harmless to retry)
 /// and EINTR.
-fn openat2(dirfd: impl AsFd, path: &[u8], flags: OFlags, resolve: ResolveFlags) -> Result<OwnedFd, Errno> {
+fn openat2(
+    dirfd: impl AsFd,
+    path: &[u8],
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
     let mut tries = 0;
     loop {
         match rfs::openat2(dirfd.as_fd(), path, flags, Mode::empty(), resolve) {
@@ -284,19 +373,14 @@ pub(crate) fn is_whiteout(st: &rfs::Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-fn make_dir(parent: BorrowedFd<'_>, name: &[u8], shown: &[u8]) -> Result<OwnedFd, FsError> {
-    match rfs::mkdirat(parent, name, Mode::from_raw_mode(IMPLICIT_DIR_MODE)) {
-        Ok(()) => {}
-        Err(Errno::EXIST) => {
-            return Err(FsError::new(
-                format!("creating parent directory {} (a dangling symlink is in the way?)", show(shown)),
-                Errno::EXIST,
-            ));
-        }
-        Err(e) => return Err(FsError::new(format!("creating parent directory {}", show(shown)), e)),
-    }
-    rfs::openat(parent, name, DIR_PATH.union(OFlags::NOFOLLOW), Mode::empty())
-        .map_err(|e| FsError::new(format!("opening parent directory {}", show(shown)), e))
+fn make_dir(parent: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    rfs::mkdirat(parent, name, Mode::from_raw_mode(IMPLICIT_DIR_MODE))?;
+    rfs::openat(
+        parent,
+        name,
+        DIR_PATH.union(OFlags::NOFOLLOW),
+        Mode::empty(),
+    )
 }
 
 /// Removes the directory `name` in `parent` and everything below it, without following any
@@ -333,7 +417,9 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
             None => {
                 if let Some((_, done)) = stack.pop() {
                     match stack.last() {
-                        Some((up, _)) => rfs::unlinkat(up.fd()?, done.as_c_str(), AtFlags::REMOVEDIR)?,
+                        Some((up, _)) => {
+                            rfs::unlinkat(up.fd()?, done.as_c_str(), AtFlags::REMOVEDIR)?
+                        }
                         None => rfs::unlinkat(parent, done.as_c_str(), AtFlags::REMOVEDIR)?,
                     }
                 }
@@ -353,13 +439,27 @@ pub(crate) fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> Result<(), Errno> {
 }
 
 /// Chowns `name` in `parent`, not following a symlink.
-pub(crate) fn lchownat(parent: BorrowedFd<'_>, name: &[u8], uid: u32, gid: u32) -> Result<(), Errno> {
-    rfs::chownat(parent, name, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW)
+pub(crate) fn lchownat(
+    parent: BorrowedFd<'_>,
+    name: &[u8],
+    uid: u32,
+    gid: u32,
+) -> Result<(), Errno> {
+    rfs::chownat(
+        parent,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
 }
 
 /// The timestamps to set.
 pub(crate) fn timestamps(atime: Timespec, mtime: Timespec) -> Timestamps {
-    Timestamps { last_access: atime, last_modification: mtime }
+    Timestamps {
+        last_access: atime,
+        last_modification: mtime,
+    }
 }
 
 /// Sets `name` in `parent`'s times, not following a symlink.
@@ -374,7 +474,12 @@ pub(crate) fn fsetxattr(fd: impl AsFd, name: &CStr, value: &[u8]) -> Result<(), 
 
 /// Sets one xattr on `name` in `parent` (a device or fifo, which must not be opened), through
 /// an `O_PATH | O_NOFOLLOW` handle and its `/proc/self/fd` link.
-pub(crate) fn setxattr_at(parent: BorrowedFd<'_>, name: &[u8], xname: &CStr, value: &[u8]) -> Result<(), Errno> {
+pub(crate) fn setxattr_at(
+    parent: BorrowedFd<'_>,
+    name: &[u8],
+    xname: &CStr,
+    value: &[u8],
+) -> Result<(), Errno> {
     let fd = rfs::openat(
         parent,
         name,
@@ -389,7 +494,10 @@ pub(crate) fn setxattr_at(parent: BorrowedFd<'_>, name: &[u8], xname: &CStr, val
 /// threads creating files).
 fn read_umask() -> Option<u32> {
     let mut s = String::new();
-    File::open("/proc/self/status").ok()?.read_to_string(&mut s).ok()?;
+    File::open("/proc/self/status")
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
     let line = s.lines().find_map(|l| l.strip_prefix("Umask:"))?;
     u32::from_str_radix(line.trim(), 8).ok()
 }
@@ -436,7 +544,14 @@ mod tests {
         // Without following, a path through the symlink is refused.
         assert!(root.dir(b"l/x", false).unwrap().is_none());
         // A whiteout device as a parent becomes a directory.
-        rfs::mknodat(root.root_fd(), "w", FileType::CharacterDevice, Mode::empty(), 0).unwrap();
+        rfs::mknodat(
+            root.root_fd(),
+            "w",
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .unwrap();
         root.dir(b"w/z", true).unwrap().unwrap();
         assert!(tmp.path().join("w/z").is_dir());
         // A regular file as a parent is an error.

@@ -54,7 +54,10 @@ pub(crate) struct Meta {
 /// Gathers a member's metadata. Errors are reasons, to be prefixed with the member name.
 pub(crate) fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, String> {
     let mut pax = PaxFields::default();
-    if let Some(records) = entry.pax_extensions().map_err(|e| format!("reading PAX records: {e}"))? {
+    if let Some(records) = entry
+        .pax_extensions()
+        .map_err(|e| format!("reading PAX records: {e}"))?
+    {
         for record in records {
             let record = record.map_err(|_| {
                 "malformed PAX extended header record (or a binary value containing a newline, \
@@ -65,27 +68,39 @@ pub(crate) fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Strin
         }
     }
     let header = entry.header();
-    let mode = header.mode().map_err(|e| format!("invalid mode field: {e}"))? & 0o7777;
-    let uid = id(header.uid(), "uid")?;
-    let gid = id(header.gid(), "gid")?;
+    let old = header.as_old();
+    let mode = blank_or(&old.mode, || header.mode())
+        .map_err(|e| format!("invalid mode field: {e}"))?
+        & 0o7777;
+    let uid = id(blank_or(&old.uid, || header.uid()), "uid")?;
+    let gid = id(blank_or(&old.gid, || header.gid()), "gid")?;
     let mtime = match pax.mtime {
         Some(t) => t,
         None => {
-            let secs = header.mtime().map_err(|e| format!("invalid mtime field: {e}"))?;
-            Timespec { tv_sec: i64::try_from(secs).unwrap_or(i64::MAX), tv_nsec: 0 }
+            let secs = blank_or(&old.mtime, || header.mtime())
+                .map_err(|e| format!("invalid mtime field: {e}"))?;
+            Timespec {
+                tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
+                tv_nsec: 0,
+            }
         }
     };
     let atime = match pax.atime {
         Some(a) if (a.tv_sec, a.tv_nsec) > (mtime.tv_sec, mtime.tv_nsec) => a,
         _ => mtime,
     };
-    let device = if header.entry_type().is_character_special() || header.entry_type().is_block_special() {
-        let major = header.device_major().map_err(|e| format!("invalid device major: {e}"))?;
-        let minor = header.device_minor().map_err(|e| format!("invalid device minor: {e}"))?;
-        (major.unwrap_or(0), minor.unwrap_or(0))
-    } else {
-        (0, 0)
-    };
+    let device =
+        if header.entry_type().is_character_special() || header.entry_type().is_block_special() {
+            // ustar and GNU headers both keep devmajor at 329..337 and devminor at 337..345.
+            let raw = header.as_bytes();
+            let major = blank_or(&raw[329..337], || header.device_major())
+                .map_err(|e| format!("invalid device major: {e}"))?;
+            let minor = blank_or(&raw[337..345], || header.device_minor())
+                .map_err(|e| format!("invalid device minor: {e}"))?;
+            (major.unwrap_or(0), minor.unwrap_or(0))
+        } else {
+            (0, 0)
+        };
     let sparse = pax.sparse()?;
     let name = match pax.sparse_name.take() {
         Some(name) if sparse.is_some() && !name.is_empty() => name,
@@ -103,6 +118,19 @@ pub(crate) fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Strin
         sparse,
         device,
     })
+}
+
+/// A numeric header field that is all NULs or spaces reads as 0, as in Go's archive/tar (the
+/// tar crate calls it an error; uid/gid are overridden by PAX records before this).
+fn blank_or<T: Default>(
+    field: &[u8],
+    parse: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    if field.iter().all(|&b| b == 0 || b == b' ') {
+        Ok(T::default())
+    } else {
+        parse()
+    }
 }
 
 fn id(value: std::io::Result<u64>, what: &str) -> Result<u32, String> {
@@ -145,7 +173,8 @@ impl PaxFields {
             self.seen.push(key.to_vec());
         }
         let number = || parse_u64(value).ok_or_else(|| format!("invalid PAX record {:?}", shown()));
-        let time = || parse_pax_time(value).ok_or_else(|| format!("invalid PAX record {:?}", shown()));
+        let time =
+            || parse_pax_time(value).ok_or_else(|| format!("invalid PAX record {:?}", shown()));
         if key.starts_with(b"GNU.sparse.") {
             self.sparse_seen = true;
         }
@@ -169,7 +198,7 @@ impl PaxFields {
             b"GNU.sparse.map" => self.sparse_map = Some(value.to_vec()),
             b"GNU.sparse.offset" | b"GNU.sparse.numbytes" => {
                 // Offsets and sizes must alternate, starting with an offset.
-                let expect_offset = self.sparse_pairs.len() % 2 == 0;
+                let expect_offset = self.sparse_pairs.len().is_multiple_of(2);
                 if expect_offset != (key == b"GNU.sparse.offset") {
                     return Err("GNU.sparse.offset/numbytes records out of order".to_string());
                 }
@@ -210,7 +239,10 @@ impl PaxFields {
             .or(self.sparse_realsize)
             .ok_or_else(|| "GNU sparse PAX records without a real size".to_string())?;
         if is_1x0 {
-            return Ok(Some(PaxSparse { real_size, map: None }));
+            return Ok(Some(PaxSparse {
+                real_size,
+                map: None,
+            }));
         }
         let numbers: Vec<u64> = match &self.sparse_map {
             Some(_) if !self.sparse_pairs.is_empty() => {
@@ -224,7 +256,7 @@ impl PaxFields {
                 .ok_or_else(|| "invalid GNU.sparse.map".to_string())?,
             None => self.sparse_pairs.clone(),
         };
-        if numbers.len() % 2 != 0 {
+        if !numbers.len().is_multiple_of(2) {
             return Err("GNU sparse map has an odd number of values".to_string());
         }
         if let Some(n) = self.sparse_numblocks
@@ -233,7 +265,10 @@ impl PaxFields {
             return Err("GNU.sparse.numblocks does not match the map".to_string());
         }
         let map = numbers.chunks_exact(2).map(|c| (c[0], c[1])).collect();
-        Ok(Some(PaxSparse { real_size, map: Some(map) }))
+        Ok(Some(PaxSparse {
+            real_size,
+            map: Some(map),
+        }))
     }
 }
 
@@ -264,9 +299,18 @@ pub(crate) fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
         nsec = nsec * 10 + frac.get(i).map_or(0, |d| i64::from(d - b'0'));
     }
     Some(match (negative, nsec) {
-        (false, _) => Timespec { tv_sec: secs, tv_nsec: nsec },
-        (true, 0) => Timespec { tv_sec: -secs, tv_nsec: 0 },
-        (true, _) => Timespec { tv_sec: -secs - 1, tv_nsec: 1_000_000_000 - nsec },
+        (false, _) => Timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+        (true, 0) => Timespec {
+            tv_sec: -secs,
+            tv_nsec: 0,
+        },
+        (true, _) => Timespec {
+            tv_sec: -secs - 1,
+            tv_nsec: 1_000_000_000 - nsec,
+        },
     })
 }
 
@@ -275,13 +319,19 @@ mod tests {
     use super::*;
 
     fn ts(s: i64, n: i64) -> Timespec {
-        Timespec { tv_sec: s, tv_nsec: n }
+        Timespec {
+            tv_sec: s,
+            tv_nsec: n,
+        }
     }
 
     #[test]
     fn pax_times() {
         assert_eq!(parse_pax_time(b"1700000000"), Some(ts(1_700_000_000, 0)));
-        assert_eq!(parse_pax_time(b"1700000000.5"), Some(ts(1_700_000_000, 500_000_000)));
+        assert_eq!(
+            parse_pax_time(b"1700000000.5"),
+            Some(ts(1_700_000_000, 500_000_000))
+        );
         assert_eq!(parse_pax_time(b"1.123456789123"), Some(ts(1, 123_456_789)));
         assert_eq!(parse_pax_time(b"1."), Some(ts(1, 0)));
         assert_eq!(parse_pax_time(b"-1.5"), Some(ts(-2, 500_000_000)));
@@ -318,7 +368,11 @@ mod tests {
             ("SCHILY.xattr.security.capability", b"\x01\x00\x00\x02"),
         ])
         .unwrap();
-        let names: Vec<_> = f.xattrs.iter().map(|(n, _)| n.to_str().unwrap().to_string()).collect();
+        let names: Vec<_> = f
+            .xattrs
+            .iter()
+            .map(|(n, _)| n.to_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, ["user.a", "security.capability"]);
     }
 
@@ -326,16 +380,45 @@ mod tests {
     fn duplicates_refused() {
         assert!(fields(&[("path", b"a"), ("path", b"b")]).is_err());
         assert!(fields(&[("size", b"12x")]).is_err());
-        assert!(fields(&[("GNU.sparse.offset", b"0"), ("GNU.sparse.numbytes", b"1"), ("GNU.sparse.offset", b"5")]).is_ok());
+        assert!(
+            fields(&[
+                ("GNU.sparse.offset", b"0"),
+                ("GNU.sparse.numbytes", b"1"),
+                ("GNU.sparse.offset", b"5")
+            ])
+            .is_ok()
+        );
         assert!(fields(&[("GNU.sparse.numbytes", b"1")]).is_err());
     }
 
     #[test]
     fn sparse_versions() {
-        let f = fields(&[("GNU.sparse.major", b"1"), ("GNU.sparse.minor", b"0"), ("GNU.sparse.realsize", b"100")]).unwrap();
-        assert_eq!(f.sparse().unwrap(), Some(PaxSparse { real_size: 100, map: None }));
-        let f = fields(&[("GNU.sparse.size", b"100"), ("GNU.sparse.numblocks", b"2"), ("GNU.sparse.map", b"0,10,50,5")]).unwrap();
-        assert_eq!(f.sparse().unwrap(), Some(PaxSparse { real_size: 100, map: Some(vec![(0, 10), (50, 5)]) }));
+        let f = fields(&[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.realsize", b"100"),
+        ])
+        .unwrap();
+        assert_eq!(
+            f.sparse().unwrap(),
+            Some(PaxSparse {
+                real_size: 100,
+                map: None
+            })
+        );
+        let f = fields(&[
+            ("GNU.sparse.size", b"100"),
+            ("GNU.sparse.numblocks", b"2"),
+            ("GNU.sparse.map", b"0,10,50,5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            f.sparse().unwrap(),
+            Some(PaxSparse {
+                real_size: 100,
+                map: Some(vec![(0, 10), (50, 5)])
+            })
+        );
         let f = fields(&[
             ("GNU.sparse.size", b"9"),
             ("GNU.sparse.numblocks", b"1"),
@@ -343,10 +426,26 @@ mod tests {
             ("GNU.sparse.numbytes", b"2"),
         ])
         .unwrap();
-        assert_eq!(f.sparse().unwrap(), Some(PaxSparse { real_size: 9, map: Some(vec![(4, 2)]) }));
-        let f = fields(&[("GNU.sparse.size", b"9"), ("GNU.sparse.numblocks", b"2"), ("GNU.sparse.map", b"0,1")]).unwrap();
+        assert_eq!(
+            f.sparse().unwrap(),
+            Some(PaxSparse {
+                real_size: 9,
+                map: Some(vec![(4, 2)])
+            })
+        );
+        let f = fields(&[
+            ("GNU.sparse.size", b"9"),
+            ("GNU.sparse.numblocks", b"2"),
+            ("GNU.sparse.map", b"0,1"),
+        ])
+        .unwrap();
         assert!(f.sparse().is_err());
-        let f = fields(&[("GNU.sparse.major", b"2"), ("GNU.sparse.minor", b"0"), ("GNU.sparse.realsize", b"1")]).unwrap();
+        let f = fields(&[
+            ("GNU.sparse.major", b"2"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.realsize", b"1"),
+        ])
+        .unwrap();
         assert!(f.sparse().is_err());
         assert_eq!(fields(&[("mtime", b"1")]).unwrap().sparse().unwrap(), None);
     }

@@ -16,6 +16,9 @@
 //!   entry wins over its whiteout) and when DIR goes through a symlink (a symlink hides nothing;
 //!   nothing is ever created or deleted through one). A later member named NAME replaces the
 //!   device, also when NAME is only an implicit parent.
+//! - Symlinks from the layer resolve inside the destination, as in a container: with
+//!   `var/run -> /run`, `var/run/app.pid` lands at `<dest>/run/app.pid` (and `run` is created
+//!   when missing). Symlink loops and files used as directories are errors.
 //! - Missing parent directories are created with mode 0755, owned by the applying process
 //!   (root), with the current time: they are not in the layer, so nothing better is known
 //!   (copying the metadata of a lower layer's directory would be more faithful; a later step).
@@ -30,6 +33,10 @@
 //!   does, so that a link header cannot change the shared inode). Symlinks get no xattrs.
 //! - An xattr the filesystem does not support is skipped, as Docker does; so is one the process
 //!   may not set when `same_owner` is off (unprivileged); so are device nodes it may not create.
+//! - Refused, so that strata never reads a layer differently from Go's archive/tar (Docker):
+//!   malformed or duplicated PAX records, data on header-only members (directories, links,
+//!   devices, fifos), unknown member types. PAX (0.0, 0.1, 1.0) and old GNU sparse files are
+//!   supported and stay sparse.
 
 mod apply;
 mod data;
@@ -58,7 +65,10 @@ pub struct ApplyOptions {
 impl Default for ApplyOptions {
     /// `trusted.overlay.*`, and chown when running as root.
     fn default() -> Self {
-        Self { userxattr: false, same_owner: rustix::process::geteuid().is_root() }
+        Self {
+            userxattr: false,
+            same_owner: rustix::process::geteuid().is_root(),
+        }
     }
 }
 
@@ -115,7 +125,10 @@ pub enum ArchiveError {
 }
 
 fn at_entry(entry: &Option<String>) -> String {
-    entry.as_ref().map(|e| format!(" (entry {e:?})")).unwrap_or_default()
+    entry
+        .as_ref()
+        .map(|e| format!(" (entry {e:?})"))
+        .unwrap_or_default()
 }
 
 impl ArchiveError {

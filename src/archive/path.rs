@@ -84,7 +84,11 @@ impl MemberPath {
 
 /// Number of components of a normalised path given as bytes.
 pub(crate) fn depth(path: &[u8]) -> usize {
-    if path.is_empty() { 0 } else { 1 + path.iter().filter(|&&b| b == b'/').count() }
+    if path.is_empty() {
+        0
+    } else {
+        1 + path.iter().filter(|&&b| b == b'/').count()
+    }
 }
 
 /// True when `path` is `ancestor` or lies below it (both normalised; the root is everyone's
@@ -135,7 +139,10 @@ mod tests {
         assert_eq!(norm("/../etc"), Err(PathError::DotDot));
         assert_eq!(norm("a/.."), Err(PathError::DotDot));
         assert_eq!(norm("a\0b"), Err(PathError::Nul));
-        assert_eq!(PathError::DotDot.to_string(), "path escapes the layer (\"..\")");
+        assert_eq!(
+            PathError::DotDot.to_string(),
+            "path escapes the layer (\"..\")"
+        );
     }
 
     #[test]

@@ -40,16 +40,25 @@ fn e(kind: u8, name: &str, mode: u32) -> E {
     }
 }
 fn file(name: &str, data: &[u8]) -> E {
-    E { data: data.to_vec(), ..e(b'0', name, 0o644) }
+    E {
+        data: data.to_vec(),
+        ..e(b'0', name, 0o644)
+    }
 }
 fn dir(name: &str) -> E {
     e(b'5', name, 0o755)
 }
 fn symlink(name: &str, target: &str) -> E {
-    E { link: target.as_bytes().to_vec(), ..e(b'2', name, 0o777) }
+    E {
+        link: target.as_bytes().to_vec(),
+        ..e(b'2', name, 0o777)
+    }
 }
 fn hardlink(name: &str, target: &str) -> E {
-    E { link: target.as_bytes().to_vec(), ..e(b'1', name, 0o644) }
+    E {
+        link: target.as_bytes().to_vec(),
+        ..e(b'1', name, 0o644)
+    }
 }
 
 impl E {
@@ -90,11 +99,20 @@ impl Tar {
     }
 
     fn header(m: &E, size: u64) -> Header {
-        let mut h = if m.gnu { Header::new_gnu() } else { Header::new_ustar() };
-        assert!(m.name.len() <= 100 && m.link.len() <= 100, "use pax/gnu long names");
+        let mut h = if m.gnu {
+            Header::new_gnu()
+        } else {
+            Header::new_ustar()
+        };
+        assert!(
+            m.name.len() <= 100 && m.link.len() <= 100,
+            "use pax/gnu long names"
+        );
         h.as_old_mut().name[..m.name.len()].copy_from_slice(&m.name);
         h.as_old_mut().linkname[..m.link.len()].copy_from_slice(&m.link);
         h.set_entry_type(EntryType::new(m.kind));
+        // EntryType::new(0) would write '0'.
+        h.as_old_mut().linkflag[0] = m.kind;
         h.set_size(size);
         h.set_mode(m.mode);
         h.set_uid(m.uid);
@@ -127,7 +145,14 @@ impl Tar {
             data.extend_from_slice(v);
             data.push(b'\n');
         }
-        let h = Self::header(&E { kind: b'x', data: Vec::new(), ..e(b'x', "PaxHeaders/x", 0o644) }, data.len() as u64);
+        let h = Self::header(
+            &E {
+                kind: b'x',
+                data: Vec::new(),
+                ..e(b'x', "PaxHeaders/x", 0o644)
+            },
+            data.len() as u64,
+        );
         self.raw(&h, &data);
         self
     }
@@ -136,7 +161,10 @@ impl Tar {
     fn gnu_long(&mut self, kind: u8, value: &[u8]) -> &mut Self {
         let mut data = value.to_vec();
         data.push(0);
-        let m = E { gnu: true, ..e(kind, "././@LongLink", 0o644) };
+        let m = E {
+            gnu: true,
+            ..e(kind, "././@LongLink", 0o644)
+        };
         let h = Self::header(&m, data.len() as u64);
         self.raw(&h, &data);
         self
@@ -170,7 +198,11 @@ impl Scratch {
         fs::create_dir(&dest).unwrap();
         fs::create_dir(&canary).unwrap();
         fs::write(canary.join("file"), b"canary").unwrap();
-        Self { _tmp: tmp, dest, canary }
+        Self {
+            _tmp: tmp,
+            dest,
+            canary,
+        }
     }
 
     fn apply_with(&self, bytes: &[u8], opts: &ApplyOptions) -> Result<ApplyStats, ArchiveError> {
@@ -199,17 +231,33 @@ impl Scratch {
 
     /// The canary next to dest is exactly as created.
     fn assert_canary_untouched(&self) {
-        let names: Vec<_> = fs::read_dir(&self.canary).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&self.canary)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["file"], "canary dir changed");
         assert_eq!(fs::read(self.canary.join("file")).unwrap(), b"canary");
-        let parent: Vec<_> = fs::read_dir(self.dest.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(parent.len(), 2, "something appeared next to dest: {parent:?}");
+        let parent: Vec<_> = fs::read_dir(self.dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            parent.len(),
+            2,
+            "something appeared next to dest: {parent:?}"
+        );
     }
 }
 
 fn root_opts() -> ApplyOptions {
-    assert!(rustix::process::geteuid().is_root(), "these tests run as root");
-    ApplyOptions { userxattr: false, same_owner: true }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "these tests run as root"
+    );
+    ApplyOptions {
+        userxattr: false,
+        same_owner: true,
+    }
 }
 
 fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
@@ -233,9 +281,22 @@ fn every_entry_type_with_metadata() {
     let cap = b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
     let mut t = Tar::new();
     t.add(dir("d").mode(0o2750).owner(11, 12).mtime(1000))
-        .pax(&[("SCHILY.xattr.user.color", b"blue"), ("SCHILY.xattr.security.capability", cap), ("mtime", b"1234.5")])
-        .add(file("d/suid", b"#!/bin/sh\n").mode(0o4755).owner(1000, 1001))
-        .add(file("d/plain", b"hello").mode(0o600).owner(7, 8).mtime(2000))
+        .pax(&[
+            ("SCHILY.xattr.user.color", b"blue"),
+            ("SCHILY.xattr.security.capability", cap),
+            ("mtime", b"1234.5"),
+        ])
+        .add(
+            file("d/suid", b"#!/bin/sh\n")
+                .mode(0o4755)
+                .owner(1000, 1001),
+        )
+        .add(
+            file("d/plain", b"hello")
+                .mode(0o600)
+                .owner(7, 8)
+                .mtime(2000),
+        )
         .add(symlink("d/sym", "plain").owner(21, 22).mtime(3000))
         .add(hardlink("d/hard", "d/plain"))
         .add(e(b'3', "d/null", 0o666).dev(1, 3).owner(5, 6))
@@ -257,8 +318,15 @@ fn every_entry_type_with_metadata() {
     assert_eq!(m.mode() & 0o7777, 0o4755, "setuid kept after chown");
     assert_eq!((m.uid(), m.gid()), (1000, 1001));
     assert_eq!((m.mtime(), m.mtime_nsec()), (1234, 500_000_000));
-    assert_eq!(xattr(&s.p("d/suid"), "user.color").as_deref(), Some(&b"blue"[..]));
-    assert_eq!(xattr(&s.p("d/suid"), "security.capability").as_deref(), Some(&cap[..]), "capability kept after chown");
+    assert_eq!(
+        xattr(&s.p("d/suid"), "user.color").as_deref(),
+        Some(&b"blue"[..])
+    );
+    assert_eq!(
+        xattr(&s.p("d/suid"), "security.capability").as_deref(),
+        Some(&cap[..]),
+        "capability kept after chown"
+    );
     assert_eq!(s.read("d/suid"), b"#!/bin/sh\n");
 
     let m = s.meta("d/plain");
@@ -275,13 +343,19 @@ fn every_entry_type_with_metadata() {
 
     let m = s.meta("d/null");
     assert!(m.file_type().is_char_device());
-    assert_eq!((rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())), (1, 3));
+    assert_eq!(
+        (rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())),
+        (1, 3)
+    );
     assert_eq!(m.mode() & 0o7777, 0o666);
     assert_eq!((m.uid(), m.gid()), (5, 6));
 
     let m = s.meta("d/blk");
     assert!(m.file_type().is_block_device());
-    assert_eq!((rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())), (7, 9));
+    assert_eq!(
+        (rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())),
+        (7, 9)
+    );
     assert_eq!(m.mode() & 0o7777, 0o660);
 
     let m = s.meta("d/fifo");
@@ -331,16 +405,23 @@ fn missing_parents_are_created_0755() {
 fn root_entry_applies_to_dest() {
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.add(dir("./").mode(0o750).owner(3, 4).mtime(777)).add(file("./f", b"x"));
+    t.add(dir("./").mode(0o750).owner(3, 4).mtime(777))
+        .add(file("./f", b"x"));
     s.apply(&t.finish()).unwrap();
     let m = fs::metadata(&s.dest).unwrap();
-    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid(), m.mtime()), (0o750, 3, 4, 777));
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid(), m.mtime()),
+        (0o750, 3, 4, 777)
+    );
 
     let s = Scratch::new();
     let mut t = Tar::new();
     t.add(file(".", b"x"));
     let msg = err_string(s.apply(&t.finish()));
-    assert!(msg.contains("entry \".\"") && msg.contains("only be a directory"), "{msg}");
+    assert!(
+        msg.contains("entry \".\"") && msg.contains("only be a directory"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -353,11 +434,17 @@ fn long_names_pax_and_gnu() {
     t.pax(&[("path", pax_name.as_bytes())])
         .add(file("truncated-name-ignored", b"pax"))
         .gnu_long(b'L', gnu_name.as_bytes())
-        .add(E { gnu: true, ..file("ignored", b"gnu") })
+        .add(E {
+            gnu: true,
+            ..file("ignored", b"gnu")
+        })
         .pax(&[("path", b"pax-link"), ("linkpath", pax_name.as_bytes())])
         .add(hardlink("x", "y"))
         .gnu_long(b'K', gnu_name.as_bytes())
-        .add(E { gnu: true, ..symlink("gnu-sym", "short") });
+        .add(E {
+            gnu: true,
+            ..symlink("gnu-sym", "short")
+        });
     s.apply(&t.finish()).unwrap();
     assert_eq!(s.read(&pax_name), b"pax");
     assert_eq!(s.read(&gnu_name), b"gnu");
@@ -388,12 +475,18 @@ fn hardlinks_are_confined_and_need_an_earlier_member() {
         ("/../canary/file", "escapes the layer"),
         ("etc/passwd", "does not exist"),
         ("nodir/x", "does not exist"),
+        ("d", "is a directory"),
     ] {
         let s = Scratch::new();
         let mut t = Tar::new();
-        t.add(file("f", b"data")).add(hardlink("l", target));
+        t.add(file("f", b"data"))
+            .add(dir("d"))
+            .add(hardlink("l", target));
         let msg = err_string(s.apply(&t.finish()));
-        assert!(msg.starts_with("entry \"l\": hardlink target") && msg.contains(expect), "{target}: {msg}");
+        assert!(
+            msg.starts_with("entry \"l\": hardlink target") && msg.contains(expect),
+            "{target}: {msg}"
+        );
         s.assert_canary_untouched();
     }
 }
@@ -404,7 +497,8 @@ fn hardlink_through_symlinked_dir_stays_inside() {
     let canary = s.canary.to_str().unwrap().to_string();
     let mut t = Tar::new();
     // An absolute symlink to the host canary dir resolves inside dest (where nothing is).
-    t.add(symlink("evil", &canary)).add(hardlink("stolen", "evil/file"));
+    t.add(symlink("evil", &canary))
+        .add(hardlink("stolen", "evil/file"));
     let msg = err_string(s.apply(&t.finish()));
     assert!(msg.contains("does not exist"), "{msg}");
     s.assert_canary_untouched();
@@ -429,6 +523,8 @@ fn duplicates_later_wins_with_type_changes() {
         .add(dir("keep").mode(0o700).mtime(10))
         .add(file("keep/child", b"c"))
         .add(dir("keep").mode(0o711).owner(5, 5).mtime(20))
+        .add(dir("back").owner(5, 6))
+        .add(dir("back").owner(0, 0))
         .add(file("orig", b"shared"))
         .add(hardlink("other", "orig"))
         .add(file("other", b"replaced"))
@@ -451,6 +547,12 @@ fn duplicates_later_wins_with_type_changes() {
     let m = s.meta("keep");
     assert_eq!((m.mode() & 0o7777, m.uid(), m.mtime()), (0o711, 5, 20));
     assert_eq!(s.read("keep/child"), b"c");
+    let m = s.meta("back");
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (0, 0),
+        "a later directory member resets the owner"
+    );
     // Replacing one name of a hardlinked pair does not write through to the other.
     assert_eq!(s.read("orig"), b"shared");
     assert_eq!(s.read("other"), b"replaced");
@@ -462,7 +564,8 @@ fn symlink_to_host_file_replaced_by_file_does_not_write_through() {
     let s = Scratch::new();
     let host_file = s.canary.join("file");
     let mut t = Tar::new();
-    t.add(symlink("f", host_file.to_str().unwrap())).add(file("f", b"pwned"));
+    t.add(symlink("f", host_file.to_str().unwrap()))
+        .add(file("f", b"pwned"));
     s.apply(&t.finish()).unwrap();
     assert_eq!(s.read("f"), b"pwned");
     s.assert_canary_untouched();
@@ -508,7 +611,11 @@ fn whiteouts_become_char_devices_owned_like_the_header() {
         .add(file(".wh..hidden", b""));
     let stats = s.apply(&t.finish()).unwrap();
     assert_eq!(stats.entries, 4);
-    for (name, owner) in [("etc/passwd", (1234, 5678)), ("a/b/gone", (0, 0)), (".hidden", (0, 0))] {
+    for (name, owner) in [
+        ("etc/passwd", (1234, 5678)),
+        ("a/b/gone", (0, 0)),
+        (".hidden", (0, 0)),
+    ] {
         let m = s.meta(name);
         assert!(m.file_type().is_char_device(), "{name}");
         assert_eq!(m.rdev(), 0, "{name}");
@@ -529,10 +636,17 @@ fn opaque_markers_set_the_xattr() {
         .add(file(".wh..wh..opq", b""));
     s.apply(&t.finish()).unwrap();
     for d in ["d", "missing"] {
-        assert_eq!(xattr(&s.p(d), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]), "{d}");
+        assert_eq!(
+            xattr(&s.p(d), "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..]),
+            "{d}"
+        );
         assert!(!s.exists(&format!("{d}/.wh..wh..opq")));
     }
-    assert_eq!(xattr(&s.dest, "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        xattr(&s.dest, "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
     assert_eq!(s.read("d/kept"), b"k");
 }
 
@@ -540,9 +654,21 @@ fn opaque_markers_set_the_xattr() {
 fn userxattr_option_uses_the_user_namespace() {
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.add(dir("d")).add(file("d/.wh..wh..opq", b"")).add(file("d/.wh.x", b""));
-    s.apply_with(&t.finish(), &ApplyOptions { userxattr: true, same_owner: true }).unwrap();
-    assert_eq!(xattr(&s.p("d"), "user.overlay.opaque").as_deref(), Some(&b"y"[..]));
+    t.add(dir("d"))
+        .add(file("d/.wh..wh..opq", b""))
+        .add(file("d/.wh.x", b""));
+    s.apply_with(
+        &t.finish(),
+        &ApplyOptions {
+            userxattr: true,
+            same_owner: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        xattr(&s.p("d"), "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
     assert_eq!(xattr(&s.p("d"), "trusted.overlay.opaque"), None);
     assert!(s.meta("d/x").file_type().is_char_device());
 }
@@ -562,7 +688,10 @@ fn overlay_xattrs_from_the_layer_are_dropped() {
     assert_eq!(xattr(&s.p("d"), "trusted.overlay.redirect"), None);
     assert_eq!(xattr(&s.p("d"), "trusted.overlay.opaque"), None);
     assert_eq!(xattr(&s.p("d"), "user.overlay.opaque"), None);
-    assert_eq!(xattr(&s.p("d"), "trusted.other").as_deref(), Some(&b"kept"[..]));
+    assert_eq!(
+        xattr(&s.p("d"), "trusted.other").as_deref(),
+        Some(&b"kept"[..])
+    );
 }
 
 #[test]
@@ -571,7 +700,9 @@ fn same_layer_entry_and_whiteout_in_either_order() {
     let mut t = Tar::new();
     // Entry first: the whiteout is ignored.
     t.add(file("a", b"a")).add(file(".wh.a", b""));
-    t.add(dir("dd")).add(file("dd/x", b"x")).add(file(".wh.dd", b""));
+    t.add(dir("dd"))
+        .add(file("dd/x", b"x"))
+        .add(file(".wh.dd", b""));
     // Whiteout first: the entry replaces the device.
     t.add(file(".wh.b", b"")).add(file("b", b"b"));
     t.add(file(".wh.c", b"")).add(symlink("c", "a"));
@@ -614,11 +745,25 @@ fn whiteouts_through_symlinks_are_ignored() {
 fn look_alike_names_are_ordinary_files() {
     let s = Scratch::new();
     let mut t = Tar::new();
-    for name in [".wh", "a.wh.b", "..wh..opq", "wh.x", ".wh.x/inside", "x.wh."] {
+    for name in [
+        ".wh",
+        "a.wh.b",
+        "..wh..opq",
+        "wh.x",
+        ".wh.x/inside",
+        "x.wh.",
+    ] {
         t.add(file(name, b"ordinary"));
     }
     s.apply(&t.finish()).unwrap();
-    for name in [".wh", "a.wh.b", "..wh..opq", "wh.x", ".wh.x/inside", "x.wh."] {
+    for name in [
+        ".wh",
+        "a.wh.b",
+        "..wh..opq",
+        "wh.x",
+        ".wh.x/inside",
+        "x.wh.",
+    ] {
         assert!(s.meta(name).file_type().is_file(), "{name}");
         assert_eq!(s.read(name), b"ordinary");
     }
@@ -627,12 +772,19 @@ fn look_alike_names_are_ordinary_files() {
 
 #[test]
 fn bad_whiteout_names_are_refused() {
-    for (name, expect) in [(".wh.", "names no file"), ("d/.wh..", "\".\" or \"..\""), ("d/.wh...", "\".\" or \"..\"")] {
+    for (name, expect) in [
+        (".wh.", "names no file"),
+        ("d/.wh..", "\".\" or \"..\""),
+        ("d/.wh...", "\".\" or \"..\""),
+    ] {
         let s = Scratch::new();
         let mut t = Tar::new();
         t.add(file(name, b""));
         let msg = err_string(s.apply(&t.finish()));
-        assert!(msg.starts_with(&format!("entry {name:?}: whiteout")) && msg.contains(expect), "{name}: {msg}");
+        assert!(
+            msg.starts_with(&format!("entry {name:?}: whiteout")) && msg.contains(expect),
+            "{name}: {msg}"
+        );
     }
 }
 
@@ -641,7 +793,10 @@ fn dotdot_and_bad_names_are_refused_naming_the_entry() {
     let s = Scratch::new();
     let mut t = Tar::new();
     t.add(file("etc/../../x", b"x"));
-    assert_eq!(err_string(s.apply(&t.finish())), "entry \"etc/../../x\": path escapes the layer (\"..\")");
+    assert_eq!(
+        err_string(s.apply(&t.finish())),
+        "entry \"etc/../../x\": path escapes the layer (\"..\")"
+    );
     s.assert_canary_untouched();
 
     for name in ["..", "../canary/file", "/../x", "a/.."] {
@@ -649,7 +804,10 @@ fn dotdot_and_bad_names_are_refused_naming_the_entry() {
         let mut t = Tar::new();
         t.add(file(name, b"x"));
         let msg = err_string(s.apply(&t.finish()));
-        assert!(msg.contains(&format!("{name:?}")) && msg.contains("escapes"), "{msg}");
+        assert!(
+            msg.contains(&format!("{name:?}")) && msg.contains("escapes"),
+            "{msg}"
+        );
         s.assert_canary_untouched();
     }
 
@@ -680,7 +838,10 @@ fn file_below_a_file_is_an_error() {
     let mut t = Tar::new();
     t.add(file("f", b"")).add(file("f/g", b""));
     let msg = err_string(s.apply(&t.finish()));
-    assert!(msg.starts_with("entry \"f/g\"") && msg.contains("not a directory"), "{msg}");
+    assert!(
+        msg.starts_with("entry \"f/g\"") && msg.contains("not a directory"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -704,7 +865,10 @@ fn end_of_stream_handling() {
     let s = Scratch::new();
     let r = s.apply(&bytes[..512 + 512 + 512 + 300]);
     match r {
-        Err(ArchiveError::Io { entry: Some(entry), source }) => {
+        Err(ArchiveError::Io {
+            entry: Some(entry),
+            source,
+        }) => {
             assert_eq!(entry, "b");
             assert_eq!(source.kind(), std::io::ErrorKind::UnexpectedEof);
         }
@@ -713,7 +877,10 @@ fn end_of_stream_handling() {
     // Cut inside the padding after "b"'s data, and inside a header.
     for cut in [512 + 512 + 512 + 1000 + 5, 512 + 512 + 100] {
         let s = Scratch::new();
-        assert!(matches!(s.apply(&bytes[..cut]), Err(ArchiveError::Io { .. })), "cut at {cut}");
+        assert!(
+            matches!(s.apply(&bytes[..cut]), Err(ArchiveError::Io { .. })),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -732,7 +899,10 @@ fn corrupt_header_is_an_io_error() {
 fn header_only_members_must_not_carry_data() {
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.add(E { data: b"hidden".to_vec(), ..symlink("s", "t") });
+    t.add(E {
+        data: b"hidden".to_vec(),
+        ..symlink("s", "t")
+    });
     let msg = err_string(s.apply(&t.finish()));
     assert!(msg.contains("must not carry data"), "{msg}");
 }
@@ -742,13 +912,15 @@ fn malformed_or_duplicate_pax_records_are_refused() {
     // A binary xattr value with a newline: the tar crate cannot parse it unambiguously.
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.pax(&[("SCHILY.xattr.user.bin", b"a\nb")]).add(file("f", b""));
+    t.pax(&[("SCHILY.xattr.user.bin", b"a\nb")])
+        .add(file("f", b""));
     let msg = err_string(s.apply(&t.finish()));
     assert!(msg.starts_with("entry \"f\": malformed PAX"), "{msg}");
 
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.pax(&[("path", b"one"), ("path", b"two")]).add(file("f", b""));
+    t.pax(&[("path", b"one"), ("path", b"two")])
+        .add(file("f", b""));
     assert!(err_string(s.apply(&t.finish())).contains("duplicate PAX record"));
 
     let s = Scratch::new();
@@ -770,9 +942,12 @@ fn unsupported_types_are_refused() {
 fn global_headers_and_old_style_directories() {
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.add(E { data: b"20 comment=whatever\n".to_vec(), ..e(b'g', "global", 0o644) })
-        .add(e(0, "olddir/", 0o700))
-        .add(file("olddir/f", b"x"));
+    t.add(E {
+        data: b"20 comment=whatever\n".to_vec(),
+        ..e(b'g', "global", 0o644)
+    })
+    .add(e(0, "olddir/", 0o700))
+    .add(file("olddir/f", b"x"));
     let stats = s.apply(&t.finish()).unwrap();
     assert_eq!(stats.entries, 2);
     assert!(s.meta("olddir").is_dir());
@@ -783,8 +958,16 @@ fn global_headers_and_old_style_directories() {
 fn unprivileged_mode_skips_chown() {
     let s = Scratch::new();
     let mut t = Tar::new();
-    t.add(file("f", b"x").owner(1000, 1000)).add(dir("d").owner(5, 5));
-    s.apply_with(&t.finish(), &ApplyOptions { userxattr: false, same_owner: false }).unwrap();
+    t.add(file("f", b"x").owner(1000, 1000))
+        .add(dir("d").owner(5, 5));
+    s.apply_with(
+        &t.finish(),
+        &ApplyOptions {
+            userxattr: false,
+            same_owner: false,
+        },
+    )
+    .unwrap();
     assert_eq!(s.meta("f").uid(), 0);
     assert_eq!(s.meta("d").uid(), 0);
 }
@@ -805,6 +988,9 @@ fn gnu_sparse_files_stay_sparse() {
         gnu.sparse[0].set_length(4096);
         gnu.sparse[1].set_offset(512 * 1024);
         gnu.sparse[1].set_length(4096);
+        // GNU tar ends a file that ends in a hole with an empty fragment at the real size.
+        gnu.sparse[2].set_offset(real);
+        gnu.sparse[2].set_length(0);
         gnu.set_real_size(real);
     }
     h.set_cksum();
@@ -819,8 +1005,16 @@ fn gnu_sparse_files_stay_sparse() {
     assert_eq!(content.len() as u64, real);
     assert!(content[..4096].iter().all(|&b| b == b'a'));
     assert!(content[4096..512 * 1024].iter().all(|&b| b == 0));
-    assert!(content[512 * 1024..512 * 1024 + 4096].iter().all(|&b| b == b'b'));
-    assert!(s.meta("sparse").blocks() * 512 < real / 4, "not sparse: {} blocks", s.meta("sparse").blocks());
+    assert!(
+        content[512 * 1024..512 * 1024 + 4096]
+            .iter()
+            .all(|&b| b == b'b')
+    );
+    assert!(
+        s.meta("sparse").blocks() * 512 < real / 4,
+        "not sparse: {} blocks",
+        s.meta("sparse").blocks()
+    );
 }
 
 #[test]
@@ -838,19 +1032,27 @@ fn pax_sparse_files() {
     ])
     .add(file("dir/GNUSparseFile.0/real-name", &data));
     // Format 0.1: map in a PAX record.
-    t.pax(&[("GNU.sparse.size", b"8"), ("GNU.sparse.numblocks", b"1"), ("GNU.sparse.map", b"6,2"), ("GNU.sparse.name", b"zero-one")])
-        .add(file("mangled", b"xy"));
+    t.pax(&[
+        ("GNU.sparse.size", b"8"),
+        ("GNU.sparse.numblocks", b"1"),
+        ("GNU.sparse.map", b"6,2"),
+        ("GNU.sparse.name", b"zero-one"),
+    ])
+    .add(file("mangled", b"xy"));
     let s = Scratch::new();
     let stats = s.apply(&t.finish()).unwrap();
     assert_eq!(stats.bytes, 24);
-    assert_eq!(s.read("dir/real-name"), b"abc\0\0\0\0\0\0\0de\0\0\0\0\0");
+    assert_eq!(s.read("dir/real-name"), b"abc\0\0\0\0\0\0\0de\0\0\0\0");
     assert_eq!(s.read("zero-one"), b"\0\0\0\0\0\0xy");
     assert!(!s.exists("dir/GNUSparseFile.0") && !s.exists("mangled"));
 }
 
 #[test]
 fn errors_name_the_entry() {
-    let err = ArchiveError::Invalid { path: "x".into(), reason: "r".into() };
+    let err = ArchiveError::Invalid {
+        path: "x".into(),
+        reason: "r".into(),
+    };
     assert_eq!(err.entry(), Some("x"));
     let s = Scratch::new();
     let missing = s.dest.join("nope");
@@ -858,4 +1060,68 @@ fn errors_name_the_entry() {
     assert!(matches!(r, Err(ArchiveError::Dest { .. })));
     // An empty stream is an empty layer.
     assert_eq!(s.apply(b"").unwrap().entries, 0);
+}
+
+#[test]
+fn parent_cache_follows_replacements() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(dir("a/b"))
+        .add(file("a/b/f1", b"1"))
+        // The cached parent "a/b" is replaced by a symlink: later members follow the link.
+        .add(symlink("a/b", "../c"))
+        .add(file("a/b/f2", b"2"))
+        .add(symlink("x", "y"))
+        .add(file("x/1", b"1"))
+        // ... and a symlink replaced by a directory is not followed any more.
+        .add(dir("x"))
+        .add(file("x/2", b"2"))
+        // A directory removed with its tree, then recreated implicitly.
+        .add(dir("r/s").mode(0o700).mtime(5))
+        .add(file("r", b""))
+        .add(file("r/s/t", b"t"));
+    let msg = err_string(s.apply(&t.finish()));
+    assert!(
+        msg.starts_with("entry \"r/s/t\"") && msg.contains("not a directory"),
+        "{msg}"
+    );
+    assert!(s.meta("a/b").file_type().is_symlink());
+    assert_eq!(s.read("c/f2"), b"2");
+    assert!(!s.exists("c/f1"));
+    assert_eq!(s.read("y/1"), b"1");
+    assert!(s.meta("x").is_dir());
+    assert_eq!(s.read("x/2"), b"2");
+    assert!(!s.exists("y/2"));
+
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(dir("r/s").mode(0o700).mtime(5))
+        .add(file("r", b""))
+        .add(dir("r"))
+        .add(file("r/s/t", b"t"));
+    s.apply(&t.finish()).unwrap();
+    // The old record for "r/s" died with its tree: the new implicit "r/s" keeps 0755.
+    assert_eq!(s.meta("r/s").mode() & 0o7777, 0o755);
+    assert_eq!(s.read("r/s/t"), b"t");
+}
+
+#[test]
+fn dangling_symlink_parents_are_created_inside_dest() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(symlink("var/run", "/run"))
+        .add(symlink("rel", "../../x/../y/./z"))
+        .add(file("var/run/app.pid", b"1"))
+        .add(file("rel/f", b"2"))
+        .add(symlink("p/q/l", "../r/./s/../t"))
+        .add(file("p/q/l/f", b"3"))
+        .add(symlink("l1", "l2"))
+        .add(symlink("l2", "l1"))
+        .add(file("l1/f", b""));
+    let msg = err_string(s.apply(&t.finish()));
+    assert!(msg.starts_with("entry \"l1/f\""), "{msg}");
+    assert_eq!(s.read("run/app.pid"), b"1");
+    assert_eq!(s.read("y/z/f"), b"2");
+    assert_eq!(s.read("p/r/t/f"), b"3");
+    s.assert_canary_untouched();
 }

@@ -67,8 +67,20 @@ mod tests {
 
     #[test]
     fn look_alikes_are_ordinary() {
-        for name in [&b".wh"[..], b"a.wh.b", b"..wh..opq", b"wh.foo", b".WH.foo", b"x.wh."] {
-            assert_eq!(classify(name), Ok(Kind::Ordinary), "{}", String::from_utf8_lossy(name));
+        for name in [
+            &b".wh"[..],
+            b"a.wh.b",
+            b"..wh..opq",
+            b"wh.foo",
+            b".WH.foo",
+            b"x.wh.",
+        ] {
+            assert_eq!(
+                classify(name),
+                Ok(Kind::Ordinary),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
         }
     }
 
