@@ -109,7 +109,7 @@ impl Observer for Progress {
                         }
                     }
                     PullEvent::LayerExists { layer } => {
-                        finish(&bars, &layer.hex().to_string(), "Already exists")
+                        finish(&bars, layer.hex(), "Already exists")
                     }
                     PullEvent::Downloading { layer, done, total } => {
                         if let Some(bar) = bars.get(layer.hex()) {
@@ -126,7 +126,7 @@ impl Observer for Progress {
                         }
                     }
                     PullEvent::LayerDone { layer } => {
-                        finish(&bars, &layer.hex().to_string(), "Pull complete")
+                        finish(&bars, layer.hex(), "Pull complete")
                     }
                 }
             }

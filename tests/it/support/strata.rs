@@ -1,9 +1,9 @@
 //! Run the real `strata` binary against a temp root, read what it stored, and mount the
 //! union of an image's layers.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::fs;
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -320,16 +320,147 @@ fn find_rec(root: &Path, dir: &Path, needle: &[u8], out: &mut Vec<String>) {
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
             find_rec(root, &p, needle, out);
-        } else if ft.is_file() {
-            if let Ok(data) = fs::read(&p) {
-                if contains(&data, needle) {
-                    out.push(format!("{rel} (content)"));
-                }
-            }
+        } else if ft.is_file()
+            && let Ok(data) = fs::read(&p)
+            && contains(&data, needle)
+        {
+            out.push(format!("{rel} (content)"));
         }
     }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------
+// Containers and mounts
+
+/// One line of `/proc/self/mountinfo`: mount point and filesystem type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub mount_point: PathBuf,
+    pub fs_type: String,
+}
+
+/// Every mount of this mount namespace, in mount order (the kernel's `\ooo` escapes undone).
+pub fn mounts() -> Vec<MountInfo> {
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?;
+            let fs_type = right.split(' ').next()?;
+            Some(MountInfo {
+                mount_point: PathBuf::from(OsString::from_vec(unescape_mountinfo(mount_point))),
+                fs_type: fs_type.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn unescape_mountinfo(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        if let Some(d) = octal {
+            out.push(
+                d.iter()
+                    .fold(0u8, |acc, c| acc.wrapping_mul(8) + (c - b'0')),
+            );
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The mounts whose mount point is `dir` (mountinfo shows resolved paths).
+pub fn mounts_at(dir: &Path) -> Vec<MountInfo> {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    mounts()
+        .into_iter()
+        .filter(|m| m.mount_point == dir)
+        .collect()
+}
+
+impl Strata {
+    /// `strata ps --json`.
+    pub fn ps(&self) -> Vec<Value> {
+        let out = self.run(&["ps", "--json"]).ok();
+        let v: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("ps --json output is not JSON ({e}):\n{}", out.describe()));
+        v.as_array()
+            .unwrap_or_else(|| panic!("ps --json is not an array:\n{}", out.describe()))
+            .clone()
+    }
+
+    /// Mount points at or below the root (resolved), in mount order.
+    pub fn mounts_under_root(&self) -> Vec<PathBuf> {
+        let root = fs::canonicalize(self.root()).unwrap_or_else(|_| self.root().to_path_buf());
+        mounts()
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| p.starts_with(&root))
+            .collect()
+    }
+
+    /// Best-effort cleanup that never panics (it runs in `Drop`, possibly while a test is
+    /// failing): `strata rm -f` every container `ps --json` lists, then a lazy unmount of
+    /// anything still mounted under the root, so the root's temp dir can be removed.
+    pub fn remove_all_containers(&self) {
+        let listed = Command::new(bin())
+            .arg("--root")
+            .arg(self.root())
+            .args(["ps", "--json"])
+            .stdin(Stdio::null())
+            .output();
+        let ids: Vec<String> = listed
+            .ok()
+            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(str::to_string))
+            .collect();
+        if !ids.is_empty() {
+            let rm = Command::new(bin())
+                .arg("--root")
+                .arg(self.root())
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdin(Stdio::null())
+                .output();
+            if let Ok(o) = rm
+                && !o.status.success()
+            {
+                eprintln!(
+                    "cleanup: strata rm -f failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+        // Innermost first.
+        for p in self.mounts_under_root().iter().rev() {
+            eprintln!("cleanup: {} still mounted, detaching it", p.display());
+            let Ok(target) = CString::new(p.as_os_str().as_bytes()) else {
+                continue;
+            };
+            // SAFETY: valid C string.
+            let rc = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            if rc != 0 {
+                eprintln!(
+                    "cleanup: umount {}: {}",
+                    p.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
 }
