@@ -125,9 +125,7 @@ impl Observer for Progress {
                             bar.set_message("Extracting");
                         }
                     }
-                    PullEvent::LayerDone { layer } => {
-                        finish(&bars, layer.hex(), "Pull complete")
-                    }
+                    PullEvent::LayerDone { layer } => finish(&bars, layer.hex(), "Pull complete"),
                 }
             }
         }
