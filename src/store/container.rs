@@ -116,7 +116,7 @@ impl Store {
         let mut lower = vec![format!("l/{}", record.init_link)];
         lower.extend(image_lower);
         layout::init_layer_dir(&dir, &record.link, Some(&lower.join(":")))?;
-        fsutil::mkdir_mode(&dir.join("merged"), 0o755)?;
+        fsutil::mkdir_mode(&dir.join("merged"), 0o700)?;
         layout::install_short_link(&self.links_dir(), &record.link, &record.id)
     }
 
@@ -208,6 +208,16 @@ impl Store {
         fsutil::remove_tree(&self.overlay_dir().join(format!("{}-init", record.id)))?;
         fsutil::remove_tree(&self.overlay_dir().join(&record.id))
     }
+}
+
+/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, here also at most 128 chars.
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (2..=128).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
 /// Docker's init layer: mount points and placeholders the runtime bind-mounts over.

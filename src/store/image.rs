@@ -177,13 +177,14 @@ impl Store {
     }
 }
 
-/// The current UTC time as RFC 3339 (`2026-11-22T06:30:00Z`).
+/// The current UTC time as RFC 3339 with nanoseconds (`2026-11-22T06:30:00.123456789Z`), so
+/// records created in the same second still sort by creation.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    rfc3339(secs)
+        .unwrap_or_default();
+    let secs = rfc3339(now.as_secs() as i64);
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), now.subsec_nanos())
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC (days-from-civil, inverted).
@@ -213,6 +214,8 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_305_600 + 3_723), "2026-11-22T01:02:03Z");
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2026-11-22T01:02:03.123456789Z".len(), "{now}");
     }
 
     use super::*;

@@ -60,6 +60,11 @@ pub enum StoreError {
     /// No container matched a name or id.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// A container name breaks Docker's naming rule.
+    #[error(
+        "invalid container name {0:?}: use 2-128 characters [a-zA-Z0-9_.-], starting with a letter or digit"
+    )]
+    InvalidName(String),
     /// A container name is taken.
     #[error("the container name {0:?} is already in use")]
     NameInUse(String),

@@ -7,5 +7,6 @@
 
 mod support;
 
+mod containers;
 mod pull;
 mod support_selftest;

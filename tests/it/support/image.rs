@@ -543,6 +543,25 @@ pub fn alpine_multi(flavor: Flavor) -> Index {
     )
 }
 
+/// An image of `n` small layers (no base): layer `i` adds `layers/f{i:03}` (content
+/// `file {i}\n`) and rewrites the shared file `shared` (content `layer {i}\n`), so the top
+/// layer's `shared` must win. Compressions cycle through gzip, zstd and none.
+pub fn numbered_layers(flavor: Flavor, n: usize) -> Image {
+    let compressions = [Compression::Gzip, Compression::Zstd, Compression::None];
+    let mut b = ImageBuilder::new(flavor);
+    for i in 0..n {
+        b = b.entries(
+            &[
+                Entry::dir("layers"),
+                Entry::file(&format!("layers/f{i:03}"), format!("file {i}\n")),
+                Entry::file("shared", format!("layer {i}\n")),
+            ],
+            compressions[i % compressions.len()],
+        );
+    }
+    b.build()
+}
+
 /// A copy of a gzip blob with a different MTIME field in its header: still valid gzip of the
 /// same tar (same diff_id, same length), but a different digest.
 pub fn gzip_with_other_mtime(gz: &[u8]) -> Vec<u8> {
