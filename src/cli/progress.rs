@@ -67,20 +67,7 @@ impl Observer for Progress {
         match &self.mode {
             Mode::Quiet => {}
             Mode::Plain => match event {
-                PullEvent::Resolved { reference, .. } => {
-                    let repo = reference.repository.clone();
-                    eprintln!(
-                        "{}: Pulling from {repo}",
-                        reference
-                            .tag
-                            .as_deref()
-                            .unwrap_or(if reference.digest.is_some() {
-                                "digest"
-                            } else {
-                                "latest"
-                            })
-                    );
-                }
+                PullEvent::Resolved { reference, .. } => eprintln!("{}", pulling_from(&reference)),
                 PullEvent::LayerExists { layer } => eprintln!("{}: Already exists", layer.short()),
                 PullEvent::LayerDone { layer } => eprintln!("{}: Pull complete", layer.short()),
                 PullEvent::Downloading { .. } | PullEvent::Extracting { .. } => {}
@@ -89,17 +76,7 @@ impl Observer for Progress {
                 let Ok(mut bars) = bars.lock() else { return };
                 match event {
                     PullEvent::Resolved { reference, layers } => {
-                        let tag =
-                            reference
-                                .tag
-                                .as_deref()
-                                .unwrap_or(if reference.digest.is_some() {
-                                    "digest"
-                                } else {
-                                    "latest"
-                                });
-                        let _ =
-                            multi.println(format!("{tag}: Pulling from {}", reference.repository));
+                        let _ = multi.println(pulling_from(&reference));
                         for (layer, size) in layers {
                             let bar = multi.add(ProgressBar::new(size));
                             bar.set_style(style());
@@ -130,6 +107,16 @@ impl Observer for Progress {
             }
         }
     }
+}
+
+/// Docker's first line: `latest: Pulling from library/alpine`.
+fn pulling_from(reference: &strata::reference::Reference) -> String {
+    let tag = match (&reference.tag, &reference.digest) {
+        (Some(tag), _) => tag.as_str(),
+        (None, Some(_)) => "digest",
+        (None, None) => "latest",
+    };
+    format!("{tag}: Pulling from {}", reference.repository)
 }
 
 fn finish(bars: &HashMap<String, ProgressBar>, key: &str, message: &'static str) {

@@ -72,6 +72,9 @@ impl Store {
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| id[..12].to_string());
+        if !valid_name(&name) {
+            return Err(StoreError::InvalidName(name));
+        }
         if self.containers()?.iter().any(|c| c.name == name) {
             return Err(StoreError::NameInUse(name));
         }
@@ -210,10 +213,10 @@ impl Store {
     }
 }
 
-/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, here also at most 128 chars.
+/// Docker's rule for container names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (one char is enough here), at most 128.
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
-    (2..=128).contains(&b.len())
+    (1..=128).contains(&b.len())
         && b[0].is_ascii_alphanumeric()
         && b[1..]
             .iter()
@@ -297,6 +300,11 @@ mod tests {
             store.create_container(&img, "x", Some("web")),
             Err(StoreError::NameInUse(_))
         ));
+        for bad in ["", "a/b", "../x", "a b", "-x", &"n".repeat(129)] {
+            let res = store.create_container(&img, "x", Some(bad));
+            assert!(matches!(res, Err(StoreError::InvalidName(_))), "{bad:?}");
+        }
+        assert_eq!(store.containers().unwrap().len(), 1);
 
         let init = store.overlay_dir().join(format!("{}-init", c.id));
         let image_lower = format!(

@@ -62,7 +62,7 @@ pub enum StoreError {
     NoSuchContainer(String),
     /// A container name breaks Docker's naming rule.
     #[error(
-        "invalid container name {0:?}: use 2-128 characters [a-zA-Z0-9_.-], starting with a letter or digit"
+        "invalid container name {0:?}: use 1-128 characters [a-zA-Z0-9_.-], starting with a letter or digit"
     )]
     InvalidName(String),
     /// A container name is taken.

@@ -188,34 +188,6 @@ fn overlay_mounted(dir: &Path) -> bool {
     !m.is_empty()
 }
 
-/// Exit code 1, an `error: ` message containing every needle, no panic.
-#[track_caller]
-fn assert_error(out: &Output, needles: &[&str]) {
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "expected exit code 1:\n{}",
-        out.describe()
-    );
-    assert!(
-        out.stderr.contains("error: "),
-        "the message must start with \"error: \":\n{}",
-        out.describe()
-    );
-    assert!(
-        !out.stderr.contains("panicked"),
-        "strata panicked:\n{}",
-        out.describe()
-    );
-    for n in needles {
-        assert!(
-            out.stderr.contains(n),
-            "the error should mention {n:?}:\n{}",
-            out.describe()
-        );
-    }
-}
-
 fn assert_whiteout(p: &Path) {
     let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     assert!(
@@ -727,7 +699,7 @@ fn two_containers_share_the_image_layers() {
 
     // A taken name is refused and creates nothing.
     let out = env.run(&["pull-and-mount", "--name", "a", &reference]);
-    assert_error(&out, &["\"a\"", "in use"]);
+    out.assert_error(&["\"a\"", "in use"]);
     assert_eq!(
         env.strata.layer_dirs(),
         dirs_b,
@@ -795,7 +767,7 @@ fn umount_mount_and_rm() {
 
     // rm without -f refuses a mounted container and leaves it alone.
     let out = env.run(&["rm", "web"]);
-    assert_error(&out, &["web", "strata umount", "rm -f"]);
+    out.assert_error(&["web", "strata umount", "rm -f"]);
     assert!(overlay_mounted(&c.merged), "rm without -f unmounted it");
     assert_eq!(env.ps().len(), 1, "rm without -f removed the record");
     assert!(cdir.is_dir() && idir.is_dir());
@@ -844,14 +816,14 @@ fn umount_mount_and_rm() {
         &["bundle", "nope", bundle_dir],
     ] {
         let out = env.run(args);
-        assert_error(&out, &["no such container", "nope"]);
+        out.assert_error(&["no such container", "nope"]);
     }
     assert!(
         !Path::new(bundle_dir).exists(),
         "bundle of an unknown container wrote"
     );
     let out = env.run(&["inspect", "nope"]);
-    assert_error(&out, &["nope"]);
+    out.assert_error(&["nope"]);
 }
 
 /// A 200-layer image mounts whole: every layer's file is visible and the top layer wins.
@@ -926,7 +898,7 @@ fn warm_start_without_registry() {
     let dirs = env.strata.layer_dirs();
     let missing = env.r("library/never-pulled:1");
     let out = env.run(&["pull-and-mount", "--pull", "never", "--name", "x", &missing]);
-    assert_error(&out, &["never-pulled", "not present", "never"]);
+    out.assert_error(&["never-pulled", "not present", "never"]);
 
     let out = env.run(&[
         "pull-and-mount",
@@ -936,7 +908,7 @@ fn warm_start_without_registry() {
         "y",
         &reference,
     ]);
-    assert_error(&out, &["cannot reach registry", &env.addr]);
+    out.assert_error(&["cannot reach registry", &env.addr]);
 
     assert_eq!(
         env.strata.layer_dirs(),
@@ -1007,7 +979,7 @@ fn run_with_runc() {
     assert_no_containers_left(&env.strata, &img);
 
     let out = env.run(&["run", "--rm", "--runtime", "does-not-exist", r, "true"]);
-    assert_error(&out, &["does-not-exist", "not found"]);
+    out.assert_error(&["does-not-exist", "not found"]);
     let out = env.run(&[
         "run",
         "--runtime",
@@ -1017,7 +989,7 @@ fn run_with_runc() {
         r,
         "true",
     ]);
-    assert_error(&out, &["does-not-exist", "not found"]);
+    out.assert_error(&["does-not-exist", "not found"]);
     assert_no_containers_left(&env.strata, &img);
 }
 

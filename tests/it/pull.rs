@@ -102,25 +102,6 @@ fn assert_stderr_has(out: &Output, needle: &str) {
     );
 }
 
-fn assert_error(out: &Output) {
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "expected exit code 1:\n{}",
-        out.describe()
-    );
-    assert!(
-        out.stderr.contains("error: "),
-        "the message must start with \"error: \":\n{}",
-        out.describe()
-    );
-    assert!(
-        !out.stderr.contains("panicked"),
-        "strata panicked:\n{}",
-        out.describe()
-    );
-}
-
 fn mode_of(p: &Path) -> u32 {
     fs::symlink_metadata(p)
         .unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
@@ -415,7 +396,7 @@ fn multi_platform_oci_index() {
     // A platform the index does not have: an error listing the ones it has.
     let none = Strata::new();
     let out = none.run(&["--platform", "linux/s390x", "pull", &reference]);
-    assert_error(&out);
+    out.assert_error(&[]);
     assert_stderr_has(&out, "linux/s390x");
     assert_stderr_has(&out, "linux/amd64");
     assert_stderr_has(&out, "linux/arm64");
@@ -880,7 +861,7 @@ fn pulling_twice_is_up_to_date() {
 
 /// The image name and both digests must be in the error.
 fn assert_mismatch_error(out: &Output, reference_repo: &str, expected: &str, actual: &str) {
-    assert_error(out);
+    out.assert_error(&[]);
     let lower = out.stderr.to_lowercase();
     assert!(
         lower.contains("expected"),
@@ -996,7 +977,7 @@ fn garbage_blob_fails_and_leaves_nothing() {
     let bad = &img.layers[1];
     env.reg.corrupt_blob(&bad.digest);
     let out = env.strata.pull(&env.r("test/garbage:v1"));
-    assert_error(&out);
+    out.assert_error(&[]);
     assert_stderr_has(&out, bad.short_id());
     assert_nothing_left(&env.strata, &img.chain_ids()[1], MARKER, 1);
 }
@@ -1060,7 +1041,7 @@ fn corrupted_config_and_manifest_fail() {
     let s = Strata::new();
     let by_digest = env.r(&format!("test/manifest@{}", img.manifest_digest));
     let out = s.pull(&by_digest);
-    assert_error(&out);
+    out.assert_error(&[]);
     assert_stderr_has(&out, &img.manifest_digest);
     assert_stderr_has(&out, &served);
     assert!(
@@ -1105,7 +1086,7 @@ fn pull_by_digest() {
         support::sha256_digest(b"missing")
     ));
     let out = Strata::new().pull(&missing);
-    assert_error(&out);
+    out.assert_error(&[]);
 }
 
 #[test]
@@ -1119,7 +1100,7 @@ fn unknown_tag_and_repository_fail() {
     for repo_ref in ["library/alpine:nope", "nope/nope:latest"] {
         let reference = env.r(repo_ref);
         let out = env.strata.pull(&reference);
-        assert_error(&out);
+        out.assert_error(&[]);
         assert_stderr_has(&out, &reference);
         let lower = out.stderr.to_lowercase();
         assert!(
@@ -1264,7 +1245,7 @@ fn images_and_inspect_shapes() {
 
     // An image that was not pulled.
     let out = env.strata.run(&["inspect", &env.r("test/absent:v1")]);
-    assert_error(&out);
+    out.assert_error(&[]);
 }
 
 /// The README's main job: Docker Hub names through `--mirror docker.io=...`.

@@ -51,6 +51,34 @@ impl Output {
         );
         self
     }
+    /// Asserts a failed run: exit code 1, an `error: ` message mentioning every needle, no panic.
+    #[track_caller]
+    pub fn assert_error(&self, needles: &[&str]) {
+        assert_eq!(
+            self.code(),
+            Some(1),
+            "expected exit code 1:\n{}",
+            self.describe()
+        );
+        assert!(
+            self.stderr.contains("error: "),
+            "the message must start with \"error: \":\n{}",
+            self.describe()
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "strata panicked:\n{}",
+            self.describe()
+        );
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "the error should mention {n:?}:\n{}",
+                self.describe()
+            );
+        }
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "$ strata {}\nexit: {}\n--- stdout\n{}\n--- stderr\n{}",
