@@ -2,13 +2,16 @@
 //!
 //! Data flows one way: [`reference`] -> [`registry`] (manifests, platform, blobs) ->
 //! [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
-//! (overlay2 layout, metadata, locks). [`pull`] drives that flow.
+//! (overlay2 layout, metadata, locks). [`pull`] drives that flow; [`export`] drives the same
+//! verified stream into one flattened directory instead of the store.
 
 pub mod archive;
 pub mod bundle;
 pub mod compression;
+pub mod config;
 pub mod container;
 pub mod digest;
+pub mod export;
 pub mod inspect;
 pub mod mount;
 pub mod pull;

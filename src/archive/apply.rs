@@ -1,6 +1,6 @@
 //! The member loop: one handler per member kind, all filesystem work through [`Root`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::Read;
@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::data::{self, CopyError, Layout};
-use super::fsops::{self, DirFd, FsError, IMPLICIT_DIR_MODE, Root, timestamps};
+use super::fsops::{self, DirFd, FsError, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
 use super::meta::{self, Meta};
 use super::path::{self, MemberPath};
 use super::whiteout::{self, Kind as Name};
@@ -52,6 +52,82 @@ struct DirMeta {
     mode: u32,
     atime: Timespec,
     mtime: Timespec,
+    /// Its real path (flatten mode only).
+    real: Option<RealPath>,
+}
+
+/// Modes of directories kept owner-writable while later layers are flattened onto them, by
+/// real path (see [`super::Flattener`]).
+pub(crate) type DeferredModes = HashMap<Vec<u8>, u32>;
+
+/// Flatten mode's bookkeeping for one layer.
+#[derive(Default)]
+struct Flat {
+    /// Real paths (symlinks resolved) this layer created, directories its opaque markers and
+    /// whiteouts name as parents, and all their ancestors: what its whiteouts and opaque
+    /// markers must not remove.
+    touched: HashSet<Vec<u8>>,
+    /// Whiteouts and opaque markers, carried out in order at the end of the layer, once
+    /// everything the layer creates is known (a layer's own entries win in any order).
+    removals: Vec<Removal>,
+    /// Times of the directories this layer changes, by real path, from before the change:
+    /// those that are not members of the layer get them back at its end (as umoci does), so
+    /// that a directory keeps the times of the layer that last listed it.
+    times: HashMap<Vec<u8>, (Timespec, Timespec)>,
+}
+
+/// Records the times of the directory `fd` at `real` unless known already.
+fn note_times(
+    times: &mut HashMap<Vec<u8>, (Timespec, Timespec)>,
+    real: &[u8],
+    fd: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    if !times.contains_key(real) {
+        let st = rfs::fstat(fd)?;
+        let ts = |sec, nsec| Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        };
+        times.insert(
+            real.to_vec(),
+            (
+                ts(st.st_atime, st.st_atime_nsec),
+                ts(st.st_mtime, st.st_mtime_nsec),
+            ),
+        );
+    }
+    Ok(())
+}
+
+enum Removal {
+    /// `PARENT/.wh.NAME`: remove NAME.
+    Whiteout {
+        parent: Vec<u8>,
+        name: Vec<u8>,
+        shown: String,
+    },
+    /// `DIR/.wh..wh..opq`: remove what is below DIR.
+    Opaque { dir: Vec<u8>, shown: String },
+}
+
+/// Adds `path` and its ancestors to `touched`.
+fn touch(touched: &mut HashSet<Vec<u8>>, mut path: &[u8]) {
+    while !path.is_empty() && touched.insert(path.to_vec()) {
+        path = match path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &path[..i],
+            None => &[],
+        };
+    }
+}
+
+fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        p.extend_from_slice(parent);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
 }
 
 struct Applier<'o> {
@@ -61,23 +137,33 @@ struct Applier<'o> {
     dirs: HashMap<Vec<u8>, DirMeta>,
     buf: Vec<u8>,
     stats: ApplyStats,
+    /// Flatten mode's bookkeeping (`None` in overlay mode).
+    flat: Option<Flat>,
+    /// Where restrictive directory modes go instead of onto the directories (flatten only).
+    deferred: Option<&'o mut DeferredModes>,
 }
 
 pub(crate) fn apply<R: Read>(
     reader: R,
     dest: &Path,
     opts: &ApplyOptions,
+    deferred: Option<&mut DeferredModes>,
 ) -> Result<ApplyStats, ArchiveError> {
-    let root = Root::open(dest).map_err(|source| ArchiveError::Dest {
+    let mut root = Root::open(dest).map_err(|source| ArchiveError::Dest {
         path: dest.to_path_buf(),
         source,
     })?;
+    if opts.flatten {
+        root.track_real_paths();
+    }
     let mut applier = Applier {
         root,
         opts,
         dirs: HashMap::new(),
         buf: Vec::new(),
         stats: ApplyStats::default(),
+        flat: opts.flatten.then(Flat::default),
+        deferred: if opts.flatten { deferred } else { None },
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_ignore_zeros(false);
@@ -196,12 +282,29 @@ impl Applier<'_> {
     }
 
     /// The parent directory of a member (symlinks followed inside the root, missing
-    /// directories created).
-    fn parent(&mut self, parent: &[u8], shown: &str) -> Result<DirFd, ArchiveError> {
-        self.root
-            .dir(parent, true)
+    /// directories created), and its real path in flatten mode.
+    fn parent(
+        &mut self,
+        parent: &[u8],
+        shown: &str,
+    ) -> Result<(DirFd, Option<RealPath>), ArchiveError> {
+        let (fd, real) = self
+            .root
+            .dir_real(parent, true)
             .map_err(|e| from_fs(shown, e))?
-            .ok_or_else(|| invalid(shown, "parent directory could not be resolved"))
+            .ok_or_else(|| invalid(shown, "parent directory could not be resolved"))?;
+        if let (Some(flat), Some(real)) = (&mut self.flat, &real) {
+            note_times(&mut flat.times, real, fd.as_fd())
+                .map_err(|e| fs_err(shown, "inspecting parent directory", e))?;
+        }
+        Ok((fd, real))
+    }
+
+    /// Flatten mode: records that this layer created `name` in the directory at `real`.
+    fn created(&mut self, real: Option<&[u8]>, name: &[u8]) {
+        if let (Some(flat), Some(real)) = (&mut self.flat, real) {
+            touch(&mut flat.touched, &join(real, name));
+        }
     }
 
     /// Bookkeeping after `create_replacing` removed something at `path`.
@@ -269,7 +372,7 @@ impl Applier<'_> {
         meta: &Meta,
         shown: &str,
     ) -> Result<(), ArchiveError> {
-        let dir = self.parent(parent, shown)?;
+        let (dir, real) = self.parent(parent, shown)?;
         let perm = Mode::from_raw_mode(meta.mode & 0o777);
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -282,6 +385,7 @@ impl Applier<'_> {
             })
             .map_err(|e| fs_err(shown, "creating file", e))?;
         self.removed(path, removed);
+        self.created(real.as_deref(), name);
         let file = File::from(fd);
         let layout = match &meta.sparse {
             Some(sparse) => Layout::Pax(sparse),
@@ -315,7 +419,7 @@ impl Applier<'_> {
         meta: &Meta,
         shown: &str,
     ) -> Result<(), ArchiveError> {
-        let dir = self.parent(parent, shown)?;
+        let (dir, real) = self.parent(parent, shown)?;
         let mkdir = || rfs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(IMPLICIT_DIR_MODE));
         // The owner of a directory that was already there (None: we just made it).
         let mut existing_owner = None;
@@ -338,32 +442,47 @@ impl Applier<'_> {
             }
             Err(e) => return Err(fs_err(shown, "creating directory", e)),
         }
+        self.created(real.as_deref(), name);
         // Owner and xattrs now; mode and times at the end.
         let chown = match existing_owner {
             Some(owner) => self.opts.same_owner && owner != (meta.uid, meta.gid),
             None => self.chown_wanted(meta),
         };
-        if !meta.xattrs.is_empty() {
+        // Flatten mode: a directory over a directory (from a lower layer) has this member's
+        // xattrs only, as in an overlay mount (and as umoci does).
+        let clear = self.flat.is_some() && existing_owner.is_some();
+        if clear || !meta.xattrs.is_empty() {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let fd = rfs::openat(dir.as_fd(), name, flags, Mode::empty())
                 .map_err(|e| fs_err(shown, "opening directory", e))?;
+            if clear {
+                fsops::clear_xattrs(fd.as_fd())
+                    .map_err(|e| fs_err(shown, "clearing the xattrs of a lower directory", e))?;
+            }
             self.fd_metadata(fd.as_fd(), meta, chown, false, shown)?;
         } else if chown {
             fsops::lchownat(dir.as_fd(), name, meta.uid, meta.gid)
                 .map_err(|e| fs_err(shown, format!("chown to {}:{}", meta.uid, meta.gid), e))?;
         }
+        let real = real.map(|r| RealPath::from(join(&r, name)));
         self.dirs.insert(
             path.as_bytes().to_vec(),
             DirMeta {
                 mode: meta.mode,
                 atime: meta.atime,
                 mtime: meta.mtime,
+                real,
             },
         );
         Ok(())
     }
 
     fn root_dir(&mut self, meta: &Meta, shown: &str) -> Result<(), ArchiveError> {
+        if self.flat.is_some() {
+            // Flatten mode: the lower layers' root takes this member's xattrs only.
+            fsops::clear_xattrs(self.root.root_fd())
+                .map_err(|e| fs_err(shown, "clearing the xattrs of the root", e))?;
+        }
         // The destination's owner is whatever the caller made it: always chown.
         let chown = self.opts.same_owner;
         self.fd_metadata(self.root.root_fd(), meta, chown, false, shown)?;
@@ -373,6 +492,7 @@ impl Applier<'_> {
                 mode: meta.mode,
                 atime: meta.atime,
                 mtime: meta.mtime,
+                real: self.flat.is_some().then(|| RealPath::from(&[][..])),
             },
         );
         Ok(())
@@ -394,7 +514,7 @@ impl Applier<'_> {
         if target.contains(&0) {
             return Err(invalid(shown, "symlink target contains a NUL byte"));
         }
-        let dir = self.parent(parent, shown)?;
+        let (dir, real) = self.parent(parent, shown)?;
         // The target is stored as is: symlinks are only ever resolved inside the root.
         let (_, removed) = self
             .root
@@ -403,6 +523,7 @@ impl Applier<'_> {
             })
             .map_err(|e| fs_err(shown, "creating symlink", e))?;
         self.removed(path, removed);
+        self.created(real.as_deref(), name);
         if self.chown_wanted(meta) {
             fsops::lchownat(dir.as_fd(), name, meta.uid, meta.gid)
                 .map_err(|e| fs_err(shown, format!("chown to {}:{}", meta.uid, meta.gid), e))?;
@@ -426,12 +547,16 @@ impl Applier<'_> {
         let Some((tparent, tname)) = target.split_last() else {
             return Err(invalid(shown, "hardlink target is the layer root"));
         };
+        let flatten = self.flat.is_some();
         let not_found = || {
+            let hint = if flatten {
+                ""
+            } else {
+                " (it must be an earlier member of this layer)"
+            };
             invalid(
                 shown,
-                format!(
-                    "hardlink target {tshown:?} does not exist (it must be an earlier member of this layer)"
-                ),
+                format!("hardlink target {tshown:?} does not exist{hint}"),
             )
         };
         let tdir = match self.root.existing_dir(tparent) {
@@ -452,13 +577,14 @@ impl Applier<'_> {
                 Err(_) => Err(not_found()),
             };
         }
-        let dir = self.parent(parent, shown)?;
+        let (dir, real) = self.parent(parent, shown)?;
         // Flags 0: a symlink target is linked itself, never followed.
         match self.root.create_replacing(dir.as_fd(), name, || {
             rfs::linkat(tdir.as_fd(), tname, dir.as_fd(), name, AtFlags::empty())
         }) {
             Ok((_, removed)) => {
                 self.removed(path, removed);
+                self.created(real.as_deref(), name);
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => Err(not_found()),
@@ -497,12 +623,29 @@ impl Applier<'_> {
             ),
             _ => (FileType::Fifo, 0),
         };
-        let dir = self.parent(parent, shown)?;
+        let (dir, real) = self.parent(parent, shown)?;
         let perm = Mode::from_raw_mode(meta.mode & 0o777);
         match self.root.create_replacing(dir.as_fd(), name, || {
             rfs::mknodat(dir.as_fd(), name, file_type, perm, dev)
         }) {
-            Ok((_, removed)) => self.removed(path, removed),
+            Ok((_, removed)) => {
+                self.removed(path, removed);
+                self.created(real.as_deref(), name);
+            }
+            // Flattening must not silently drop a device the image has.
+            Err(e)
+                if e.raw_os_error() == Some(Errno::PERM.raw_os_error())
+                    && self.flat.is_some()
+                    && kind != Kind::Fifo =>
+            {
+                return Err(invalid(
+                    shown,
+                    format!(
+                        "creating a {} is not permitted: exporting images with device nodes needs root",
+                        kind.name()
+                    ),
+                ));
+            }
             // Unprivileged (e.g. in a user namespace): devices cannot be made; Docker skips them too.
             Err(e)
                 if e.raw_os_error() == Some(Errno::PERM.raw_os_error())
@@ -549,6 +692,17 @@ impl Applier<'_> {
         meta: &Meta,
         shown: &str,
     ) -> Result<(), ArchiveError> {
+        if let Some(flat) = &mut self.flat {
+            // Carried out at the end; the parent counts as this layer's (as in overlay mode,
+            // where the whiteout's parent is a directory of the layer).
+            touch(&mut flat.touched, parent);
+            flat.removals.push(Removal::Whiteout {
+                parent: parent.to_vec(),
+                name: target.to_vec(),
+                shown: shown.to_string(),
+            });
+            return Ok(());
+        }
         let Some(dir) = self
             .root
             .dir(parent, false)
@@ -588,6 +742,9 @@ impl Applier<'_> {
     /// `DIR/.wh..wh..opq`: mark DIR opaque (creating it if missing), unless DIR goes through a
     /// symlink.
     fn opaque(&mut self, dir_path: &[u8], shown: &str) -> Result<(), ArchiveError> {
+        if self.flat.is_some() {
+            return self.flat_opaque(dir_path, shown);
+        }
         let Some(dir) = self
             .root
             .dir(dir_path, false)
@@ -608,8 +765,162 @@ impl Applier<'_> {
             .map_err(|e| fs_err(shown, format!("setting {}", xattr.to_string_lossy()), e))
     }
 
-    /// Directory modes and times, deepest first.
+    /// Flatten mode's opaque marker: DIR (created when missing, as overlay mode does) becomes
+    /// this layer's, and what is below it goes at the end. Ignored when DIR goes through a
+    /// symlink or is not a directory (nothing to hide below it).
+    fn flat_opaque(&mut self, dir_path: &[u8], shown: &str) -> Result<(), ArchiveError> {
+        match self.root.existing_dir_nofollow(dir_path) {
+            Ok(_) => {}
+            Err(Errno::NOENT) => {
+                if self
+                    .root
+                    .dir(dir_path, false)
+                    .map_err(|e| from_fs(shown, e))?
+                    .is_none()
+                {
+                    return Ok(());
+                }
+            }
+            Err(Errno::LOOP | Errno::NOTDIR) => return Ok(()),
+            Err(e) => return Err(fs_err(shown, "resolving opaque directory", e)),
+        }
+        if let Some(flat) = &mut self.flat {
+            touch(&mut flat.touched, dir_path);
+            flat.removals.push(Removal::Opaque {
+                dir: dir_path.to_vec(),
+                shown: shown.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Flatten mode, end of a layer: the whiteouts and opaque markers, in order, removing
+    /// nothing this layer created. A whiteout whose parent goes through a symlink or is not a
+    /// directory is ignored; one of a missing name is fine.
+    fn flat_removals(&mut self, flat: &mut Flat) -> Result<(), ArchiveError> {
+        for removal in &flat.removals {
+            match removal {
+                Removal::Whiteout {
+                    parent,
+                    name,
+                    shown,
+                } => {
+                    if flat.touched.contains(&join(parent, name)) {
+                        continue;
+                    }
+                    let dir = match self.root.existing_dir_nofollow(parent) {
+                        Ok(fd) => fd,
+                        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                        Err(e) => return Err(fs_err(shown, "resolving whiteout parent", e)),
+                    };
+                    note_times(&mut flat.times, parent, dir.as_fd())
+                        .map_err(|e| fs_err(shown, "inspecting whiteout parent", e))?;
+                    self.root
+                        .remove(dir.as_fd(), name)
+                        .map_err(|e| fs_err(shown, format!("removing {}", fsops::show(name)), e))?;
+                }
+                Removal::Opaque { dir, shown } => {
+                    self.clear_below(dir, &flat.touched, &mut flat.times, shown)?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes everything below the directory `top` that is not in `touched`, descending into
+    /// the directories that are (iteratively, not following symlinks).
+    fn clear_below(
+        &mut self,
+        top: &[u8],
+        touched: &HashSet<Vec<u8>>,
+        times: &mut HashMap<Vec<u8>, (Timespec, Timespec)>,
+        shown: &str,
+    ) -> Result<(), ArchiveError> {
+        let mut todo = vec![top.to_vec()];
+        while let Some(dir_path) = todo.pop() {
+            let fd = match self.root.existing_dir_nofollow(&dir_path) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => {
+                    return Err(fs_err(
+                        shown,
+                        format!("opening {}", fsops::show(&dir_path)),
+                        e,
+                    ));
+                }
+            };
+            let listing =
+                |e: Errno| fs_err(shown, format!("listing {}", fsops::show(&dir_path)), e);
+            let mut children = Vec::new();
+            let mut dir = rfs::Dir::read_from(&fd).map_err(listing)?;
+            while let Some(entry) = dir.read() {
+                let entry = entry.map_err(listing)?;
+                let name = entry.file_name().to_bytes();
+                if name != b"." && name != b".." {
+                    children.push((name.to_vec(), entry.file_type()));
+                }
+            }
+            for (name, file_type) in children {
+                let child = join(&dir_path, &name);
+                if !touched.contains(&child) {
+                    note_times(times, &dir_path, fd.as_fd()).map_err(|e| {
+                        fs_err(shown, format!("inspecting {}", fsops::show(&dir_path)), e)
+                    })?;
+                    self.root.remove(fd.as_fd(), &name).map_err(|e| {
+                        fs_err(shown, format!("removing {}", fsops::show(&child)), e)
+                    })?;
+                    continue;
+                }
+                let is_dir = match file_type {
+                    FileType::Directory => true,
+                    FileType::Unknown => rfs::statat(&fd, &name[..], AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+                    _ => false,
+                };
+                if is_dir {
+                    todo.push(child);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flatten mode: the directories this layer changed without listing them get their times
+    /// back.
+    fn restore_times(&self, flat: &Flat) -> Result<(), ArchiveError> {
+        let listed: HashSet<&[u8]> = self
+            .dirs
+            .values()
+            .filter_map(|m| m.real.as_deref())
+            .collect();
+        for (real, (atime, mtime)) in &flat.times {
+            if listed.contains(&real[..]) {
+                continue;
+            }
+            let shown = if real.is_empty() {
+                ".".to_string()
+            } else {
+                lossy(real)
+            };
+            let fd = match self.root.existing_dir_nofollow(real) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => return Err(fs_err(&shown, "opening directory", e)),
+            };
+            rfs::futimens(&fd, &timestamps(*atime, *mtime))
+                .map_err(|e| fs_err(&shown, "restoring times", e))?;
+        }
+        Ok(())
+    }
+
+    /// Directory modes and times, deepest first (after flatten mode's removals). With
+    /// `deferred`, a mode without owner rwx is given owner rwx for now and recorded.
     fn finish(&mut self) -> Result<(), ArchiveError> {
+        if let Some(mut flat) = self.flat.take() {
+            self.flat_removals(&mut flat)?;
+            self.restore_times(&flat)?;
+        }
+        let flatten = self.opts.flatten;
         let mut dirs: Vec<(Vec<u8>, DirMeta)> = self.dirs.drain().collect();
         dirs.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(path::depth(p)));
         let created_mode = self.root.created_dir_mode();
@@ -633,13 +944,49 @@ impl Applier<'_> {
                     Err(e) => return Err(fs_err(&shown, "opening directory", e)),
                 }
             };
-            if p.is_empty() || created_mode != Some(m.mode) {
-                rfs::fchmod(fd, Mode::from_raw_mode(m.mode))
-                    .map_err(|e| fs_err(&shown, format!("chmod to {:o}", m.mode), e))?;
+            let mut mode = m.mode;
+            if let (Some(deferred), Some(real)) = (&mut self.deferred, &m.real) {
+                if mode & 0o700 == 0o700 {
+                    deferred.remove(&real[..]);
+                } else {
+                    deferred.insert(real.to_vec(), mode);
+                    mode |= 0o700;
+                }
+            }
+            // Flatten mode: the directory may come from a lower layer, with any mode.
+            if flatten || p.is_empty() || created_mode != Some(mode) {
+                rfs::fchmod(fd, Mode::from_raw_mode(mode))
+                    .map_err(|e| fs_err(&shown, format!("chmod to {:o}", mode), e))?;
             }
             rfs::futimens(fd, &timestamps(m.atime, m.mtime))
                 .map_err(|e| fs_err(&shown, "setting times", e))?;
         }
         Ok(())
     }
+}
+
+/// Gives the directories recorded in `deferred` (by real path) their modes, deepest first;
+/// those gone or replaced since are skipped.
+pub(crate) fn restore_modes(dest: &Path, deferred: &DeferredModes) -> Result<(), ArchiveError> {
+    let root = Root::open(dest).map_err(|source| ArchiveError::Dest {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let mut dirs: Vec<(&Vec<u8>, &u32)> = deferred.iter().collect();
+    dirs.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(path::depth(p)));
+    for (p, &mode) in dirs {
+        let shown = if p.is_empty() {
+            ".".to_string()
+        } else {
+            lossy(p)
+        };
+        let fd = match root.existing_dir_nofollow(p) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+            Err(e) => return Err(fs_err(&shown, "opening directory", e)),
+        };
+        rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|e| fs_err(&shown, format!("chmod to {mode:o}"), e))?;
+    }
+    Ok(())
 }

@@ -65,7 +65,12 @@ struct Cached {
     path: Vec<u8>,
     fd: DirFd,
     via_symlink: bool,
+    /// The directory's path from the root with every symlink resolved (only when tracked).
+    real: Option<RealPath>,
 }
+
+/// A directory's path from the root with every symlink resolved ("" is the root).
+pub(crate) type RealPath = Rc<[u8]>;
 
 /// The layer root and what applying a layer needs to know about the process.
 pub(crate) struct Root {
@@ -79,6 +84,8 @@ pub(crate) struct Root {
     pub umask: Option<u32>,
     /// True when the root directory is setgid (new directories inherit the bit).
     pub setgid_root: bool,
+    /// Whether [`Root::dir_real`] computes real paths (flatten mode needs them).
+    track_real: bool,
 }
 
 impl Root {
@@ -101,7 +108,15 @@ impl Root {
             creator_gid,
             umask: read_umask(),
             setgid_root,
+            track_real: false,
         })
+    }
+
+    /// Makes [`Root::dir_real`] return real paths (at the cost of resolving paths that go
+    /// through symlinks component by component).
+    pub(crate) fn track_real_paths(&mut self) {
+        self.track_real = true;
+        self.cache = None;
     }
 
     /// The root directory (opened read-only, usable for fchown/fsetxattr/futimens).
@@ -121,16 +136,27 @@ impl Root {
     /// Without `follow`, symlinks are not followed anywhere in `path` and `None` is returned
     /// when the path goes through one.
     pub(crate) fn dir(&mut self, path: &[u8], follow: bool) -> Result<Option<DirFd>, FsError> {
+        Ok(self.dir_real(path, follow)?.map(|(fd, _)| fd))
+    }
+
+    /// Like [`Root::dir`], also returning the directory's real path (every symlink resolved)
+    /// when [`Root::track_real_paths`] was called.
+    pub(crate) fn dir_real(
+        &mut self,
+        path: &[u8],
+        follow: bool,
+    ) -> Result<Option<(DirFd, Option<RealPath>)>, FsError> {
         if path.is_empty() {
-            return Ok(Some(self.fd.clone()));
+            let real = self.track_real.then(|| RealPath::from(&[][..]));
+            return Ok(Some((self.fd.clone(), real)));
         }
         if let Some(c) = &self.cache
             && c.path == path
             && (follow || !c.via_symlink)
         {
-            return Ok(Some(c.fd.clone()));
+            return Ok(Some((c.fd.clone(), c.real.clone())));
         }
-        let Some((fd, via_symlink)) = self.resolve(path, follow)? else {
+        let Some((fd, via_symlink, real)) = self.resolve(path, follow)? else {
             return Ok(None);
         };
         let fd = Rc::new(fd);
@@ -140,32 +166,48 @@ impl Root {
                 c.path.extend_from_slice(path);
                 c.fd = fd.clone();
                 c.via_symlink = via_symlink;
+                c.real = real.clone();
             }
             None => {
                 self.cache = Some(Cached {
                     path: path.to_vec(),
                     fd: fd.clone(),
                     via_symlink,
+                    real: real.clone(),
                 })
             }
         }
-        Ok(Some(fd))
+        Ok(Some((fd, real)))
     }
 
-    fn resolve(&self, path: &[u8], follow: bool) -> Result<Option<(OwnedFd, bool)>, FsError> {
+    /// The directory, whether a symlink was followed, and its real path when tracked.
+    fn resolve(
+        &self,
+        path: &[u8],
+        follow: bool,
+    ) -> Result<Option<(OwnedFd, bool, Option<RealPath>)>, FsError> {
         let err = |e: Errno| FsError::new(format!("resolving directory {}", show(path)), e);
         match openat2(&self.fd, path, DIR_PATH, RESOLVE_NOSYM) {
-            Ok(fd) => return Ok(Some((fd, false))),
+            // No symlink on the way: the path is the real path.
+            Ok(fd) => {
+                let real = self.track_real.then(|| RealPath::from(path));
+                return Ok(Some((fd, false, real)));
+            }
             Err(Errno::LOOP) if !follow => return Ok(None),
+            // Where a symlink leads is only known to the slow walk.
+            Err(Errno::LOOP) if self.track_real => {}
             Err(Errno::LOOP) => match openat2(&self.fd, path, DIR_PATH, RESOLVE_FOLLOW) {
-                Ok(fd) => return Ok(Some((fd, true))),
+                Ok(fd) => return Ok(Some((fd, true, None))),
                 Err(Errno::NOENT | Errno::NOTDIR) => {}
                 Err(e) => return Err(err(e)),
             },
             Err(Errno::NOENT | Errno::NOTDIR) => {}
             Err(e) => return Err(err(e)),
         }
-        self.resolve_slow(path, follow)
+        Ok(self.resolve_slow(path, follow)?.map(|(fd, via, walked)| {
+            let real = self.track_real.then(|| RealPath::from(walked));
+            (fd, via, real)
+        }))
     }
 
     /// Component by component, creating what is missing. Symlinks are resolved here in user
@@ -175,7 +217,12 @@ impl Root {
     /// are ever opened, with `O_NOFOLLOW`, relative to a handle reached from the root, and `..`
     /// reopens the parent from the root by the (symlink-free) names walked, so nothing outside
     /// the root is reachable. Only one handle is held at a time, however deep the path.
-    fn resolve_slow(&self, path: &[u8], follow: bool) -> Result<Option<(OwnedFd, bool)>, FsError> {
+    /// Returns the handle, whether a symlink was followed, and the real path walked.
+    fn resolve_slow(
+        &self,
+        path: &[u8],
+        follow: bool,
+    ) -> Result<Option<(OwnedFd, bool, Vec<u8>)>, FsError> {
         let err = |what: String, e: Errno| {
             FsError::new(format!("resolving directory {}: {what}", show(path)), e)
         };
@@ -267,7 +314,7 @@ impl Root {
             None => rfs::openat(self.fd.as_fd(), c".", DIR_PATH, Mode::empty())
                 .map_err(|e| err("the root".into(), e))?,
         };
-        Ok(Some((fd, via)))
+        Ok(Some((fd, via, walked.join(&b'/'))))
     }
 
     /// Opens an existing directory (following symlinks inside the root), creating nothing.
@@ -276,6 +323,15 @@ impl Root {
             return Ok(self.fd.clone());
         }
         openat2(&self.fd, path, DIR_PATH, RESOLVE_FOLLOW).map(Rc::new)
+    }
+
+    /// Opens the existing directory at `path` for reading, following no symlink anywhere in
+    /// it and creating nothing ("" is the root).
+    pub(crate) fn existing_dir_nofollow(&self, path: &[u8]) -> Result<OwnedFd, Errno> {
+        if path.is_empty() {
+            return rfs::openat(self.fd.as_fd(), c".", DIR_READ, Mode::empty());
+        }
+        openat2(&self.fd, path, DIR_READ, RESOLVE_NOSYM)
     }
 
     /// Opens the directory at `path` for metadata changes; its final component is not followed.
@@ -465,6 +521,38 @@ pub(crate) fn timestamps(atime: Timespec, mtime: Timespec) -> Timestamps {
 /// Sets `name` in `parent`'s times, not following a symlink.
 pub(crate) fn lutimesat(parent: BorrowedFd<'_>, name: &[u8], ts: &Timestamps) -> Result<(), Errno> {
     rfs::utimensat(parent, name, ts, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// Removes every xattr of an open (non-`O_PATH`) fd that this process may remove; the others
+/// (e.g. `trusted.*` for an unprivileged process, which cannot even list them) stay.
+pub(crate) fn clear_xattrs(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let names = loop {
+        let len = match rfs::flistxattr_query(fd) {
+            Ok(len) => len,
+            Err(Errno::OPNOTSUPP) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; len];
+        match rfs::flistxattr(fd, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                break buf;
+            }
+            // Grew in between.
+            Err(Errno::RANGE) => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        match rfs::fremovexattr(fd, name) {
+            Ok(()) | Err(Errno::NODATA | Errno::PERM | Errno::ACCESS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Sets one xattr on an open (non-`O_PATH`) fd.

@@ -37,9 +37,40 @@
 //!   malformed or duplicated PAX records, data on header-only members (directories, links,
 //!   devices, fifos), unknown member types. PAX (0.0, 0.1, 1.0) and old GNU sparse files are
 //!   supported and stay sparse.
+//!
+//! # Flatten mode
+//!
+//! With [`ApplyOptions::flatten`] a layer is applied on top of a directory that already holds
+//! the layers below it (as `umoci unpack` and containerd do), for `strata export`; the result
+//! of applying every layer bottom first is the image's merged view. [`Flattener`] drives that.
+//! What changes:
+//! - `DIR/.wh.NAME` removes NAME (with its tree) and `DIR/.wh..wh..opq` removes everything
+//!   below DIR, except what this layer itself created: a layer's own entries win over its
+//!   whiteouts and markers in any order, as in overlay mode. Both are carried out at the end
+//!   of the layer (before directory metadata), when everything the layer creates is known.
+//!   "Created" means by real path (symlinks resolved), including the ancestors of what was
+//!   created, the parents of whiteouts and the directories of opaque markers (overlay mode
+//!   makes all of those directories of the layer, so an overlay mount shows the same). An
+//!   opaque marker clears recursively: below a kept directory, what this layer did not create
+//!   goes too, as an overlay mount hides it. Nothing is created for a whiteout, nothing is
+//!   ever removed through a symlink (a whiteout or marker whose DIR goes through one, or is not
+//!   a directory, is ignored), and no overlay xattr is set.
+//! - Replacing removes what is there, which may come from a lower layer; a directory over a
+//!   directory keeps the contents but takes the member's metadata, xattrs included (the lower
+//!   directory's xattrs are cleared as far as the process may, as umoci does and as the upper
+//!   directory of an overlay mount shows).
+//! - Hardlinks may point at files of lower layers (confined like everything else).
+//! - Parents resolve through symlinks of lower layers too (inside the destination), as umoci
+//!   and containerd do: with `var/run -> /run` from below, `var/run/x` lands at `run/x`. (An
+//!   overlay mount of a layer whose tar has `var/run/x` but not its own `var/run` shows a
+//!   directory `var/run` there instead; Docker's layers carry their parent directories.)
+//! - Device nodes that cannot be created (unprivileged) are an error naming the member rather
+//!   than skipped: an export must not silently lack a device.
+//! - Directory modes are always set (the directory may come from a lower layer).
 
 mod apply;
 mod data;
+mod diff;
 mod fsops;
 mod meta;
 mod path;
@@ -60,6 +91,10 @@ pub struct ApplyOptions {
     /// chown entries to their tar uid/gid (true when running as root; when false, skip chown
     /// silently).
     pub same_owner: bool,
+    /// Flatten mode: apply on top of the lower layers' result, deleting what whiteouts and
+    /// opaque markers hide instead of recording them (see the module documentation). False
+    /// (overlay mode) expects an empty destination.
+    pub flatten: bool,
 }
 
 impl Default for ApplyOptions {
@@ -68,6 +103,7 @@ impl Default for ApplyOptions {
         Self {
             userxattr: false,
             same_owner: rustix::process::geteuid().is_root(),
+            flatten: false,
         }
     }
 }
@@ -142,13 +178,75 @@ impl ArchiveError {
     }
 }
 
-/// Applies the tar stream `reader` to the existing, empty directory `dest`. Reads entries until
-/// the end-of-archive marker (or a clean EOF at a header boundary, which is legal) and returns;
-/// it does NOT drain trailing bytes (the caller drains and hashes the rest).
+/// Applies the tar stream `reader` to the existing directory `dest`, which must be empty unless
+/// [`ApplyOptions::flatten`] is set (then it holds the lower layers). Reads entries until the
+/// end-of-archive marker (or a clean EOF at a header boundary, which is legal) and returns; it
+/// does NOT drain trailing bytes (the caller drains and hashes the rest).
 pub fn apply_layer<R: io::Read>(
     reader: R,
     dest: &std::path::Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats, ArchiveError> {
-    apply::apply(reader, dest, opts)
+    apply::apply(reader, dest, opts, None)
+}
+
+/// Writes a layer directory in overlay2 format (what [`apply_layer`] makes of a layer) back as a
+/// layer tar stream to `out`, as Docker's overlay2 differ does: whiteout devices become
+/// `.wh.NAME` files, opaque directories get a `.wh..wh..opq` member, overlay xattrs are left
+/// out, multiply-linked files are written once and then as hardlinks. With `root_entry` the
+/// directory itself is written first as `./`. Nothing below `dir` is followed. Returns the
+/// number of members written.
+///
+/// Reading `trusted.*` xattrs (opaque markers in the default namespace) needs root: without
+/// it they are invisible and the opaque markers are lost.
+pub fn write_layer_tar<W: io::Write>(
+    dir: &std::path::Path,
+    out: W,
+    root_entry: bool,
+) -> Result<u64, ArchiveError> {
+    diff::write(dir, out, root_entry)
+}
+
+/// Flattens an image's layers, applied bottom first, into one directory: the image's merged
+/// view as a plain directory tree (see "Flatten mode" in the module documentation).
+///
+/// Directories whose mode lacks owner read, write or search permission (`/proc` is 0555) stay
+/// owner-accessible until [`Flattener::finish`], so that later layers can still change what is
+/// below them when the process has no `CAP_DAC_OVERRIDE` (unprivileged export).
+#[derive(Debug)]
+pub struct Flattener {
+    dest: PathBuf,
+    opts: ApplyOptions,
+    deferred: apply::DeferredModes,
+}
+
+impl Flattener {
+    /// Flattens into the existing directory `dest` (normally empty at first) with `opts`
+    /// (whose `flatten` is forced on).
+    pub fn new(dest: &std::path::Path, opts: &ApplyOptions) -> Self {
+        Self {
+            dest: dest.to_path_buf(),
+            opts: ApplyOptions {
+                flatten: true,
+                ..opts.clone()
+            },
+            deferred: Default::default(),
+        }
+    }
+
+    /// The directory flattened into.
+    pub fn dest(&self) -> &std::path::Path {
+        &self.dest
+    }
+
+    /// Applies the next layer's tar stream (as [`apply_layer`] does: trailing bytes are not
+    /// drained).
+    pub fn apply_layer<R: io::Read>(&mut self, reader: R) -> Result<ApplyStats, ArchiveError> {
+        apply::apply(reader, &self.dest, &self.opts, Some(&mut self.deferred))
+    }
+
+    /// Gives the directories kept owner-accessible their modes; call after the last layer.
+    pub fn finish(self) -> Result<(), ArchiveError> {
+        apply::restore_modes(&self.dest, &self.deferred)
+    }
 }

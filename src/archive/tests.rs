@@ -8,6 +8,8 @@ use tar::{EntryType, Header};
 
 use super::{ApplyOptions, ApplyStats, ArchiveError, apply_layer};
 
+mod flatten;
+
 const MTIME: u64 = 1_600_000_000;
 
 /// One member to write.
@@ -257,6 +259,7 @@ fn root_opts() -> ApplyOptions {
     ApplyOptions {
         userxattr: false,
         same_owner: true,
+        flatten: false,
     }
 }
 
@@ -662,6 +665,7 @@ fn userxattr_option_uses_the_user_namespace() {
         &ApplyOptions {
             userxattr: true,
             same_owner: true,
+            flatten: false,
         },
     )
     .unwrap();
@@ -965,6 +969,7 @@ fn unprivileged_mode_skips_chown() {
         &ApplyOptions {
             userxattr: false,
             same_owner: false,
+            flatten: false,
         },
     )
     .unwrap();

@@ -1,10 +1,11 @@
 //! Command-line interface: argument parsing, dispatch, exit codes.
 
 mod containers;
+mod export;
 mod images;
+mod login;
 mod progress;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use strata::pull::{PullOptions, PullPolicy};
+use strata::registry::RegistryClient;
 use strata::registry::platform::Platform;
-use strata::registry::{RegistryClient, RegistryConfig};
 use strata::store::Store;
 
 /// strata: pull OCI/Docker images into a Docker-style overlay2 store and mount them.
@@ -41,7 +42,8 @@ pub struct Global {
         value_name = "REGISTRY=URL"
     )]
     mirrors: Vec<String>,
-    /// Registry reached over plain HTTP or unverified TLS (repeatable; loopback always is)
+    /// Registry reached over plain HTTP or unverified TLS (repeatable; loopback is too, unless
+    /// a certs dir has a CA for it)
     #[arg(
         long = "insecure-registry",
         env = "STRATA_INSECURE_REGISTRY",
@@ -50,6 +52,14 @@ pub struct Global {
         value_name = "HOST[:PORT]"
     )]
     insecure: Vec<String>,
+    /// Configuration file (TOML: mirrors, insecure registries, certs dir, ...) [default:
+    /// /etc/strata/config.toml if present]
+    #[arg(long, env = "STRATA_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory with HOST[:PORT]/{*.crt,client.cert,client.key} per registry [default:
+    /// /etc/strata/certs.d; /etc/docker/certs.d is searched too]
+    #[arg(long, env = "STRATA_CERTS_DIR", global = true, value_name = "DIR")]
+    certs_dir: Option<PathBuf>,
     /// Platform to pull from multi-platform images [default: the host's]
     #[arg(
         long,
@@ -58,15 +68,14 @@ pub struct Global {
         value_name = "OS/ARCH[/VARIANT]"
     )]
     platform: Option<String>,
-    /// Layers downloaded and unpacked at once
+    /// Layers downloaded and unpacked at once [default: the config file's, else 3]
     #[arg(
         long,
         env = "STRATA_MAX_CONCURRENT_DOWNLOADS",
-        default_value_t = 3,
         global = true,
         value_name = "N"
     )]
-    max_concurrent_downloads: usize,
+    max_concurrent_downloads: Option<usize>,
     /// Print no progress
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -142,6 +151,14 @@ enum Command {
     Bundle(containers::BundleArgs),
     /// Pull, mount, bundle and run a command with an OCI runtime; exits with its exit code
     Run(containers::RunArgs),
+    /// Write an image's root filesystem into a new directory, flattened (no store, no mount;
+    /// no root needed for images without device nodes); prints the directory
+    #[command(long_about = export::LONG_ABOUT)]
+    Export(export::ExportArgs),
+    /// Log in to a registry: check the credentials, then save them in Docker's config.json
+    Login(login::LoginArgs),
+    /// Remove the saved credentials of a registry
+    Logout(login::LogoutArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -182,6 +199,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
         Command::Run(args) => return containers::run(g, &args),
+        Command::Export(args) => export::export(g, &args)?,
+        Command::Login(args) => login::login(g, &args)?,
+        Command::Logout(args) => login::logout(&args)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -189,11 +209,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
 impl Global {
     /// Opens the store at `--root` (or the default).
     fn store(&self) -> Result<Store> {
-        let root = match &self.root {
-            Some(root) => root.clone(),
-            None => default_root()?,
-        };
+        let root = self.root_dir()?;
         Store::open(&root).with_context(|| format!("opening store {}", root.display()))
+    }
+
+    /// The store directory: `--root` or the default (neither created nor checked).
+    fn root_dir(&self) -> Result<PathBuf> {
+        match &self.root {
+            Some(root) => Ok(root.clone()),
+            None => default_root(),
+        }
     }
 
     fn pull_options(&self) -> Result<PullOptions> {
@@ -201,18 +226,30 @@ impl Global {
             Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
             None => Platform::host(),
         };
-        if self.max_concurrent_downloads == 0 {
+        if self.max_concurrent_downloads == Some(0) {
             bail!("--max-concurrent-downloads must be at least 1");
         }
+        let file = self.config_file()?;
         Ok(PullOptions {
             platform,
-            max_concurrent_downloads: self.max_concurrent_downloads,
+            max_concurrent_downloads: file.max_concurrent_downloads(&self.overrides()?),
             ..PullOptions::default()
         })
     }
 
     fn client(&self) -> Result<RegistryClient> {
-        let mut mirrors: HashMap<String, Vec<String>> = HashMap::new();
+        let config = self.config_file()?.registry_config(&self.overrides()?);
+        Ok(RegistryClient::new(config)?)
+    }
+
+    /// The configuration file (`--config`, else /etc/strata/config.toml if present).
+    fn config_file(&self) -> Result<strata::config::Config> {
+        Ok(strata::config::Config::load(self.config.as_deref())?)
+    }
+
+    /// The command line's registry settings, which override or extend the file's.
+    fn overrides(&self) -> Result<strata::config::Overrides> {
+        let mut mirrors = Vec::new();
         for entry in &self.mirrors {
             let (registry, url) = entry.split_once('=').with_context(|| {
                 format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
@@ -220,18 +257,15 @@ impl Global {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("invalid --mirror {entry:?}: the URL must start with http:// or https://");
             }
-            mirrors
-                .entry(registry.to_string())
-                .or_default()
-                .push(url.trim_end_matches('/').to_string());
+            mirrors.push((registry.to_string(), url.trim_end_matches('/').to_string()));
         }
-        let config = RegistryConfig {
+        Ok(strata::config::Overrides {
             mirrors,
             insecure: self.insecure.clone(),
+            certs_dir: self.certs_dir.clone(),
+            max_concurrent_downloads: self.max_concurrent_downloads,
             user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
-            ..RegistryConfig::default()
-        };
-        Ok(RegistryClient::new(config)?)
+        })
     }
 }
 

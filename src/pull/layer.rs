@@ -1,7 +1,11 @@
 //! One layer's pipeline: HTTP body -> sha256 + size -> decompress -> diff_id sha256 -> tar apply
 //! into a staging dir -> verify -> commit. Download and unpack run concurrently.
+//!
+//! [`stream_blob`] (download on the async side, a blocking consumer on the other) and
+//! [`unpack_verified`] (the verifying reader chain around a tar applier) are shared with
+//! `export`, which applies into one flattened directory instead of the store.
 
-use std::io;
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::channel::{CHANNEL_CHUNKS, ChannelReader};
 use super::{LayerError, Observer, PullEvent};
-use crate::archive::{self, ApplyOptions};
+use crate::archive::{self, ApplyOptions, ApplyStats, ArchiveError};
 use crate::compression::{self, Compression};
 use crate::digest::{Digest, HashingReader, VerifyError};
 use crate::reference::Reference;
@@ -59,42 +63,55 @@ pub(crate) async fn ensure_layer(
         return Ok((record, false));
     }
 
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
-    let unpack = {
-        let (store, job) = (store.clone(), job.clone());
-        tokio::task::spawn_blocking(move || {
-            let _lock = lock;
-            unpack_and_commit(&store, &job, rx, &apply)
-        })
+    let (reference, blob) = (job.reference.clone(), job.blob.clone());
+    let unpack = move |rx| {
+        let _lock = lock;
+        unpack_and_commit(&store, &job, rx, &apply)
     };
+    let record = stream_blob(&client, &reference, &blob, &observer, unpack).await?;
+    observer.event(PullEvent::LayerDone { layer });
+    Ok((record, true))
+}
 
-    let download = download(&client, &job, &tx, observer.as_ref()).await;
+/// Downloads the blob `blob` of `reference` and streams its bytes to `unpack`, which runs on a
+/// blocking thread at the same time (reading a [`ChannelReader`]) and must consume and verify
+/// them. Emits `Downloading` and `Extracting` (not `LayerDone`). A download error reaches
+/// `unpack` as a read error; the download's own error wins when both fail.
+pub(crate) async fn stream_blob<T: Send + 'static>(
+    client: &RegistryClient,
+    reference: &Reference,
+    blob: &Descriptor,
+    observer: &Arc<dyn Observer>,
+    unpack: impl FnOnce(ChannelReader) -> Result<T, LayerError> + Send + 'static,
+) -> Result<T, LayerError> {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+    let unpack = tokio::task::spawn_blocking(move || unpack(ChannelReader::new(rx)));
+    let download = download(client, reference, blob, &tx, observer.as_ref()).await;
     if let Err(e) = &download {
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
     drop(tx);
     observer.event(PullEvent::Extracting {
-        layer: layer.clone(),
+        layer: blob.digest.clone(),
     });
     let unpacked = unpack.await.map_err(join_error)?;
     download?;
-    let record = unpacked?;
-    observer.event(PullEvent::LayerDone { layer });
-    Ok((record, true))
+    unpacked
 }
 
 async fn download(
     client: &RegistryClient,
-    job: &LayerJob,
+    reference: &Reference,
+    blob: &Descriptor,
     tx: &mpsc::Sender<io::Result<Bytes>>,
     observer: &dyn Observer,
 ) -> Result<(), LayerError> {
-    let layer = &job.blob.digest;
+    let layer = &blob.digest;
     let mut body = client
-        .fetch_blob(&job.reference, layer)
+        .fetch_blob(reference, layer)
         .await
         .map_err(LayerError::Download)?;
-    let total = job.blob.size;
+    let total = blob.size;
     let mut done = 0u64;
     while let Some(chunk) = body.next_chunk().await {
         let chunk = chunk.map_err(LayerError::Download)?;
@@ -116,30 +133,15 @@ async fn download(
 fn unpack_and_commit(
     store: &Store,
     job: &LayerJob,
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    blob: ChannelReader,
     apply: &ApplyOptions,
 ) -> Result<LayerRecord, LayerError> {
     let staging = store.begin_layer(&job.chain_id, &job.ancestors)?;
     let diff_dir = staging.diff_dir();
-    let mut blob = HashingReader::new(ChannelReader::new(rx), Some(job.blob.size));
-
-    let unpacked = (|| {
-        let decoder = compression::decoder(&mut blob, job.compression)?;
-        let mut tar = HashingReader::new(decoder, None);
-        let stats = archive::apply_layer(&mut tar, &diff_dir, apply)?;
-        let (diff_id, _) = tar.drain().map_err(LayerError::Decompress)?;
-        Ok::<_, LayerError>((stats, diff_id))
-    })();
-
-    // Hash the whole blob even when unpacking failed: a corrupt blob explains any decode error.
-    match HashingReader::verify(blob, &job.blob.digest, Some(job.blob.size)) {
-        Ok(()) => {}
-        Err(VerifyError::Io(e)) => return Err(LayerError::Stream(e)),
-        Err(VerifyError::Digest(e)) => return Err(LayerError::Blob(e)),
-    }
-    let (stats, diff_id) = unpacked?;
-    diff_id.verify(&job.diff_id).map_err(LayerError::DiffId)?;
-
+    let (stats, diff_id) =
+        unpack_verified(blob, &job.blob, job.compression, &job.diff_id, |tar| {
+            archive::apply_layer(tar, &diff_dir, apply)
+        })?;
     let record = LayerRecord {
         chain_id: job.chain_id.clone(),
         diff_id,
@@ -153,6 +155,39 @@ fn unpack_and_commit(
     };
     staging.commit(&record)?;
     Ok(record)
+}
+
+/// The verifying pipeline around a tar applier: `blob` (the compressed bytes) -> sha256 and
+/// size -> decompress -> sha256 of the tar (diff_id) -> `apply`. Reads both streams to their
+/// end and returns the applier's stats and the diff_id only when the blob's digest and size
+/// and the diff_id all match; otherwise what `apply` did must be thrown away. A blob that does
+/// not match its digest is reported as such even when decoding or applying failed first (it
+/// explains any decode error).
+pub(crate) fn unpack_verified<R: Read + Send>(
+    blob: R,
+    descriptor: &Descriptor,
+    compression: Compression,
+    diff_id: &Digest,
+    apply: impl FnOnce(&mut dyn Read) -> Result<ApplyStats, ArchiveError>,
+) -> Result<(ApplyStats, Digest), LayerError> {
+    let mut blob = HashingReader::new(blob, Some(descriptor.size));
+    let unpacked = (|| {
+        let decoder = compression::decoder(&mut blob, compression)?;
+        let mut tar = HashingReader::new(decoder, None);
+        let stats = apply(&mut tar)?;
+        let (diff_id, _) = tar.drain().map_err(LayerError::Decompress)?;
+        Ok::<_, LayerError>((stats, diff_id))
+    })();
+
+    // Hash the whole blob even when unpacking failed: a corrupt blob explains any decode error.
+    match HashingReader::verify(blob, &descriptor.digest, Some(descriptor.size)) {
+        Ok(()) => {}
+        Err(VerifyError::Io(e)) => return Err(LayerError::Stream(e)),
+        Err(VerifyError::Digest(e)) => return Err(LayerError::Blob(e)),
+    }
+    let (stats, actual) = unpacked?;
+    actual.verify(diff_id).map_err(LayerError::DiffId)?;
+    Ok((stats, actual))
 }
 
 fn join_error(e: tokio::task::JoinError) -> LayerError {

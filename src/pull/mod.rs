@@ -2,7 +2,7 @@
 //! every layer into the store concurrently and record the image.
 
 mod channel;
-mod layer;
+pub(crate) mod layer;
 
 use std::io;
 use std::sync::Arc;
@@ -11,10 +11,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::archive::{ApplyOptions, ArchiveError};
-use crate::compression::CompressionError;
+use crate::compression::{Compression, CompressionError};
 use crate::digest::{Digest, DigestError};
 use crate::reference::Reference;
-use crate::registry::manifest::{self, ImageManifest, Manifest, ManifestError};
+use crate::registry::manifest::{
+    self, Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError,
+};
 use crate::registry::platform::{self, Platform, PlatformError};
 use crate::registry::{FetchedManifest, RegistryClient, RegistryError};
 use crate::store::{ImageRecord, LayerRef, Store, StoreError, chain_ids};
@@ -202,14 +204,55 @@ pub enum PullError {
     },
 }
 
-/// Pulls `reference` into `store`.
-pub async fn pull(
+/// An image resolved for one platform: verified manifest and config, and its layers.
+pub(crate) struct ResolvedImage {
+    /// The digest the reference resolved to (an index's digest for multi-platform images).
+    pub top_digest: Digest,
+    /// The image manifest: its digest, media type and verbatim bytes.
+    pub manifest: FetchedManifest,
+    /// The verbatim config bytes (verified against the manifest).
+    pub config_bytes: Vec<u8>,
+    /// The parsed config.
+    pub config: ImageConfig,
+    /// The config's digest: the image id.
+    pub id: Digest,
+    /// The layers, bottom first.
+    pub layers: Vec<ResolvedLayer>,
+}
+
+/// One layer of a [`ResolvedImage`].
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedLayer {
+    /// The blob's descriptor from the manifest.
+    pub blob: Descriptor,
+    /// Its compression, from the media type.
+    pub compression: Compression,
+    /// The config's diff_id for it.
+    pub diff_id: Digest,
+}
+
+impl ResolvedImage {
+    /// The `Resolved` event for this image.
+    pub(crate) fn event(&self, reference: &Reference) -> PullEvent {
+        PullEvent::Resolved {
+            reference: reference.clone(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| (l.blob.digest.clone(), l.blob.size))
+                .collect(),
+        }
+    }
+}
+
+/// Resolves `reference` to an image manifest for `wanted` (through an index if needed), and
+/// fetches and checks its config: every digest verified, one diff_id per layer, every layer
+/// of a known media type.
+pub(crate) async fn resolve(
     client: &RegistryClient,
-    store: &Store,
     reference: &Reference,
-    options: &PullOptions,
-    observer: Arc<dyn Observer>,
-) -> Result<PullOutcome, PullError> {
+    wanted: &Platform,
+) -> Result<ResolvedImage, PullError> {
     let image = reference.to_string();
     let registry = |source| PullError::Registry {
         image: image.clone(),
@@ -219,43 +262,39 @@ pub async fn pull(
         image: image.clone(),
         source,
     };
-    let store_err = |source| PullError::Store {
-        image: image.clone(),
-        source,
-    };
 
     let top = client.fetch_manifest(reference).await.map_err(registry)?;
     let top_digest = top.digest.clone();
-    let FetchedManifest {
-        bytes,
-        media_type,
-        digest,
-    } = match manifest::parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
-        Manifest::Image(_) => top,
-        Manifest::Index(index) => {
-            let chosen =
-                platform::select(&index.manifests, &options.platform).map_err(|source| {
+    let fetched =
+        match manifest::parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
+            Manifest::Image(_) => top,
+            Manifest::Index(index) => {
+                let chosen = platform::select(&index.manifests, wanted).map_err(|source| {
                     PullError::Platform {
                         image: image.clone(),
                         source,
                     }
                 })?;
-            client
-                .fetch_manifest_by_digest(reference, &chosen.digest)
-                .await
-                .map_err(registry)?
-        }
-    };
-    let manifest: ImageManifest =
-        match manifest::parse_manifest(&bytes, &media_type).map_err(bad_manifest)? {
-            Manifest::Image(m) => m,
-            Manifest::Index(_) => {
-                return Err(PullError::Invalid {
-                    image,
-                    message: format!("index {digest} points at another index"),
-                });
+                client
+                    .fetch_manifest_by_digest(reference, &chosen.digest)
+                    .await
+                    .map_err(registry)?
             }
         };
+    let manifest: ImageManifest = match manifest::parse_manifest(
+        &fetched.bytes,
+        &fetched.media_type,
+    )
+    .map_err(bad_manifest)?
+    {
+        Manifest::Image(m) => m,
+        Manifest::Index(_) => {
+            return Err(PullError::Invalid {
+                image,
+                message: format!("index {} points at another index", fetched.digest),
+            });
+        }
+    };
     if manifest.config.size > MAX_CONFIG_SIZE {
         return Err(PullError::Invalid {
             image,
@@ -286,72 +325,103 @@ pub async fn pull(
             ),
         });
     }
-    let id = manifest.config.digest.clone();
-    let had_image = store.image(&id).map_err(store_err)?.is_some();
-    store.sweep_staging().map_err(store_err)?;
-
-    let chains = chain_ids(diff_ids);
-    let mut jobs = Vec::with_capacity(chains.len());
-    for (i, (blob, chain)) in manifest.layers.iter().zip(&chains).enumerate() {
+    let mut layers = Vec::with_capacity(diff_ids.len());
+    for (blob, diff_id) in manifest.layers.iter().zip(diff_ids) {
         let compression =
             manifest::layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
                 image: image.clone(),
                 layer: blob.digest.clone(),
                 source: LayerError::MediaType(e),
             })?;
-        jobs.push(LayerJob {
-            reference: reference.clone(),
+        layers.push(ResolvedLayer {
             blob: blob.clone(),
             compression,
-            diff_id: diff_ids[i].clone(),
-            chain_id: chain.clone(),
-            ancestors: chains[..i].iter().rev().cloned().collect(),
+            diff_id: diff_id.clone(),
         });
     }
-    observer.event(PullEvent::Resolved {
-        reference: reference.clone(),
-        layers: manifest
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.size))
-            .collect(),
-    });
+    Ok(ResolvedImage {
+        top_digest,
+        id: manifest.config.digest.clone(),
+        manifest: fetched,
+        config_bytes,
+        config,
+        layers,
+    })
+}
+
+/// Pulls `reference` into `store`.
+pub async fn pull(
+    client: &RegistryClient,
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<PullOutcome, PullError> {
+    let image = reference.to_string();
+    let store_err = |source| PullError::Store {
+        image: image.clone(),
+        source,
+    };
+
+    let resolved = resolve(client, reference, &options.platform).await?;
+    let id = resolved.id.clone();
+    let had_image = store.image(&id).map_err(store_err)?.is_some();
+    store.sweep_staging().map_err(store_err)?;
+
+    let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = chain_ids(&diff_ids);
+    let jobs = resolved
+        .layers
+        .iter()
+        .zip(&chains)
+        .enumerate()
+        .map(|(i, (layer, chain))| LayerJob {
+            reference: reference.clone(),
+            blob: layer.blob.clone(),
+            compression: layer.compression,
+            diff_id: layer.diff_id.clone(),
+            chain_id: chain.clone(),
+            ancestors: chains[..i].iter().rev().cloned().collect(),
+        })
+        .collect();
+    observer.event(resolved.event(reference));
 
     let downloaded = pull_layers(client, store, &image, jobs, options, &observer).await?;
 
-    let layers = manifest
+    let layers = resolved
         .layers
         .iter()
         .zip(chains)
-        .zip(diff_ids)
         .zip(&downloaded.sizes)
-        .map(|(((blob, chain_id), diff_id), size)| LayerRef {
+        .map(|((layer, chain_id), size)| LayerRef {
             chain_id,
-            diff_id: diff_id.clone(),
-            blob_digest: blob.digest.clone(),
-            blob_size: blob.size,
+            diff_id: layer.diff_id.clone(),
+            blob_digest: layer.blob.digest.clone(),
+            blob_size: layer.blob.size,
             size: *size,
         })
         .collect();
+    let top_digest = resolved.top_digest.clone();
     let repo_digest = format!("{}@{}", reference.repo_name(), top_digest);
     let record = match store.image(&id).map_err(store_err)? {
         Some(existing) => existing,
         None => {
+            let config = &resolved.config;
             let platform = match &config.variant {
                 Some(v) if !v.is_empty() => format!("{}/{}/{}", config.os, config.architecture, v),
                 _ => format!("{}/{}", config.os, config.architecture),
             };
             let record = ImageRecord {
                 id: id.clone(),
-                manifest_digest: digest,
-                manifest_media_type: media_type,
+                manifest_digest: resolved.manifest.digest.clone(),
+                manifest_media_type: resolved.manifest.media_type.clone(),
                 platform,
                 layers,
                 repo_digests: vec![],
                 pulled_at: crate::store::now_rfc3339(),
             };
             store
-                .put_image(&record, &bytes, &config_bytes)
+                .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
                 .map_err(store_err)?;
             record
         }
@@ -477,6 +547,25 @@ pub fn store_key(reference: &Reference) -> String {
     }
 }
 
+/// The stored image for `reference` when it and all its layers are in the store.
+pub fn present_image(
+    store: &Store,
+    reference: &Reference,
+) -> Result<Option<ImageRecord>, StoreError> {
+    match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
+        Ok(image)
+            if image
+                .layers
+                .iter()
+                .all(|l| matches!(store.layer(&l.chain_id), Ok(Some(_)))) =>
+        {
+            Ok(Some(image))
+        }
+        Ok(_) | Err(StoreError::NoSuchImage(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Returns the stored image for `reference`, pulling it as `policy` says; `Ok((image, None))` when
 /// no pull happened.
 pub async fn ensure_image(
@@ -488,17 +577,8 @@ pub async fn ensure_image(
     observer: Arc<dyn Observer>,
 ) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
     if policy != PullPolicy::Always {
-        match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
-            Ok(image)
-                if image
-                    .layers
-                    .iter()
-                    .all(|l| matches!(store.layer(&l.chain_id), Ok(Some(_)))) =>
-            {
-                return Ok((image, None));
-            }
-            Ok(_) | Err(StoreError::NoSuchImage(_)) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(image) = present_image(store, reference)? {
+            return Ok((image, None));
         }
         if policy == PullPolicy::Never {
             return Err(EnsureError::NotPresent(reference.to_string()));

@@ -1,17 +1,14 @@
 //! Registry authentication: `WWW-Authenticate` challenges, bearer tokens (fetched from the
-//! token realm, cached per endpoint and scope until they expire), basic credentials, and
-//! credentials from Docker's `config.json` (`auths` entries).
+//! token realm with a GET, or with the OAuth2 POST when an identity token is known; cached per
+//! endpoint and set of scopes until they expire or are refused; one token request at a time
+//! per endpoint), and basic credentials.
 //!
 //! Secrets never appear in errors or `Debug` output.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde::Deserialize;
 
 use super::RegistryError;
@@ -109,235 +106,44 @@ pub(crate) fn parse_challenges(header: &str) -> Vec<Challenge> {
     out
 }
 
-/// A username and password (or identity token), never shown.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or access token.
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// The `Authorization: Basic ...` value.
-    pub(crate) fn basic_header(&self) -> String {
-        format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:{}", self.username, self.password))
-        )
-    }
-}
-
-#[derive(Deserialize, Default)]
-struct ConfigFile {
-    #[serde(default)]
-    auths: HashMap<String, AuthEntry>,
-    #[serde(default, rename = "credsStore")]
-    creds_store: Option<String>,
-    #[serde(default, rename = "credHelpers")]
-    cred_helpers: HashMap<String, String>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-struct AuthEntry {
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    identitytoken: Option<String>,
-}
-
-/// Credentials read from a Docker `config.json`.
-#[derive(Default)]
-pub struct DockerConfig {
-    path: Option<PathBuf>,
-    /// Normalised registry host -> entry.
-    auths: HashMap<String, AuthEntry>,
-    /// Registries whose credentials live in a credential helper (not supported yet).
-    helpers: Vec<String>,
-    creds_store: Option<String>,
-}
-
-impl fmt::Debug for DockerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DockerConfig")
-            .field("path", &self.path)
-            .field("registries", &self.auths.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-/// Docker's `ConvertToHostname` plus Hub aliases: `https://index.docker.io/v1/` -> `docker.io`.
-pub(crate) fn normalize_registry_key(key: &str) -> String {
-    let k = key.trim().to_ascii_lowercase();
-    let k = k
-        .strip_prefix("https://")
-        .or_else(|| k.strip_prefix("http://"))
-        .unwrap_or(&k);
-    let k = k.split('/').next().unwrap_or("").to_string();
-    match k.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        _ => k,
-    }
-}
-
-impl DockerConfig {
-    /// Reads `path`, or when `None` `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-    /// A missing default file means no credentials; a missing explicit file is an error.
-    pub fn load(path: Option<&Path>) -> Result<Self, RegistryError> {
-        let (path, explicit) = match path {
-            Some(p) => (p.to_path_buf(), true),
-            None => match default_config_path() {
-                Some(p) => (p, false),
-                None => return Ok(DockerConfig::default()),
-            },
-        };
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(DockerConfig::default());
-            }
-            Err(e) => {
-                return Err(RegistryError::DockerConfig {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-        };
-        Self::from_json(&bytes, Some(path))
-    }
-
-    /// Parses config.json content; `path` is only for messages.
-    pub fn from_json(bytes: &[u8], path: Option<PathBuf>) -> Result<Self, RegistryError> {
-        let file: ConfigFile =
-            serde_json::from_slice(bytes).map_err(|e| RegistryError::DockerConfig {
-                path: path.clone().unwrap_or_default(),
-                reason: format!("invalid JSON: {e}"),
-            })?;
-        Ok(DockerConfig {
-            auths: file
-                .auths
-                .into_iter()
-                .map(|(k, v)| (normalize_registry_key(&k), v))
-                .collect(),
-            helpers: file
-                .cred_helpers
-                .keys()
-                .map(|k| normalize_registry_key(k))
-                .collect(),
-            creds_store: file.creds_store,
-            path,
-        })
-    }
-
-    /// Where the credentials came from, for messages.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
-    /// Credentials for a registry host (`docker.io`, `host:port`), if config.json has any.
-    pub fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
-        let Some(entry) = self.auths.get(&normalize_registry_key(registry)) else {
-            return Ok(None);
-        };
-        let bad = |reason: &str| RegistryError::DockerConfig {
-            path: self.path.clone().unwrap_or_default(),
-            reason: format!("auths entry for {registry}: {reason}"),
-        };
-        if let Some(auth) = entry
-            .auth
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
-            let decoded = STANDARD
-                .decode(auth)
-                .or_else(|_| STANDARD_NO_PAD.decode(auth.trim_end_matches('=')))
-                .map_err(|_| bad("`auth` is not valid base64"))?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad("`auth` is not UTF-8"))?;
-            let (user, pass) = decoded
-                .split_once(':')
-                .ok_or_else(|| bad("`auth` is not base64 of user:password"))?;
-            return Ok(Some(Credentials {
-                username: user.to_string(),
-                password: pass.trim_end_matches('\n').to_string(),
-            }));
-        }
-        if let (Some(u), Some(p)) = (&entry.username, &entry.password)
-            && !u.is_empty()
-        {
-            return Ok(Some(Credentials {
-                username: u.clone(),
-                password: p.clone(),
-            }));
-        }
-        Ok(None)
-    }
-
-    /// Why credentials for `registry` may be missing: a credential helper or an identity token
-    /// that strata cannot use yet. For error messages.
-    pub fn unsupported_hint(&self, registry: &str) -> Option<String> {
-        let key = normalize_registry_key(registry);
-        if self.helpers.contains(&key) {
-            return Some(format!(
-                "credentials for {registry} are in a credential helper, which strata does not call yet"
-            ));
-        }
-        if self
-            .auths
-            .get(&key)
-            .is_some_and(|e| e.identitytoken.is_some() && e.auth.is_none())
-        {
-            return Some(format!(
-                "config.json has only an identity token for {registry}, which strata does not use yet"
-            ));
-        }
-        if let Some(store) = &self.creds_store
-            && self.auths.get(&key).is_none_or(|e| e.auth.is_none())
-        {
-            return Some(format!(
-                "config.json uses the credential store {store:?}, which strata does not call yet"
-            ));
-        }
-        None
-    }
-}
-
-fn default_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("config.json"));
-    }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
-}
+pub use super::credentials::Credentials;
 
 struct CachedToken {
+    /// The `Authorization` value.
     header: String,
+    /// The scopes the token was asked for.
+    scopes: BTreeSet<String>,
     expires: Instant,
 }
 
 /// Tokens and schemes learnt from challenges, shared by all requests of a client.
 #[derive(Default)]
 pub(crate) struct AuthCache {
-    /// (endpoint authority, scope) -> bearer token.
-    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    /// Endpoint authority -> bearer tokens (each for a set of scopes).
+    tokens: Mutex<HashMap<String, Vec<CachedToken>>>,
     /// Endpoint authorities that asked for Basic auth -> the header to send.
     basic: Mutex<HashMap<String, String>>,
+    /// Endpoint authority -> lock held while a token is fetched, so that requests that hit
+    /// a 401 together share one token request.
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a 401 needs answered.
+pub(crate) struct AuthRequest<'a> {
+    /// The challenges of the 401.
+    pub challenges: &'a [Challenge],
+    /// The endpoint's `host[:port]` (cache key).
+    pub authority: &'a str,
+    /// The scope needed (`repository:NAME:pull`), empty for a login check.
+    pub scope: &'a str,
+    /// The `Authorization` value the 401 answered, if one was sent.
+    pub rejected: Option<&'a str>,
+    /// Credentials for the registry, if any.
+    pub creds: Option<&'a Credentials>,
+    /// The registry host credentials are kept under (for messages).
+    pub registry: &'a str,
+    /// `registry/repository` (for messages).
+    pub repository: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -351,16 +157,16 @@ struct TokenResponse {
 }
 
 impl AuthCache {
-    /// The `Authorization` value to send pre-emptively, if one is known.
+    /// The `Authorization` value to send pre-emptively, if one is known: a live token whose
+    /// scopes include `scope`, else the basic credentials the endpoint asked for before.
     pub fn cached(&self, authority: &str, scope: &str) -> Option<String> {
-        if let Ok(mut tokens) = self.tokens.lock() {
-            let key = (authority.to_string(), scope.to_string());
-            match tokens.get(&key) {
-                Some(t) if t.expires > Instant::now() => return Some(t.header.clone()),
-                Some(_) => {
-                    tokens.remove(&key);
-                }
-                None => {}
+        if let Ok(mut tokens) = self.tokens.lock()
+            && let Some(list) = tokens.get_mut(authority)
+        {
+            let now = Instant::now();
+            list.retain(|t| t.expires > now);
+            if let Some(t) = list.iter().find(|t| t.scopes.contains(scope)) {
+                return Some(t.header.clone());
             }
         }
         self.basic
@@ -369,73 +175,120 @@ impl AuthCache {
             .and_then(|b| b.get(authority).cloned())
     }
 
-    /// Drops what is cached for an endpoint and scope (after it was refused).
-    pub fn forget(&self, authority: &str, scope: &str) {
-        if let Ok(mut tokens) = self.tokens.lock() {
-            tokens.remove(&(authority.to_string(), scope.to_string()));
+    /// Drops a cached `Authorization` value the endpoint refused.
+    pub fn forget(&self, authority: &str, header: &str) {
+        if let Ok(mut tokens) = self.tokens.lock()
+            && let Some(list) = tokens.get_mut(authority)
+        {
+            list.retain(|t| t.header != header);
         }
-        if let Ok(mut basic) = self.basic.lock() {
+        if let Ok(mut basic) = self.basic.lock()
+            && basic.get(authority).is_some_and(|h| h == header)
+        {
             basic.remove(authority);
         }
     }
 
-    /// Answers the challenges of a 401: fetches a bearer token (with `creds` if any) or
-    /// prepares basic auth, caches it, and returns the `Authorization` value to retry with.
-    /// `pick_client` chooses the HTTP client for the token realm URL.
+    fn flight(&self, authority: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.flights.lock() {
+            Ok(mut f) => f.entry(authority.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Answers the challenges of a 401: a bearer token (fetched with the credentials if any,
+    /// for the scope needed plus the scopes the challenge names; one fetch at a time per
+    /// endpoint, and a token another request fetched meanwhile is reused), or basic auth.
+    /// Returns the `Authorization` value to retry with. `pick_client` chooses the HTTP
+    /// client for the token realm URL.
     pub async fn answer(
         &self,
-        challenges: &[Challenge],
-        authority: &str,
-        scope: &str,
-        creds: Option<&Credentials>,
+        req: AuthRequest<'_>,
         pick_client: impl Fn(&reqwest::Url) -> reqwest::Client,
-        registry: &str,
     ) -> Result<String, RegistryError> {
-        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+        if let Some(bearer) = req.challenges.iter().find(|c| c.scheme == "bearer") {
             let realm = bearer
                 .params
                 .get("realm")
                 .filter(|r| !r.is_empty())
                 .ok_or_else(|| RegistryError::Challenge {
-                    registry: registry.to_string(),
+                    registry: req.repository.to_string(),
                     reason: "Bearer challenge without realm".into(),
                 })?;
+            let flight = self.flight(req.authority);
+            let _one_at_a_time = flight.lock().await;
+            if !req.scope.is_empty()
+                && let Some(header) = self.cached(req.authority, req.scope)
+                && Some(header.as_str()) != req.rejected
+            {
+                return Ok(header);
+            }
+            if let Some(rejected) = req.rejected {
+                self.forget(req.authority, rejected);
+            }
+            let mut scopes: BTreeSet<String> = BTreeSet::new();
+            if !req.scope.is_empty() {
+                scopes.insert(req.scope.to_string());
+            }
+            if let Some(extra) = bearer.params.get("scope") {
+                scopes.extend(
+                    extra
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
+            }
             let (header, lifetime) = fetch_token(
-                realm,
-                bearer.params.get("service"),
-                scope,
-                creds,
+                &TokenQuery {
+                    realm,
+                    service: bearer.params.get("service").map(String::as_str),
+                    scopes: &scopes,
+                    creds: req.creds,
+                    registry: req.registry,
+                    repository: req.repository,
+                },
                 &pick_client,
             )
             .await?;
             let expires = Instant::now()
                 + Duration::from_secs(lifetime.saturating_sub(TOKEN_EXPIRY_SLACK).max(1));
             if let Ok(mut tokens) = self.tokens.lock() {
-                tokens.insert(
-                    (authority.to_string(), scope.to_string()),
-                    CachedToken {
+                tokens
+                    .entry(req.authority.to_string())
+                    .or_default()
+                    .push(CachedToken {
                         header: header.clone(),
+                        scopes,
                         expires,
-                    },
-                );
+                    });
             }
             return Ok(header);
         }
-        if challenges.iter().any(|c| c.scheme == "basic") {
-            let creds = creds.ok_or_else(|| RegistryError::Unauthorized {
-                repository: registry.to_string(),
-                detail: ": the registry asks for a user name and password and none were found"
-                    .to_string(),
-            })?;
+        if req.challenges.iter().any(|c| c.scheme == "basic") {
+            let creds = req
+                .creds
+                .filter(|c| !c.username.is_empty() || !c.password.is_empty())
+                .ok_or_else(|| RegistryError::Unauthorized {
+                    repository: req.repository.to_string(),
+                    registry: req.registry.to_string(),
+                    reason: format!(
+                        "the registry asks for a user name and password and none were found for {}",
+                        req.registry
+                    ),
+                    detail: String::new(),
+                })?;
             let header = creds.basic_header();
+            if req.rejected == Some(header.as_str()) {
+                return Err(refused(req.registry, req.repository, String::new()));
+            }
             if let Ok(mut basic) = self.basic.lock() {
-                basic.insert(authority.to_string(), header.clone());
+                basic.insert(req.authority.to_string(), header.clone());
             }
             return Ok(header);
         }
-        let schemes: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+        let schemes: Vec<&str> = req.challenges.iter().map(|c| c.scheme.as_str()).collect();
         Err(RegistryError::Challenge {
-            registry: registry.to_string(),
+            registry: req.repository.to_string(),
             reason: if schemes.is_empty() {
                 "HTTP 401 without a usable WWW-Authenticate header".to_string()
             } else {
@@ -448,66 +301,142 @@ impl AuthCache {
     }
 }
 
-/// GET realm?service=..&scope=.. (with basic credentials when known); returns the
-/// `Authorization` value and the token lifetime in seconds.
+/// The error for credentials the registry or its token server refused.
+pub(crate) fn refused(registry: &str, repository: &str, detail: String) -> RegistryError {
+    RegistryError::Unauthorized {
+        repository: repository.to_string(),
+        registry: registry.to_string(),
+        reason: format!(
+            "the credentials for {registry} were refused (incorrect username or password, or an expired token)"
+        ),
+        detail,
+    }
+}
+
+struct TokenQuery<'a> {
+    realm: &'a str,
+    service: Option<&'a str>,
+    scopes: &'a BTreeSet<String>,
+    creds: Option<&'a Credentials>,
+    registry: &'a str,
+    repository: &'a str,
+}
+
+/// Form-encodes `pairs` (`a=b&c=d`).
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    fn encode(out: &mut String, s: &str) {
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode(&mut out, k);
+        out.push('=');
+        encode(&mut out, v);
+    }
+    out
+}
+
+/// Fetches a token from the realm: with an identity token the OAuth2 POST
+/// (`grant_type=refresh_token`); else a GET (with basic credentials when known), falling back
+/// to the OAuth2 POST with `grant_type=password` when the server does not take GETs.
+/// Returns the `Authorization` value and the token lifetime in seconds.
 async fn fetch_token(
-    realm: &str,
-    service: Option<&String>,
-    scope: &str,
-    creds: Option<&Credentials>,
+    q: &TokenQuery<'_>,
     pick_client: &impl Fn(&reqwest::Url) -> reqwest::Client,
 ) -> Result<(String, u64), RegistryError> {
     let fail = |reason: String| RegistryError::Token {
-        realm: realm.to_string(),
+        realm: q.realm.to_string(),
         reason,
     };
-    let mut url =
-        reqwest::Url::parse(realm).map_err(|e| fail(format!("invalid realm URL: {e}")))?;
+    let url = reqwest::Url::parse(q.realm).map_err(|e| fail(format!("invalid realm URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail("realm is not an http(s) URL".to_string()));
     }
-    {
-        let mut q = url.query_pairs_mut();
-        if let Some(service) = service.filter(|s| !s.is_empty()) {
-            q.append_pair("service", service);
-        }
-        q.append_pair("scope", scope);
-    }
     let client = pick_client(&url);
-    let mut req = client.get(url.clone());
-    if let Some(c) = creds {
-        req = req.header(reqwest::header::AUTHORIZATION, c.basic_header());
+    let scope = q.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+    let mut form: Vec<(&str, &str)> = vec![("client_id", CLIENT_ID)];
+    if let Some(service) = q.service.filter(|s| !s.is_empty()) {
+        form.push(("service", service));
     }
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| fail(super::error_chain(&e.without_url())))?;
-    let status = resp.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| fail(super::error_chain(&e.without_url())))?
-    {
-        if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
-            return Err(fail("token response larger than 1 MiB".to_string()));
+    if !scope.is_empty() {
+        form.push(("scope", &scope));
+    }
+    let (status, body) = match q.creds {
+        Some(creds) if creds.identity_token.is_some() => {
+            let token = creds.identity_token.as_deref().unwrap_or_default();
+            form.push(("grant_type", "refresh_token"));
+            form.push(("refresh_token", token));
+            post_form(&client, &url, &form, &fail).await?
         }
-        body.extend_from_slice(&chunk);
-    }
-    if !status.is_success() {
-        let mut reason = format!(
-            "HTTP {}{}",
-            status.as_u16(),
+        _ => {
+            let mut get_url = url.clone();
+            {
+                let mut query = get_url.query_pairs_mut();
+                if let Some(service) = q.service.filter(|s| !s.is_empty()) {
+                    query.append_pair("service", service);
+                }
+                for s in q.scopes {
+                    query.append_pair("scope", s);
+                }
+                if let Some(c) = q.creds.filter(|c| !c.username.is_empty()) {
+                    query.append_pair("account", &c.username);
+                }
+            }
+            let mut request = client.get(get_url);
+            if let Some(c) = q.creds {
+                request = request.header(reqwest::header::AUTHORIZATION, c.basic_header());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| fail(super::error_chain(&e.without_url())))?;
+            let (status, body) = read_small(response, &fail).await?;
+            match q.creds {
+                Some(c) if matches!(status, 404 | 405) && !c.username.is_empty() => {
+                    form.push(("grant_type", "password"));
+                    form.push(("username", &c.username));
+                    form.push(("password", &c.password));
+                    post_form(&client, &url, &form, &fail).await?
+                }
+                _ => (status, body),
+            }
+        }
+    };
+    if !(200..300).contains(&status) {
+        let detail = format!(
+            ": token server {} answered HTTP {status}{}",
+            q.realm,
             super::describe_error_body(&body)
         );
-        if matches!(status.as_u16(), 401 | 403) {
-            reason.push_str(if creds.is_some() {
-                "; the credentials from config.json were refused"
-            } else {
-                "; no credentials found (log in with docker login or add an auths entry to config.json)"
+        if matches!(status, 401 | 403) {
+            return Err(match q.creds {
+                Some(_) => refused(q.registry, q.repository, detail),
+                None => RegistryError::Unauthorized {
+                    repository: q.repository.to_string(),
+                    registry: q.registry.to_string(),
+                    reason: format!(
+                        "the repository may not exist, or it needs credentials and none were found for {}",
+                        q.registry
+                    ),
+                    detail,
+                },
             });
         }
-        return Err(fail(reason));
+        return Err(fail(format!(
+            "HTTP {status}{}",
+            super::describe_error_body(&body)
+        )));
     }
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|e| fail(format!("token response is not the expected JSON: {e}")))?;
@@ -522,6 +451,47 @@ async fn fetch_token(
         .unwrap_or(DEFAULT_TOKEN_LIFETIME)
         .max(DEFAULT_TOKEN_LIFETIME);
     Ok((format!("Bearer {token}"), lifetime))
+}
+
+/// The OAuth2 client id sent with token requests.
+const CLIENT_ID: &str = "strata";
+
+async fn post_form(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    form: &[(&str, &str)],
+    fail: &impl Fn(String) -> RegistryError,
+) -> Result<(u16, Vec<u8>), RegistryError> {
+    let response = client
+        .post(url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form_encode(form))
+        .send()
+        .await
+        .map_err(|e| fail(super::error_chain(&e.without_url())))?;
+    read_small(response, fail).await
+}
+
+async fn read_small(
+    mut response: reqwest::Response,
+    fail: &impl Fn(String) -> RegistryError,
+) -> Result<(u16, Vec<u8>), RegistryError> {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| fail(super::error_chain(&e.without_url())))?
+    {
+        if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+            return Err(fail("token response larger than 1 MiB".to_string()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
 }
 
 #[cfg(test)]
@@ -579,131 +549,100 @@ mod tests {
         let _ = parse_challenges(r#"Bearer realm="x\"#);
     }
 
-    #[test]
-    fn reads_config_json() {
-        let json = br#"{
-            "auths": {
-                "https://index.docker.io/v1/": {"auth": "dXNlcjpwYXNzOndpdGg6Y29sb25z"},
-                "localhost:5000": {"auth": "YTpi"},
-                "https://quay.io": {"username": "qu", "password": "qp"},
-                "ghcr.io": {"auth": ""},
-                "bad.example": {"auth": "!!!"},
-                "id.example": {"identitytoken": "tok"}
-            },
-            "credHelpers": {"gcr.io": "gcloud"}
-        }"#;
-        let cfg = DockerConfig::from_json(json, Some("/x/config.json".into())).unwrap();
-        let hub = cfg.credentials_for("docker.io").unwrap().unwrap();
-        assert_eq!(
-            (hub.username.as_str(), hub.password.as_str()),
-            ("user", "pass:with:colons")
-        );
-        assert_eq!(
-            cfg.credentials_for("index.docker.io").unwrap(),
-            Some(hub.clone())
-        );
-        let local = cfg.credentials_for("localhost:5000").unwrap().unwrap();
-        assert_eq!(
-            (local.username.as_str(), local.password.as_str()),
-            ("a", "b")
-        );
-        assert_eq!(cfg.credentials_for("localhost:5001").unwrap(), None);
-        assert_eq!(
-            cfg.credentials_for("quay.io").unwrap().unwrap().username,
-            "qu"
-        );
-        assert_eq!(cfg.credentials_for("ghcr.io").unwrap(), None);
-        let err = cfg.credentials_for("bad.example").unwrap_err().to_string();
-        assert!(
-            err.contains("/x/config.json") && err.contains("base64"),
-            "{err}"
-        );
-        assert!(
-            cfg.unsupported_hint("gcr.io")
-                .unwrap()
-                .contains("credential helper")
-        );
-        assert!(
-            cfg.unsupported_hint("id.example")
-                .unwrap()
-                .contains("identity token")
-        );
-        assert!(cfg.unsupported_hint("quay.io").is_none());
-        // Secrets stay out of Debug output.
-        let shown = format!("{hub:?} {cfg:?}");
-        assert!(
-            !shown.contains("pass:with") && !shown.contains("dXNlcjpw"),
-            "{shown}"
-        );
-    }
-
-    #[test]
-    fn config_file_errors() {
-        assert!(
-            DockerConfig::from_json(b"{not json", None)
-                .unwrap_err()
-                .to_string()
-                .contains("invalid JSON")
-        );
-        assert!(
-            DockerConfig::from_json(b"{}", None)
-                .unwrap()
-                .credentials_for("docker.io")
-                .unwrap()
-                .is_none()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope.json");
-        assert!(
-            DockerConfig::load(Some(&missing)).is_err(),
-            "an explicit path must exist"
-        );
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, br#"{"auths":{"r.example":{"auth":"dTpw"}}}"#).unwrap();
-        let cfg = DockerConfig::load(Some(&path)).unwrap();
-        assert_eq!(
-            cfg.credentials_for("r.example").unwrap().unwrap().password,
-            "p"
-        );
-        assert_eq!(cfg.path(), Some(path.as_path()));
-    }
-
-    #[test]
-    fn normalises_keys() {
-        for k in [
-            "https://index.docker.io/v1/",
-            "index.docker.io",
-            "docker.io",
-            "registry-1.docker.io",
-            "HTTPS://Docker.IO",
-        ] {
-            assert_eq!(normalize_registry_key(k), "docker.io", "{k}");
+    fn challenge(scope: Option<&str>) -> Vec<Challenge> {
+        let mut params = HashMap::new();
+        params.insert("realm".to_string(), "http://127.0.0.1:1/token".to_string());
+        if let Some(s) = scope {
+            params.insert("scope".to_string(), s.to_string());
         }
-        assert_eq!(
-            normalize_registry_key("http://127.0.0.1:5000/v2/"),
-            "127.0.0.1:5000"
-        );
+        vec![Challenge {
+            scheme: "bearer".to_string(),
+            params,
+        }]
     }
 
     #[test]
-    fn cache_expires() {
+    fn cache_matches_scopes_and_expires() {
         let cache = AuthCache::default();
         cache.tokens.lock().unwrap().insert(
-            ("h".into(), "s".into()),
-            CachedToken {
-                header: "Bearer a".into(),
-                expires: Instant::now() + Duration::from_secs(60),
-            },
+            "h".into(),
+            vec![
+                CachedToken {
+                    header: "Bearer a".into(),
+                    scopes: ["repository:a:pull", "repository:b:pull"]
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                    expires: Instant::now() + Duration::from_secs(60),
+                },
+                CachedToken {
+                    header: "Bearer old".into(),
+                    scopes: ["repository:c:pull".to_string()].into_iter().collect(),
+                    expires: Instant::now() - Duration::from_secs(1),
+                },
+            ],
         );
+        assert_eq!(
+            cache.cached("h", "repository:a:pull").as_deref(),
+            Some("Bearer a")
+        );
+        assert_eq!(
+            cache.cached("h", "repository:b:pull").as_deref(),
+            Some("Bearer a")
+        );
+        assert_eq!(cache.cached("h", "repository:c:pull"), None, "expired");
+        assert_eq!(cache.cached("other", "repository:a:pull"), None);
+        cache.forget("h", "Bearer a");
+        assert_eq!(cache.cached("h", "repository:a:pull"), None);
+    }
+
+    #[tokio::test]
+    async fn a_token_fetched_meanwhile_is_reused() {
+        let cache = AuthCache::default();
         cache.tokens.lock().unwrap().insert(
-            ("h".into(), "old".into()),
-            CachedToken {
-                header: "Bearer b".into(),
-                expires: Instant::now() - Duration::from_secs(1),
-            },
+            "h".into(),
+            vec![CachedToken {
+                header: "Bearer fresh".into(),
+                scopes: ["repository:a:pull".to_string()].into_iter().collect(),
+                expires: Instant::now() + Duration::from_secs(60),
+            }],
         );
-        assert_eq!(cache.cached("h", "s").as_deref(), Some("Bearer a"));
-        assert_eq!(cache.cached("h", "old"), None);
-        assert_eq!(cache.cached("other", "s"), None);
+        let challenges = challenge(Some("repository:a:pull"));
+        let req = |rejected| AuthRequest {
+            challenges: &challenges,
+            authority: "h",
+            scope: "repository:a:pull",
+            rejected,
+            creds: None,
+            registry: "h",
+            repository: "h/a",
+        };
+        // The 401 answered an older token: the fresh one is used without a token request
+        // (the realm is a dead port, so a request would fail).
+        let header = cache
+            .answer(req(Some("Bearer stale")), |_| reqwest::Client::new())
+            .await
+            .unwrap();
+        assert_eq!(header, "Bearer fresh");
+        // The fresh token itself was refused: a new one is fetched (and fails here).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        assert!(
+            cache
+                .answer(req(Some("Bearer fresh")), |_| reqwest::Client::new())
+                .await
+                .is_err()
+        );
+        assert_eq!(cache.cached("h", "repository:a:pull"), None);
+    }
+
+    #[test]
+    fn forms_are_encoded() {
+        assert_eq!(
+            form_encode(&[
+                ("scope", "repository:a/b:pull repository:c:pull"),
+                ("x", "&=")
+            ]),
+            "scope=repository%3Aa%2Fb%3Apull+repository%3Ac%3Apull&x=%26%3D"
+        );
     }
 }

@@ -1,5 +1,9 @@
 //! Where requests for a registry go: mirrors first, then the registry itself, with Docker's
 //! rules for insecure registries (HTTPS without verification first, then plain HTTP).
+//!
+//! Loopback registries are insecure by default (as in Docker) unless a CA certificate for
+//! them is configured in a certs dir: configured trust means "verify". An explicit
+//! `--insecure-registry` entry always wins.
 
 use std::net::IpAddr;
 
@@ -27,13 +31,15 @@ pub(crate) struct Endpoint {
 }
 
 /// The endpoints to try for `registry`, in order: its mirrors, then the registry itself.
+/// `has_ca` tells whether a CA certificate is configured for an authority.
 pub(crate) fn endpoints(
     config: &RegistryConfig,
     registry: &str,
+    has_ca: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Endpoint>, RegistryError> {
     let mut out = Vec::new();
     for mirror in config.mirrors.get(registry).into_iter().flatten() {
-        out.extend(mirror_endpoints(config, mirror)?);
+        out.extend(mirror_endpoints(config, mirror, has_ca)?);
     }
     if registry == "docker.io" {
         out.push(Endpoint {
@@ -45,15 +51,35 @@ pub(crate) fn endpoints(
             probe: false,
         });
     } else {
-        out.extend(host_endpoints(config, registry, registry, false));
+        out.extend(host_endpoints(config, registry, registry, false, has_ca));
     }
     Ok(out)
 }
 
+/// The registry's own endpoints, without mirrors (for `login`).
+pub(crate) fn registry_endpoints(
+    config: &RegistryConfig,
+    registry: &str,
+    has_ca: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Endpoint>, RegistryError> {
+    let plain = RegistryConfig {
+        mirrors: Default::default(),
+        ..config.clone()
+    };
+    endpoints(&plain, registry, has_ca)
+}
+
 /// Checks every mirror URL of `config` (for [`super::RegistryClient::new`]).
 pub(crate) fn validate(config: &RegistryConfig) -> Result<(), RegistryError> {
-    for mirror in config.mirrors.values().flatten() {
-        mirror_endpoints(config, mirror)?;
+    for (registry, mirrors) in &config.mirrors {
+        if registry.trim().is_empty() || registry.contains(['/', ' ']) {
+            return Err(RegistryError::Config(format!(
+                "mirror for {registry:?}: expected a registry host such as docker.io or host:5000"
+            )));
+        }
+        for mirror in mirrors {
+            mirror_endpoints(config, mirror, &|_| false)?;
+        }
     }
     Ok(())
 }
@@ -63,6 +89,7 @@ fn host_endpoints(
     authority: &str,
     creds_host: &str,
     mirror: bool,
+    has_ca: &dyn Fn(&str) -> bool,
 ) -> Vec<Endpoint> {
     let make = |scheme: &str, skip_verify: bool, probe: bool| Endpoint {
         base: format!("{scheme}://{authority}"),
@@ -72,7 +99,7 @@ fn host_endpoints(
         mirror,
         probe,
     };
-    if is_insecure(config, authority) {
+    if is_insecure(config, authority, has_ca(authority)) {
         vec![make("https", true, true), make("http", false, false)]
     } else {
         vec![make("https", false, false)]
@@ -81,7 +108,11 @@ fn host_endpoints(
 
 /// A mirror is `host[:port]` (scheme chosen like for a registry) or an `http(s)://` URL,
 /// optionally with a path prefix.
-fn mirror_endpoints(config: &RegistryConfig, mirror: &str) -> Result<Vec<Endpoint>, RegistryError> {
+fn mirror_endpoints(
+    config: &RegistryConfig,
+    mirror: &str,
+    has_ca: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Endpoint>, RegistryError> {
     let bad = |reason: &str| RegistryError::Config(format!("mirror {mirror:?}: {reason}"));
     let trimmed = mirror.trim();
     if !trimmed.contains("://") {
@@ -94,7 +125,7 @@ fn mirror_endpoints(config: &RegistryConfig, mirror: &str) -> Result<Vec<Endpoin
         {
             return Err(bad("expected host[:port] or an http:// or https:// URL"));
         }
-        return Ok(host_endpoints(config, trimmed, trimmed, true));
+        return Ok(host_endpoints(config, trimmed, trimmed, true, has_ca));
     }
     let url = reqwest::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -118,7 +149,7 @@ fn mirror_endpoints(config: &RegistryConfig, mirror: &str) -> Result<Vec<Endpoin
     let path = url.path().trim_end_matches('/');
     Ok(vec![Endpoint {
         base: format!("{}://{}{}", url.scheme(), authority, path),
-        skip_verify: https && is_insecure(config, &authority),
+        skip_verify: https && is_insecure(config, &authority, has_ca(&authority)),
         creds_host: authority.clone(),
         authority,
         mirror: true,
@@ -140,15 +171,26 @@ pub(crate) fn split_authority(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Docker's rule: `localhost`, `127.0.0.0/8` and `::1` are always insecure; so is anything in
-/// `config.insecure` (`host:port` exactly, `host` on any port, or a CIDR such as `10.0.0.0/8`).
-pub(crate) fn is_insecure(config: &RegistryConfig, authority: &str) -> bool {
+/// Docker's rule: `localhost`, `127.0.0.0/8` and `::1` are insecure (unless `has_ca`: a CA
+/// is configured for them); so is anything in `config.insecure` (`host:port` exactly, `host`
+/// on any port, or a CIDR such as `10.0.0.0/8`).
+pub(crate) fn is_insecure(config: &RegistryConfig, authority: &str, has_ca: bool) -> bool {
+    (is_loopback(authority) && !has_ca) || is_explicitly_insecure(config, authority)
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub(crate) fn is_loopback(authority: &str) -> bool {
     let authority = authority.to_ascii_lowercase();
     let (host, _) = split_authority(&authority);
     let ip: Option<IpAddr> = host.parse().ok();
-    if host == "localhost" || ip.is_some_and(|ip| ip.is_loopback()) {
-        return true;
-    }
+    host == "localhost" || ip.is_some_and(|ip| ip.is_loopback())
+}
+
+/// Named by `config.insecure`.
+pub(crate) fn is_explicitly_insecure(config: &RegistryConfig, authority: &str) -> bool {
+    let authority = authority.to_ascii_lowercase();
+    let (host, _) = split_authority(&authority);
+    let ip: Option<IpAddr> = host.parse().ok();
     config.insecure.iter().any(|entry| {
         let entry = entry.trim().to_ascii_lowercase();
         let entry = entry
@@ -195,13 +237,21 @@ mod tests {
         }
     }
 
+    fn no_ca(_: &str) -> bool {
+        false
+    }
+
+    fn insecure(c: &RegistryConfig, authority: &str) -> bool {
+        is_insecure(c, authority, false)
+    }
+
     fn bases(eps: &[Endpoint]) -> Vec<&str> {
         eps.iter().map(|e| e.base.as_str()).collect()
     }
 
     #[test]
     fn docker_hub_goes_to_registry_1() {
-        let eps = endpoints(&RegistryConfig::default(), "docker.io").unwrap();
+        let eps = endpoints(&RegistryConfig::default(), "docker.io", &no_ca).unwrap();
         assert_eq!(bases(&eps), ["https://registry-1.docker.io"]);
         assert_eq!(eps[0].creds_host, "docker.io");
         assert!(!eps[0].skip_verify && !eps[0].mirror);
@@ -217,7 +267,7 @@ mod tests {
             "[::1]:5000",
             "LOCALHOST",
         ] {
-            assert!(is_insecure(&c, a), "{a}");
+            assert!(insecure(&c, a), "{a}");
         }
         for a in [
             "example.com",
@@ -225,9 +275,9 @@ mod tests {
             "[fe80::1]:5000",
             "localhost.example.com",
         ] {
-            assert!(!is_insecure(&c, a), "{a}");
+            assert!(!insecure(&c, a), "{a}");
         }
-        let eps = endpoints(&c, "127.0.0.1:5000").unwrap();
+        let eps = endpoints(&c, "127.0.0.1:5000", &no_ca).unwrap();
         assert_eq!(
             bases(&eps),
             ["https://127.0.0.1:5000", "http://127.0.0.1:5000"]
@@ -235,7 +285,7 @@ mod tests {
         assert!(eps[0].skip_verify && eps[0].probe);
         assert!(!eps[1].skip_verify && !eps[1].probe);
         assert_eq!(
-            bases(&endpoints(&c, "quay.io").unwrap()),
+            bases(&endpoints(&c, "quay.io", &no_ca).unwrap()),
             ["https://quay.io"]
         );
     }
@@ -246,14 +296,14 @@ mod tests {
             &[],
             &["reg.local:5000", "plain.example", "10.1.0.0/16", "fd00::/8"],
         );
-        assert!(is_insecure(&c, "reg.local:5000"));
-        assert!(!is_insecure(&c, "reg.local:5001"));
-        assert!(!is_insecure(&c, "reg.local"));
-        assert!(is_insecure(&c, "plain.example:443"));
-        assert!(is_insecure(&c, "10.1.200.3:5000"));
-        assert!(!is_insecure(&c, "10.2.0.1:5000"));
-        assert!(is_insecure(&c, "[fd12::1]:5000"));
-        assert!(!is_insecure(&c, "fd.example"));
+        assert!(insecure(&c, "reg.local:5000"));
+        assert!(!insecure(&c, "reg.local:5001"));
+        assert!(!insecure(&c, "reg.local"));
+        assert!(insecure(&c, "plain.example:443"));
+        assert!(insecure(&c, "10.1.200.3:5000"));
+        assert!(!insecure(&c, "10.2.0.1:5000"));
+        assert!(insecure(&c, "[fd12::1]:5000"));
+        assert!(!insecure(&c, "fd.example"));
         assert!(in_cidr("1.2.3.4".parse().unwrap(), "0.0.0.0", "0"));
         assert!(!in_cidr("1.2.3.4".parse().unwrap(), "1.2.3.4", "33"));
     }
@@ -271,7 +321,7 @@ mod tests {
             )],
             &[],
         );
-        let eps = endpoints(&c, "docker.io").unwrap();
+        let eps = endpoints(&c, "docker.io", &no_ca).unwrap();
         assert_eq!(
             bases(&eps),
             [
@@ -287,7 +337,7 @@ mod tests {
         assert_eq!(eps[3].creds_host, "m2.example:8080");
         // Other registries are unaffected.
         assert_eq!(
-            bases(&endpoints(&c, "quay.io").unwrap()),
+            bases(&endpoints(&c, "quay.io", &no_ca).unwrap()),
             ["https://quay.io"]
         );
     }
@@ -308,6 +358,23 @@ mod tests {
             let err = validate(&c).unwrap_err();
             assert!(err.to_string().contains("mirror"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_configured_ca_makes_loopback_secure() {
+        let c = RegistryConfig::default();
+        let ca = |a: &str| a == "127.0.0.1:5000";
+        let eps = endpoints(&c, "127.0.0.1:5000", &ca).unwrap();
+        assert_eq!(bases(&eps), ["https://127.0.0.1:5000"]);
+        assert!(!eps[0].skip_verify);
+        // An explicit --insecure-registry still wins.
+        let c = config(&[], &["127.0.0.1:5000"]);
+        let eps = endpoints(&c, "127.0.0.1:5000", &ca).unwrap();
+        assert_eq!(
+            bases(&eps),
+            ["https://127.0.0.1:5000", "http://127.0.0.1:5000"]
+        );
+        assert!(eps[0].skip_verify);
     }
 
     #[test]

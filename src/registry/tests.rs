@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::manifest::{self, Manifest};
@@ -16,8 +16,10 @@ use super::*;
 // ---------------------------------------------------------------- scripted server
 
 struct Req {
+    method: String,
     path: String,
     headers: HashMap<String, String>,
+    body: Vec<u8>,
 }
 
 impl Req {
@@ -30,6 +32,10 @@ struct Resp {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Send only this many body bytes, then hang up (Content-Length stays the full length).
+    cut_after: Option<usize>,
+    /// Send this many body bytes, then send nothing for this long.
+    stall: Option<(usize, Duration)>,
 }
 
 fn resp(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Resp {
@@ -40,6 +46,24 @@ fn resp(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Resp
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         body: body.into(),
+        cut_after: None,
+        stall: None,
+    }
+}
+
+/// Serves `data` for a request, honouring `Range: bytes=N-` with a 206.
+fn ranged(req: &Req, data: &[u8]) -> Resp {
+    let start = req
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    match start {
+        Some(n) if n <= data.len() => {
+            let range = format!("bytes {n}-{}/{}", data.len().max(1) - 1, data.len());
+            resp(206, &[("Content-Range", &range)], &data[n..])
+        }
+        _ => resp(200, &[], data),
     }
 }
 
@@ -79,20 +103,49 @@ fn handle(mut stream: TcpStream, handler: &Handler, addr: SocketAddr) {
             break;
         }
     }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len())
+        + 4;
+    let text = String::from_utf8_lossy(&buf[..head_end.min(buf.len())]).into_owned();
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
+    let method = request_line
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let path = request_line
         .split(' ')
         .nth(1)
         .unwrap_or_default()
         .to_string();
-    let headers = lines
+    let headers: HashMap<String, String> = lines
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let r = handler(&Req { path, headers }, addr);
+    let want = headers
+        .get("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end.min(buf.len())..].to_vec();
+    while body.len() < want {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let r = handler(
+        &Req {
+            method,
+            path,
+            headers,
+            body,
+        },
+        addr,
+    );
     let mut out = format!(
         "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         r.status,
@@ -103,6 +156,18 @@ fn handle(mut stream: TcpStream, handler: &Handler, addr: SocketAddr) {
     }
     out.push_str("\r\n");
     let _ = stream.write_all(out.as_bytes());
+    if let Some(n) = r.cut_after {
+        let _ = stream.write_all(&r.body[..n.min(r.body.len())]);
+        let _ = stream.flush();
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    if let Some((n, pause)) = r.stall {
+        let _ = stream.write_all(&r.body[..n.min(r.body.len())]);
+        let _ = stream.flush();
+        std::thread::sleep(pause);
+        return;
+    }
     let _ = stream.write_all(&r.body);
 }
 
@@ -123,16 +188,30 @@ fn docker_config(json: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn client_with(config_path: &Path, mirrors: &[(&str, Vec<String>)]) -> RegistryClient {
-    RegistryClient::new(RegistryConfig {
+/// Retries without real waiting.
+fn fast_retry(retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        retries,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
+}
+
+fn test_config(config_path: &Path, mirrors: &[(&str, Vec<String>)]) -> RegistryConfig {
+    RegistryConfig {
         mirrors: mirrors
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         docker_config: Some(config_path.to_path_buf()),
+        certs_dirs: Vec::new(),
+        retry: fast_retry(2),
         ..Default::default()
-    })
-    .unwrap()
+    }
+}
+
+fn client_with(config_path: &Path, mirrors: &[(&str, Vec<String>)]) -> RegistryClient {
+    RegistryClient::new(test_config(config_path, mirrors)).unwrap()
 }
 
 fn reference(s: &str) -> Reference {
@@ -229,9 +308,11 @@ async fn bearer_token_is_fetched_with_credentials_and_cached() {
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, RegistryError::Token { .. }), "{msg}");
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{msg}");
     assert!(
-        msg.contains("HTTP 401") && msg.contains("no credentials found"),
+        msg.contains("HTTP 401")
+            && msg.contains("none were found")
+            && msg.contains(&format!("strata login {addr}")),
         "{msg}"
     );
     assert!(!msg.contains("dXNlcjpwdw"), "{msg}");
@@ -268,7 +349,9 @@ async fn basic_auth_and_unauthorized() {
     let msg = err.to_string();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{msg}");
     assert!(
-        msg.contains("credentials") && msg.contains("UNAUTHORIZED: authentication required"),
+        msg.contains(&format!("the credentials for {addr} were refused"))
+            && msg.contains("UNAUTHORIZED: authentication required")
+            && msg.contains(&format!("strata login {addr}")),
         "{msg}"
     );
 
@@ -279,13 +362,19 @@ async fn basic_auth_and_unauthorized() {
         .unwrap_err();
     assert!(err.to_string().contains("none were found"), "{err}");
 
-    // Credentials kept in a credential helper are not used yet: the error says why.
-    let (_dir4, helper) = docker_config(&format!(r#"{{"credHelpers":{{"{addr}":"pass"}}}}"#));
+    // A credential helper that is not installed: the error names it.
+    let (_dir4, helper) = docker_config(&format!(
+        r#"{{"credHelpers":{{"{addr}":"strata-test-missing"}}}}"#
+    ));
     let err = client_with(&helper, &[])
         .fetch_blob_bytes(&r, &d, 4, 100)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("credential helper"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("docker-credential-strata-test-missing is not installed"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -293,7 +382,7 @@ async fn registry_errors_are_worded() {
     let addr = serve(|req, _| match req.path.as_str() {
         "/v2/a/b/manifests/limited" => resp(
             429,
-            &[("Retry-After", "30")],
+            &[("Retry-After", "3600")],
             r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#,
         ),
         "/v2/a/b/manifests/denied" => resp(
@@ -307,6 +396,11 @@ async fn registry_errors_are_worded() {
             "<html><body>Internal   Server\nError</body></html>",
         ),
         "/v2/a/b/manifests/gone" => resp(404, &[], ""),
+        "/v2/a/b/manifests/unsupported" => resp(
+            405,
+            &[],
+            r#"{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}"#,
+        ),
         "/v2/a/b/manifests/schema1" => resp(
             200,
             &[("Content-Type", manifest::DOCKER_SCHEMA1_SIGNED_MANIFEST)],
@@ -346,7 +440,9 @@ async fn registry_errors_are_worded() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("Retry-After: 30") && msg.contains("TOOMANYREQUESTS: You have reached"),
+        msg.contains("Retry-After: 3600; the limit resets at ")
+            && msg.contains(" GMT")
+            && msg.contains("TOOMANYREQUESTS: You have reached"),
         "{msg}"
     );
     let err = fetch("denied").await;
@@ -364,6 +460,14 @@ async fn registry_errors_are_worded() {
     assert_eq!(
         err.to_string(),
         format!("manifest unknown: {addr}/a/b:gone not found")
+    );
+    let err = fetch("unsupported").await;
+    assert!(
+        matches!(err, RegistryError::Unsupported { .. })
+            && err
+                .to_string()
+                .contains("the registry does not support this operation"),
+        "{err}"
     );
     let err = fetch("schema1").await;
     assert!(
@@ -846,4 +950,319 @@ async fn docker_registry_over_https_without_verification() {
         mirrored.fetch_manifest(&r).await.unwrap().bytes,
         image.as_bytes()
     );
+}
+
+// ---------------------------------------------------------------- auth, retries, resume
+
+/// A registry that wants bearer tokens from its own `/token`; `valid` says which tokens it
+/// accepts right now; blobs are served from `blob` (with Range support).
+fn token_registry(
+    token_calls: Arc<AtomicUsize>,
+    token_for_call: impl Fn(usize, &Req) -> Option<String> + Send + Sync + 'static,
+    valid: impl Fn(&str) -> bool + Send + Sync + 'static,
+    blob: Vec<u8>,
+) -> SocketAddr {
+    serve(move |req, addr| {
+        if req.path.starts_with("/token") {
+            let n = token_calls.fetch_add(1, Ordering::SeqCst);
+            // Slow enough that concurrent 401s overlap.
+            std::thread::sleep(Duration::from_millis(150));
+            return match token_for_call(n, req) {
+                Some(t) => resp(
+                    200,
+                    &[("Content-Type", "application/json")],
+                    format!(r#"{{"token":"{t}","expires_in":300}}"#),
+                ),
+                None => resp(401, &[], r#"{"details":"refused"}"#),
+            };
+        }
+        let ok = req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(&valid);
+        if !ok {
+            let challenge = format!(r#"Bearer realm="http://{addr}/token",service="svc""#);
+            return resp(401, &[("WWW-Authenticate", &challenge)], "");
+        }
+        ranged(req, &blob)
+    })
+}
+
+#[tokio::test]
+async fn concurrent_401s_share_one_token_request() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let blob = b"shared token".to_vec();
+    let addr = token_registry(
+        calls.clone(),
+        |_, _| Some("tok".to_string()),
+        |t| t == "tok",
+        blob.clone(),
+    );
+    let (_dir, cfg) = docker_config("{}");
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/x/y"));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (client, r) = (client.clone(), r.clone());
+        tasks.push(tokio::spawn(async move {
+            collect(client.fetch_blob(&r, &Digest::of(b"x")).await.unwrap()).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), blob);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one token request for all");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    // The registry accepts the first token once, then no more (as if it expired early).
+    let uses = AtomicUsize::new(0);
+    let addr = token_registry(
+        calls.clone(),
+        |n, _| Some(format!("tok-{n}")),
+        move |t| t == "tok-1" || (t == "tok-0" && uses.fetch_add(1, Ordering::SeqCst) == 0),
+        b"data".to_vec(),
+    );
+    let (_dir, cfg) = docker_config("{}");
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/x/y"));
+    let d = Digest::of(b"data");
+    assert_eq!(
+        client.fetch_blob_bytes(&r, &d, 4, 10).await.unwrap(),
+        b"data"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        client.fetch_blob_bytes(&r, &d, 4, 10).await.unwrap(),
+        b"data"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "tok-0 refused, tok-1 fetched"
+    );
+    assert_eq!(
+        client.fetch_blob_bytes(&r, &d, 4, 10).await.unwrap(),
+        b"data"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "tok-1 is cached");
+}
+
+#[tokio::test]
+async fn identity_tokens_use_the_oauth_post() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let addr = token_registry(
+        calls.clone(),
+        |_, req| {
+            let body = String::from_utf8_lossy(&req.body).into_owned();
+            let ok = req.method == "POST"
+                && req.header("content-type") == Some("application/x-www-form-urlencoded")
+                && body.contains("grant_type=refresh_token")
+                && body.contains("refresh_token=refresh-123")
+                && body.contains("service=svc")
+                && body.contains("scope=repository%3Ax%2Fy%3Apull")
+                && body.contains("client_id=strata");
+            ok.then(|| "from-refresh".to_string())
+        },
+        |t| t == "from-refresh",
+        b"data".to_vec(),
+    );
+    let (_dir, cfg) = docker_config(&format!(
+        r#"{{"auths":{{"{addr}":{{"auth":"dTo=","identitytoken":"refresh-123"}}}}}}"#
+    ));
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/x/y"));
+    let d = Digest::of(b"data");
+    assert_eq!(
+        client.fetch_blob_bytes(&r, &d, 4, 10).await.unwrap(),
+        b"data"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn server_errors_and_rate_limits_are_retried() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let body = test_manifest();
+    let addr = serve(move |_, _| match h.fetch_add(1, Ordering::SeqCst) {
+        0 => resp(503, &[], "busy"),
+        1 => resp(429, &[("Retry-After", "0")], ""),
+        _ => resp(
+            200,
+            &[("Content-Type", manifest::OCI_MANIFEST)],
+            body.clone(),
+        ),
+    });
+    let (_dir, cfg) = docker_config("{}");
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/a/b:t"));
+    assert_eq!(
+        client.fetch_manifest(&r).await.unwrap().bytes,
+        test_manifest()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+
+    // Bounded: a registry that always fails gives its error after the retries.
+    let always = Arc::new(AtomicUsize::new(0));
+    let a = always.clone();
+    let addr = serve(move |_, _| {
+        a.fetch_add(1, Ordering::SeqCst);
+        resp(502, &[], "bad gateway")
+    });
+    let err = client
+        .fetch_manifest(&reference(&format!("{addr}/a/b:t")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Http { status: 502, .. }),
+        "{err}"
+    );
+    assert_eq!(always.load(Ordering::SeqCst), 3, "1 try + 2 retries");
+}
+
+/// A blob server that misbehaves on the first requests as `fault` says (by request number).
+fn faulty_blob_server(
+    data: Vec<u8>,
+    fault: impl Fn(usize, &Req, Resp) -> Resp + Send + Sync + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+    let ranges: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = ranges.clone();
+    let addr = serve(move |req, _| {
+        let n = {
+            let mut seen = seen.lock().unwrap();
+            seen.push(req.header("range").map(str::to_string));
+            seen.len() - 1
+        };
+        fault(n, req, ranged(req, &data))
+    });
+    (addr, ranges)
+}
+
+fn blob_data() -> Vec<u8> {
+    (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn interrupted_downloads_resume_with_range() {
+    let data = blob_data();
+    let (addr, ranges) = faulty_blob_server(data.clone(), |n, _, mut r| {
+        if n < 2 {
+            r.cut_after = Some(30_000);
+        }
+        r
+    });
+    let (_dir, cfg) = docker_config("{}");
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/x/y"));
+    let d = Digest::of(&data);
+    let stream = client.fetch_blob(&r, &d).await.unwrap();
+    assert_eq!(stream.content_length(), Some(data.len() as u64));
+    let got = collect(stream).await;
+    assert!(got == data, "the reader sees the whole blob once");
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        [
+            None,
+            Some("bytes=30000-".to_string()),
+            Some("bytes=60000-".to_string())
+        ]
+    );
+    // fetch_blob_bytes resumes too, and verifies the digest over the whole blob.
+    let (addr, _) = faulty_blob_server(data.clone(), |n, _, mut r| {
+        if n == 0 {
+            r.cut_after = Some(10);
+        }
+        r
+    });
+    let r = reference(&format!("{addr}/x/y"));
+    assert_eq!(
+        client
+            .fetch_blob_bytes(&r, &d, data.len() as u64, 1 << 20)
+            .await
+            .unwrap(),
+        data
+    );
+}
+
+#[tokio::test]
+async fn a_server_ignoring_range_has_the_start_skipped() {
+    let data = blob_data();
+    let (addr, ranges) = faulty_blob_server(data.clone(), {
+        let data = data.clone();
+        move |n, _, r| {
+            let mut full = resp(200, &[], data.clone());
+            if n == 0 {
+                full.cut_after = Some(12_345);
+            }
+            let _ = r;
+            full
+        }
+    });
+    let (_dir, cfg) = docker_config("{}");
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/x/y"));
+    let got = collect(client.fetch_blob(&r, &Digest::of(&data)).await.unwrap()).await;
+    assert!(got == data);
+    assert_eq!(ranges.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn stalled_downloads_are_detected_and_resumed() {
+    let data = blob_data();
+    let (addr, ranges) = faulty_blob_server(data.clone(), |n, _, mut r| {
+        if n == 0 {
+            r.stall = Some((40_000, Duration::from_secs(5)));
+        }
+        r
+    });
+    let (_dir, cfg) = docker_config("{}");
+    let client = RegistryClient::new(RegistryConfig {
+        stall_timeout: Duration::from_millis(300),
+        ..test_config(&cfg, &[])
+    })
+    .unwrap();
+    let r = reference(&format!("{addr}/x/y"));
+    let start = Instant::now();
+    let got = collect(client.fetch_blob(&r, &Digest::of(&data)).await.unwrap()).await;
+    assert!(got == data);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(ranges.lock().unwrap()[1].as_deref(), Some("bytes=40000-"));
+}
+
+#[tokio::test]
+async fn a_link_that_keeps_breaking_gives_a_clear_error() {
+    let data = blob_data();
+    let (addr, ranges) = faulty_blob_server(data.clone(), |_, _, mut r| {
+        r.cut_after = Some(1000);
+        r
+    });
+    let (_dir, cfg) = docker_config("{}");
+    let client = client_with(&cfg, &[]);
+    let r = reference(&format!("{addr}/x/y"));
+    let mut stream = client.fetch_blob(&r, &Digest::of(&data)).await.unwrap();
+    let mut got = 0;
+    let err = loop {
+        match stream.next_chunk().await {
+            Some(Ok(c)) => got += c.len(),
+            Some(Err(e)) => break e,
+            None => panic!("the stream cannot end normally"),
+        }
+    };
+    assert_eq!(got, 3000, "1 try + 2 retries, 1000 bytes each");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, RegistryError::Body { .. })
+            && msg.contains("gave up after 3 attempts")
+            && msg.contains("after 3000 of 100000 bytes"),
+        "{msg}"
+    );
+    assert_eq!(ranges.lock().unwrap().len(), 3);
+    assert!(stream.next_chunk().await.is_none());
 }

@@ -8,5 +8,8 @@
 mod support;
 
 mod containers;
+mod export;
 mod pull;
+mod registry_auth;
+mod registry_faults;
 mod support_selftest;

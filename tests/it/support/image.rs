@@ -226,6 +226,15 @@ impl Layer {
         }
     }
 
+    /// A layer from an uncompressed tar stream given byte for byte (e.g. from [`RawTar`] or
+    /// GNU tar).
+    pub fn from_tar(tar: Vec<u8>) -> Layer {
+        Layer {
+            tar,
+            gzip_original: None,
+        }
+    }
+
     /// A layer from a `.tar.gz` file; pushed as gzip, its bytes are used unchanged.
     pub fn from_tar_gz(path: &Path) -> Layer {
         let gz = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -719,4 +728,290 @@ impl Pusher {
 /// The hex part of a `sha256:<hex>` digest.
 pub fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw tar: headers written byte by byte, for archives the tar crate's Builder refuses (`..`
+// names, empty names, NUL bytes, sizes that lie) and for exact header formats.
+
+/// Size of a tar block.
+pub const BLOCK: usize = 512;
+
+/// The magic/version a header carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderFormat {
+    /// POSIX ustar: `ustar\0` `00`, with a 155-byte name prefix.
+    Ustar,
+    /// GNU: `ustar ` ` \0` (no prefix field; long names as `L`/`K` members).
+    Gnu,
+    /// Pre-POSIX (v7): no magic at all.
+    V7,
+}
+
+/// One tar header, every field settable. Numeric fields that do not fit their octal field
+/// are written in GNU base-256 (negative mtimes too).
+#[derive(Clone, Debug)]
+pub struct RawHeader {
+    pub format: HeaderFormat,
+    /// At most 100 bytes (no NUL needed when exactly 100).
+    pub name: Vec<u8>,
+    /// ustar prefix, at most 155 bytes (ignored for GNU and v7 headers).
+    pub prefix: Vec<u8>,
+    pub typeflag: u8,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub mtime: i64,
+    /// At most 100 bytes.
+    pub linkname: Vec<u8>,
+    pub uname: Vec<u8>,
+    pub gname: Vec<u8>,
+    pub devmajor: u32,
+    pub devminor: u32,
+}
+
+impl RawHeader {
+    /// A ustar header of type `typeflag` (`b'0'` file, `b'5'` dir, `b'2'` symlink, `b'1'`
+    /// hardlink, `b'3'`/`b'4'` devices, `b'6'` fifo, ...), size 0, mode 0644 (0755 for
+    /// directories), owner 0:0, mtime [`DEFAULT_MTIME`].
+    pub fn new(typeflag: u8, name: impl AsRef<[u8]>) -> RawHeader {
+        RawHeader {
+            format: HeaderFormat::Ustar,
+            name: name.as_ref().to_vec(),
+            prefix: Vec::new(),
+            typeflag,
+            mode: if typeflag == b'5' { 0o755 } else { 0o644 },
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: DEFAULT_MTIME as i64,
+            linkname: Vec::new(),
+            uname: Vec::new(),
+            gname: Vec::new(),
+            devmajor: 0,
+            devminor: 0,
+        }
+    }
+    pub fn link(mut self, target: impl AsRef<[u8]>) -> RawHeader {
+        self.linkname = target.as_ref().to_vec();
+        self
+    }
+    pub fn size(mut self, size: u64) -> RawHeader {
+        self.size = size;
+        self
+    }
+    pub fn mode(mut self, mode: u32) -> RawHeader {
+        self.mode = mode;
+        self
+    }
+    pub fn format(mut self, format: HeaderFormat) -> RawHeader {
+        self.format = format;
+        self
+    }
+    pub fn prefix(mut self, prefix: impl AsRef<[u8]>) -> RawHeader {
+        self.prefix = prefix.as_ref().to_vec();
+        self
+    }
+    pub fn owner(mut self, uid: u64, gid: u64) -> RawHeader {
+        self.uid = uid;
+        self.gid = gid;
+        self
+    }
+    pub fn mtime(mut self, mtime: i64) -> RawHeader {
+        self.mtime = mtime;
+        self
+    }
+    pub fn device(mut self, major: u32, minor: u32) -> RawHeader {
+        self.devmajor = major;
+        self.devminor = minor;
+        self
+    }
+
+    /// The 512-byte header block, checksum set.
+    pub fn to_block(&self) -> [u8; BLOCK] {
+        let mut b = [0u8; BLOCK];
+        put_bytes(&mut b[0..100], &self.name, "name");
+        numeric_field(&mut b[100..108], i128::from(self.mode));
+        numeric_field(&mut b[108..116], i128::from(self.uid));
+        numeric_field(&mut b[116..124], i128::from(self.gid));
+        numeric_field(&mut b[124..136], i128::from(self.size));
+        numeric_field(&mut b[136..148], i128::from(self.mtime));
+        b[156] = self.typeflag;
+        put_bytes(&mut b[157..257], &self.linkname, "linkname");
+        match self.format {
+            HeaderFormat::Ustar => {
+                b[257..263].copy_from_slice(b"ustar\0");
+                b[263..265].copy_from_slice(b"00");
+                put_bytes(&mut b[345..500], &self.prefix, "prefix");
+            }
+            HeaderFormat::Gnu => {
+                b[257..263].copy_from_slice(b"ustar ");
+                b[263..265].copy_from_slice(b" \0");
+            }
+            HeaderFormat::V7 => {}
+        }
+        if self.format != HeaderFormat::V7 {
+            put_bytes(&mut b[265..297], &self.uname, "uname");
+            put_bytes(&mut b[297..329], &self.gname, "gname");
+            numeric_field(&mut b[329..337], i128::from(self.devmajor));
+            numeric_field(&mut b[337..345], i128::from(self.devminor));
+        }
+        set_checksum(&mut b);
+        b
+    }
+}
+
+fn put_bytes(field: &mut [u8], value: &[u8], what: &str) {
+    assert!(
+        value.len() <= field.len(),
+        "{what} of {} bytes does not fit a {}-byte field",
+        value.len(),
+        field.len()
+    );
+    field[..value.len()].copy_from_slice(value);
+}
+
+/// Writes `v` into a numeric header field: zero-padded octal and a NUL when it fits, else GNU
+/// base-256 (two's complement, first byte 0x80 or 0xff).
+pub fn numeric_field(field: &mut [u8], v: i128) {
+    let digits = field.len() - 1;
+    if v >= 0 && v < 8i128.pow(digits as u32) {
+        let s = format!("{v:0digits$o}");
+        field[..digits].copy_from_slice(s.as_bytes());
+        field[digits] = 0;
+        return;
+    }
+    let bytes = v.to_be_bytes();
+    let n = field.len();
+    field.copy_from_slice(&bytes[bytes.len() - n..]);
+    if v >= 0 {
+        assert_eq!(field[0] & 0x80, 0, "value {v} too large for base-256");
+        field[0] |= 0x80;
+    } else {
+        assert_eq!(field[0], 0xff, "value {v} too small for base-256");
+    }
+}
+
+/// Sets the checksum field (148..156) of a header block: the sum of all bytes with the field
+/// read as spaces, as six octal digits, NUL, space.
+pub fn set_checksum(block: &mut [u8]) {
+    assert_eq!(block.len(), BLOCK, "a header is one block");
+    block[148..156].fill(b' ');
+    let sum: u32 = block.iter().map(|b| u32::from(*b)).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+/// One PAX extended-header record: `"<len> <key>=<value>\n"`, `len` counting itself.
+pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut r = format!("{len} ").into_bytes();
+    r.extend_from_slice(key);
+    r.push(b'=');
+    r.extend_from_slice(value);
+    r.push(b'\n');
+    assert_eq!(r.len(), len);
+    r
+}
+
+/// A tar stream assembled block by block.
+#[derive(Clone, Debug, Default)]
+pub struct RawTar {
+    bytes: Vec<u8>,
+}
+
+impl RawTar {
+    pub fn new() -> RawTar {
+        RawTar::default()
+    }
+    /// A header block, as given (use [`set_checksum`] after editing one by hand).
+    pub fn block(&mut self, block: &[u8; BLOCK]) -> &mut RawTar {
+        self.bytes.extend_from_slice(block);
+        self
+    }
+    /// A header.
+    pub fn header(&mut self, h: &RawHeader) -> &mut RawTar {
+        self.block(&h.to_block())
+    }
+    /// Member data, zero-padded to a block boundary.
+    pub fn data(&mut self, data: &[u8]) -> &mut RawTar {
+        self.bytes.extend_from_slice(data);
+        self.pad();
+        self
+    }
+    /// Bytes as they are (no padding).
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut RawTar {
+        self.bytes.extend_from_slice(bytes);
+        self
+    }
+    /// Zero bytes up to the next block boundary.
+    pub fn pad(&mut self) -> &mut RawTar {
+        let rem = self.bytes.len() % BLOCK;
+        if rem != 0 {
+            self.bytes.resize(self.bytes.len() + BLOCK - rem, 0);
+        }
+        self
+    }
+    /// A header whose size is `data.len()`, then the data.
+    pub fn member(&mut self, h: RawHeader, data: &[u8]) -> &mut RawTar {
+        self.header(&h.size(data.len() as u64)).data(data)
+    }
+    pub fn file(&mut self, name: impl AsRef<[u8]>, data: &[u8]) -> &mut RawTar {
+        self.member(RawHeader::new(b'0', name), data)
+    }
+    pub fn dir(&mut self, name: impl AsRef<[u8]>) -> &mut RawTar {
+        self.member(RawHeader::new(b'5', name), &[])
+    }
+    pub fn symlink(&mut self, name: impl AsRef<[u8]>, target: impl AsRef<[u8]>) -> &mut RawTar {
+        self.member(RawHeader::new(b'2', name).link(target).mode(0o777), &[])
+    }
+    pub fn hardlink(&mut self, name: impl AsRef<[u8]>, target: impl AsRef<[u8]>) -> &mut RawTar {
+        self.member(RawHeader::new(b'1', name).link(target), &[])
+    }
+    /// A PAX extended header (`x`) applying to the next member.
+    pub fn pax(&mut self, records: &[(&[u8], &[u8])]) -> &mut RawTar {
+        let data: Vec<u8> = records.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+        self.member(RawHeader::new(b'x', "PaxHeaders.0/entry"), &data)
+    }
+    /// A GNU long name (`L`) for the next member.
+    pub fn gnu_long_name(&mut self, name: impl AsRef<[u8]>) -> &mut RawTar {
+        let mut data = name.as_ref().to_vec();
+        data.push(0);
+        self.member(
+            RawHeader::new(b'L', "././@LongLink").format(HeaderFormat::Gnu),
+            &data,
+        )
+    }
+    /// A GNU long link target (`K`) for the next member.
+    pub fn gnu_long_link(&mut self, target: impl AsRef<[u8]>) -> &mut RawTar {
+        let mut data = target.as_ref().to_vec();
+        data.push(0);
+        self.member(
+            RawHeader::new(b'K', "././@LongLink").format(HeaderFormat::Gnu),
+            &data,
+        )
+    }
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// The stream with the end-of-archive marker (two zero blocks).
+    pub fn finish(&self) -> Vec<u8> {
+        let mut v = self.bytes.clone();
+        v.resize(v.len() + 2 * BLOCK, 0);
+        v
+    }
+    /// The stream without an end-of-archive marker.
+    pub fn unterminated(&self) -> Vec<u8> {
+        self.bytes.clone()
+    }
 }

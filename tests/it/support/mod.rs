@@ -5,8 +5,12 @@
 #![allow(dead_code)] // not every helper is used by every test
 
 pub mod image;
+pub mod netenv;
+pub mod pki;
+pub mod proxy;
 pub mod registry;
 pub mod strata;
+pub mod token;
 pub mod tree;
 pub mod umoci;
 

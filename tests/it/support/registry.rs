@@ -14,11 +14,35 @@ pub struct Registry {
     child: Child,
     addr: SocketAddr,
     dir: tempfile::TempDir,
+    storage: PathBuf,
+    scheme: &'static str,
+}
+
+/// How to run a registry other than the plain default (TLS, auth, shared storage).
+#[derive(Default)]
+pub struct Setup {
+    /// Serve this storage directory (another registry's [`Registry::storage`]: push there
+    /// over plain HTTP, pull here).
+    pub storage: Option<PathBuf>,
+    /// TLS certificate and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA bundle (PEM) of the client certificates the registry demands.
+    pub client_ca: Option<PathBuf>,
+    /// An `auth:` section (YAML, starting at column 0).
+    pub auth_yaml: Option<String>,
+    /// Client certificate and key (PEM, concatenated) for the readiness probe.
+    pub probe_identity: Option<Vec<u8>>,
 }
 
 impl Registry {
     /// Start a registry and wait until `GET /v2/` answers.
     pub fn start() -> Registry {
+        Registry::start_with(Setup::default())
+    }
+
+    /// Start a registry as `setup` says and wait until `GET /v2/` answers (200, or 401 when
+    /// it has auth).
+    pub fn start_with(setup: Setup) -> Registry {
         super::require_tool("docker-registry");
         let dir = super::tempdir("registry");
         let mut last_err = String::new();
@@ -35,9 +59,26 @@ impl Registry {
                 std::process::id(),
                 NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             );
-            let storage = dir.path().join("storage");
+            let storage = setup
+                .storage
+                .clone()
+                .unwrap_or_else(|| dir.path().join("storage"));
             fs::create_dir_all(&storage).expect("create registry storage dir");
-            fs::write(&config, config_yaml(&storage, addr, &token)).expect("write registry config");
+            let mut yaml = config_yaml(&storage, addr, &token);
+            if let Some((cert, key)) = &setup.tls {
+                yaml.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ));
+                if let Some(ca) = &setup.client_ca {
+                    yaml.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+                }
+            }
+            if let Some(auth) = &setup.auth_yaml {
+                yaml.push_str(auth);
+            }
+            fs::write(&config, yaml).expect("write registry config");
             let log_path = dir.path().join("registry.log");
             let log = fs::File::create(&log_path).expect("create registry log");
             let log_err = log.try_clone().expect("clone registry log handle");
@@ -50,8 +91,33 @@ impl Registry {
                 .spawn()
                 .expect("spawn docker-registry");
             let mut child = child;
-            match wait_ready(&mut child, addr, &token, Duration::from_secs(20)) {
-                Ok(()) => return Registry { child, addr, dir },
+            let ready = if setup.tls.is_some() {
+                wait_ready_tls(
+                    &mut child,
+                    addr,
+                    &token,
+                    setup.probe_identity.as_deref(),
+                    Duration::from_secs(20),
+                )
+            } else {
+                wait_ready(
+                    &mut child,
+                    addr,
+                    &token,
+                    setup.auth_yaml.is_some(),
+                    Duration::from_secs(20),
+                )
+            };
+            match ready {
+                Ok(()) => {
+                    return Registry {
+                        child,
+                        addr,
+                        dir,
+                        storage,
+                        scheme: if setup.tls.is_some() { "https" } else { "http" },
+                    };
+                }
                 Err(e) => {
                     last_err = format!(
                         "{e}\n--- registry log\n{}",
@@ -70,14 +136,19 @@ impl Registry {
         self.addr.to_string()
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS)
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// The registry's storage root (`<storage>/docker/registry/v2/...`).
     pub fn storage(&self) -> PathBuf {
-        self.dir.path().join("storage")
+        self.storage.clone()
     }
 
     /// Path of the stored data of a blob (`sha256:<hex>`).
@@ -163,6 +234,7 @@ fn wait_ready(
     child: &mut Child,
     addr: SocketAddr,
     token: &str,
+    auth: bool,
     timeout: Duration,
 ) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
@@ -179,7 +251,7 @@ fn wait_ready(
             if !ours {
                 return Err(format!("another server answers on {addr}"));
             }
-            if code == 200 {
+            if code == 200 || (auth && code == 401) {
                 return Ok(());
             }
             return Err(format!("GET /v2/ answered {code}"));
@@ -191,7 +263,50 @@ fn wait_ready(
     }
 }
 
-fn free_port() -> u16 {
+/// [`wait_ready`] over HTTPS (certificate not checked; `identity` presented if given).
+fn wait_ready_tls(
+    child: &mut Child,
+    addr: SocketAddr,
+    token: &str,
+    identity: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(2));
+    if let Some(pem) = identity {
+        builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(|e| e.to_string())?);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("docker-registry exited early with {status}"));
+        }
+        if let Ok(resp) = client.get(format!("https://{addr}/v2/")).send() {
+            let ours = resp
+                .headers()
+                .get("x-strata-test-registry")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains(token));
+            if !ours {
+                return Err(format!("another server answers on {addr}"));
+            }
+            let code = resp.status().as_u16();
+            if code == 200 || code == 401 {
+                return Ok(());
+            }
+            return Err(format!("GET /v2/ answered {code}"));
+        }
+        if Instant::now() > deadline {
+            return Err("GET /v2/ did not answer in time".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
     l.local_addr().expect("local addr").port()
 }
