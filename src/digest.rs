@@ -182,6 +182,8 @@ pub struct HashingReader<R> {
     inner: R,
     hasher: Hasher,
     limit: Option<u64>,
+    /// Set once more than `limit` bytes arrived: every later read fails the same way.
+    overflowed: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -192,6 +194,7 @@ impl<R: Read> HashingReader<R> {
             inner,
             hasher: Hasher::new(),
             limit,
+            overflowed: false,
         }
     }
 
@@ -235,14 +238,21 @@ pub enum VerifyError {
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let too_long = |limit| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob is longer than its declared size of {limit} bytes"),
+            )
+        };
+        if let (true, Some(limit)) = (self.overflowed, self.limit) {
+            return Err(too_long(limit));
+        }
         let n = self.inner.read(buf)?;
         if let Some(limit) = self.limit
             && self.hasher.len() + n as u64 > limit
         {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("blob is longer than its declared size of {limit} bytes"),
-            ));
+            self.overflowed = true;
+            return Err(too_long(limit));
         }
         self.hasher.update(&buf[..n]);
         Ok(n)
@@ -302,10 +312,17 @@ mod tests {
                 actual: 11
             })
         ));
-        let err = HashingReader::new(&data[..], Some(5))
-            .verify(&d, None)
-            .unwrap_err();
-        assert!(matches!(err, VerifyError::Io(_)));
+        let mut over = HashingReader::new(&data[..], Some(5));
+        let mut buf = [0u8; 4];
+        assert_eq!(over.read(&mut buf).unwrap(), 4);
+        assert!(over.read(&mut buf).is_err());
+        // The overflow is sticky: draining after it fails the same way instead of going on.
+        let err = over.verify(&d, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("longer than its declared size of 5"),
+            "{err}"
+        );
         let err = HashingReader::new(&b"hello"[..], None)
             .verify(&d, None)
             .unwrap_err();
