@@ -7,7 +7,7 @@ use bytes::{Buf, Bytes};
 use tokio::sync::mpsc;
 
 /// Chunks in flight between download and unpack: enough to keep both busy, bounded for memory.
-pub(crate) const CHANNEL_CHUNKS: usize = 64;
+pub(crate) const CHANNEL_CHUNKS: usize = 16;
 
 /// Reads the chunks of a channel in order; a sent error ends the stream with that error.
 pub(crate) struct ChannelReader {
