@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: strata vs containerd (ctr), dockerd (docker pull), skopeo + umoci and a
+# "floor" (inflate + sha256 + tar -x of the same bytes), all pulling the same image from a private
+# docker-registry on 127.0.0.1. See bench/README.md.
+#
+#   bash bench/run.sh              default mode (< ~10 min once the image is cached)
+#   bash bench/run.sh --scaling    1/10/50/200 layers, 2x/4x bytes, 200-layer mount, 100 containers
+#   bash bench/run.sh --profile    perf stat / strace -c / perf record of one cold strata pull
+# Options: --rounds N (default 3; 2 for --scaling), --no-build (use an existing binary),
+#          --only LIST (comma-separated tests, e.g. strata-pull,ctr). Environment: BENCH_CACHE
+#          (default /var/cache/strata-bench), STRATA_BIN (binary to use, implies --no-build),
+#          CARGO_TARGET_DIR (honoured when building).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+bench=$repo/bench
+lib=$bench/lib
+
+mode=default
+rounds=
+build=1
+only=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --scaling) mode=scaling ;;
+        --profile) mode=profile ;;
+        --rounds) rounds=$2; shift ;;
+        --no-build) build=0 ;;
+        --only) only=$2; shift ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -n "$rounds" ] || rounds=$([ $mode = scaling ] && echo 2 || echo 3)
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench/run.sh must run as root (overlay mounts, daemons, drop_caches)" >&2
+    exit 1
+fi
+export BENCH_CACHE=${BENCH_CACHE:-/var/cache/strata-bench}
+CACHE=$BENCH_CACHE
+say() { echo "== $*" >&2; }
+
+# -- 1. packages -------------------------------------------------------------------------
+packages=(docker-registry skopeo umoci containerd docker.io debootstrap pigz zstd time procps
+          python3 curl tar util-linux ca-certificates)
+[ $mode = profile ] && packages+=(linux-perf strace)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # docker.io/containerd want to start their services; policy-rc.d or no systemd stop that,
+    # and the benchmark runs its own private daemons anyway.
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# /usr/local/bin may hold another docker client: use Debian's, matching its dockerd.
+dockercli=/usr/bin/docker
+[ -x $dockercli ] || dockercli=$(command -v docker)
+
+# -- 2. strata ---------------------------------------------------------------------------
+if [ -n "${STRATA_BIN:-}" ]; then
+    strata=$STRATA_BIN
+elif [ $build = 1 ]; then
+    command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
+    say "cargo build --release"
+    cargo build --release --quiet
+    strata=${CARGO_TARGET_DIR:-$repo/target}/release/strata
+else
+    strata=${CARGO_TARGET_DIR:-$repo/target}/release/strata
+fi
+[ -x "$strata" ] || { echo "no strata binary at $strata" >&2; exit 1; }
+# A private copy: other builds may replace the binary while we measure.
+work=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
+cp "$strata" "$work/strata"
+strata=$work/strata
+
+# -- 3. cleanup of everything we start -----------------------------------------------------
+registry_pid= containerd_pid= dockerd_pid=
+stop_pid() { # pid
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+umount_under() { # dir: unmount every mount below dir, deepest first
+    local m
+    findmnt -rn -o TARGET | awk -v d="$1/" 'index($0, d) == 1' | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+}
+cleanup() {
+    set +e
+    stop_pid "$dockerd_pid"; stop_pid "$containerd_pid"; stop_pid "$registry_pid"
+    umount_under "$work"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+drop_caches_ok=no
+drop_caches() {
+    sync
+    if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then drop_caches_ok=yes; fi
+}
+
+free_port() {
+    local c
+    for c in $(shuf -i 20000-60000 -n 100); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$c") 2>/dev/null; then echo "$c"; return; fi
+    done
+    echo "no free port" >&2; exit 1
+}
+
+# -- 4. registry ---------------------------------------------------------------------------
+port=$(free_port)
+reg=127.0.0.1:$port
+mkdir -p "$CACHE/registry/storage"
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $CACHE/registry/storage
+http:
+  addr: $reg
+  secret: strata-bench
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; exit 1; }
+say "registry http://$reg (storage $CACHE/registry/storage)"
+
+# push VARIANT: build (cached) and push bench/VARIANT:gzip and :zstd (skipped when present)
+push() {
+    local variant=$1 comp
+    for comp in gzip zstd; do
+        local layout=$CACHE/oci/$variant-$comp
+        local want have
+        want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifest"])' "$layout/summary.json")
+        have=$(curl -fsSI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+            "http://$reg/v2/bench/$variant/manifests/$comp" 2>/dev/null |
+            awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}' | tr -d '\r' || true)
+        if [ "$have" != "$want" ]; then
+            say "skopeo copy oci:$layout:$comp docker://$reg/bench/$variant:$comp"
+            skopeo copy -q --dest-tls-verify=false "oci:$layout:$comp" "docker://$reg/bench/$variant:$comp"
+        fi
+    done
+}
+image_variant() { # build-image.sh args... -> variant name
+    bash "$lib/build-image.sh" "$@" | tail -1
+}
+
+# -- 5. private daemons (fresh, empty state for every cold run) ---------------------------
+start_containerd() {
+    local d=$work/containerd
+    rm -rf "$d"; mkdir -p "$d"
+    cat >"$d/config.toml" <<TOML
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/c.sock"
+[ttrpc]
+  address = "$d/c.sock.ttrpc"
+TOML
+    containerd --config "$d/config.toml" --log-level error >>"$work/containerd.log" 2>&1 &
+    containerd_pid=$!
+    for _ in $(seq 200); do
+        ctr --address "$d/c.sock" version >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    tail -20 "$work/containerd.log" >&2; echo "containerd did not start" >&2; exit 1
+}
+stop_containerd() {
+    stop_pid "$containerd_pid"; containerd_pid=
+    umount_under "$work/containerd"; rm -rf "$work/containerd"
+}
+start_dockerd() {
+    local d=$work/docker
+    rm -rf "$d"; mkdir -p "$d"
+    dockerd --data-root "$d/data" --exec-root "$d/exec" --host "unix://$d/d.sock" \
+        --pidfile "$d/d.pid" --bridge=none --iptables=false --ip-masq=false \
+        --storage-driver overlay2 --insecure-registry "$reg" --log-level error \
+        >>"$work/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    for _ in $(seq 300); do
+        $dockercli -H "unix://$d/d.sock" version >/dev/null 2>&1 && return 0
+        kill -0 "$dockerd_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -20 "$work/dockerd.log" >&2; echo "dockerd did not start" >&2; exit 1
+}
+stop_dockerd() {
+    stop_pid "$dockerd_pid"; dockerd_pid=
+    umount_under "$work/docker"; rm -rf "$work/docker"
+}
+
+# -- 6. measurement ------------------------------------------------------------------------
+results=$work/results.jsonl
+: >"$results"
+measure() { # tool image round [--daemon PID] -- cmd...
+    local tool=$1 image=$2 round=$3; shift 3
+    python3 "$lib/measure.py" --out "$results" --tool "$tool" --image "$image" --round "$round" \
+        --log "$work/cmd.log" "$@" | python3 -c '
+import json,sys; r=json.loads(sys.stdin.read())
+print("   %-34s %-5s wall %7.3fs  cpu %7.2fs (client %6.2f + daemon %6.2f)  maxrss %6.1f MiB  other load %.2f%s" % (
+  r["tool"], r["image"], r["wall"], r["cpu"], r["client_cpu"], r["daemon_cpu"], r["maxrss_kb"]/1024, r["other_load"],
+  "" if r["exit"]==0 else "  EXIT %d" % r["exit"]), file=sys.stderr)'
+}
+wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+
+# one cold run of TEST for IMAGE (variant) COMP in ROUND
+run_test() {
+    local t=$1 variant=$2 comp=$3 round=$4
+    local ref=$reg/bench/$variant:$comp
+    local label=$comp
+    [ "$variant" = default ] || label=$variant/$comp
+    case $t in
+        strata-pull)
+            rm -rf "$work/s"; drop_caches
+            measure "strata pull" "$label" "$round" -- "$strata" --root "$work/s" -q pull "$ref"
+            rm -rf "$work/s" ;;
+        strata-pam)
+            rm -rf "$work/s"; drop_caches
+            measure "strata pull-and-mount (cold)" "$label" "$round" -- \
+                "$strata" --root "$work/s" -q pull-and-mount --name cold "$ref"
+            local i
+            for i in 1 2 3 4 5; do
+                measure "strata pull-and-mount (warm)" "$label" "$round" \
+                    --quiet-wait "$([ $i = 1 ] && echo "${BENCH_QUIET_WAIT:-10}" || echo 0.5)" -- \
+                    "$strata" --root "$work/s" -q pull-and-mount --pull missing --name "warm$i" "$ref"
+                "$strata" --root "$work/s" -q rm -f "warm$i" >/dev/null
+            done
+            "$strata" --root "$work/s" -q rm -f cold >/dev/null
+            umount_under "$work/s"; rm -rf "$work/s" ;;
+        ctr)
+            start_containerd; drop_caches
+            measure "containerd (ctr pull)" "$label" "$round" --daemon "$containerd_pid" -- \
+                ctr --address "$work/containerd/c.sock" -n bench images pull --plain-http \
+                --snapshotter overlayfs "$ref"
+            stop_containerd ;;
+        docker)
+            start_dockerd; drop_caches
+            measure "dockerd (docker pull)" "$label" "$round" --daemon "$dockerd_pid" -- \
+                $dockercli -H "unix://$work/docker/d.sock" pull -q "$ref"
+            stop_dockerd ;;
+        umoci)
+            [ "$comp" = gzip ] || return 0   # umoci 0.4.7 cannot read zstd layers
+            rm -rf "$work/u"; mkdir -p "$work/u"; drop_caches
+            measure "skopeo copy + umoci unpack" "$label" "$round" -- bash -c \
+                'skopeo copy -q --src-tls-verify=false "docker://$1" "oci:$2/layout:x" && umoci unpack --image "$2/layout:x" "$2/bundle" >/dev/null' \
+                _ "$ref" "$work/u"
+            rm -rf "$work/u" ;;
+        floor)
+            rm -rf "$work/f"; mkdir -p "$work/f"; drop_caches
+            measure "floor (inflate+sha256+tar -x)" "$label" "$round" -- \
+                bash "$lib/floor.sh" "$comp" "$CACHE/oci/$variant-$comp" "$work/f"
+            rm -rf "$work/f" ;;
+    esac
+}
+
+meta() { # extra json fields -> $work/meta.json
+    local v=$1
+    python3 - "$work/meta.json" "$CACHE/oci/$v-gzip/summary.json" "$CACHE/oci/$v-zstd/summary.json" \
+        "$CACHE/tars/$v" <<PY
+import json, os, subprocess, sys, glob, datetime, platform
+out, sg, sz, tars = sys.argv[1:5]
+def sh(*c):
+    try: return subprocess.run(c, capture_output=True, text=True, cwd="$repo").stdout.strip()
+    except Exception: return ""
+entries_file = tars + "/entries"
+if not os.path.exists(entries_file):
+    n = 0
+    for t in sorted(glob.glob(tars + "/*.tar")):
+        n += int(subprocess.run("tar -tf '%s' | wc -l" % t, shell=True, capture_output=True, text=True).stdout)
+    open(entries_file, "w").write(str(n))
+g, z = json.load(open(sg)), json.load(open(sz))
+commit = sh("git", "rev-parse", "--short", "HEAD")
+if sh("git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"): commit += " (+ uncommitted changes in src/)"
+if "${STRATA_BIN:-}":
+    commit = "${BENCH_COMMIT:-}" or "binary given by STRATA_BIN=${STRATA_BIN:-} (work tree at %s)" % commit
+cpu = ""
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"): cpu = line.split(":", 1)[1].strip(); break
+m = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+     "kernel": platform.release(), "commit": commit, "cpu": cpu, "ncpu": os.cpu_count(),
+     "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+     "layers": g["layers"], "gzip_mib": round(g["compressed"] / 2**20, 1),
+     "zstd_mib": round(z["compressed"] / 2**20, 1),
+     "tar_mib": round(g["uncompressed_tar"] / 2**20, 1), "entries": int(open(entries_file).read()),
+     "rounds": int("$rounds"), "drop_caches": "$drop_caches_ok",
+     "versions": {"containerd": sh("containerd", "--version").split(" ")[2:3],
+                  "dockerd": sh("dockerd", "--version"), "skopeo": sh("skopeo", "--version"),
+                  "umoci": sh("umoci", "--version"), "strata": sh("$strata", "--version")},
+     "command": "bash bench/run.sh $mode_args"}
+json.dump(m, open(out, "w"))
+PY
+}
+
+mkdir -p "$bench/results"
+
+# -- 7a. default mode ------------------------------------------------------------------------
+if [ $mode = default ]; then
+    mode_args=""
+    say "building the image (cached in $CACHE)"
+    v=$(image_variant default)
+    push "$v"
+    tests=(strata-pull ctr docker umoci floor strata-pam)
+    say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
+    for r in $(seq 1 "$rounds"); do
+        say "round $r/$rounds"
+        # rotate the order every round
+        n=${#tests[@]}
+        for k in $(seq 0 $((n - 1))); do
+            t=${tests[$(((k + r - 1) % n))]}
+            wanted "$t" || continue
+            for comp in gzip zstd; do
+                [ "$t" = strata-pam ] && [ "$comp" = zstd ] && continue
+                run_test "$t" "$v" "$comp" "$r"
+            done
+        done
+    done
+    meta "$v"
+    python3 "$lib/report.py" default "$results" "$work/meta.json" >"$work/latest.md"
+    cp "$work/latest.md" "$bench/results/latest.md"
+    cp "$results" "$bench/results/latest.jsonl"
+    cp "$work/cmd.log" "$bench/results/latest-cmd.log" 2>/dev/null || true
+    cat "$work/latest.md"
+    say "saved bench/results/latest.md and latest.jsonl"
+fi
+
+# -- 7b. scaling mode --------------------------------------------------------------------------
+if [ $mode = scaling ]; then
+    mode_args="--scaling"
+    variants=()
+    for n in 1 10 50 200; do variants+=("$(image_variant split "$n")"); done
+    variants+=("$(image_variant default)" "$(image_variant times 2)" "$(image_variant times 4)")
+    for v in "${variants[@]}"; do push "$v"; done
+    # uncompressed size and entries of every variant for the report
+    for v in "${variants[@]}"; do meta "$v"; cp "$work/meta.json" "$work/meta-$v.json"; done
+    say "cold strata pull of every variant, $rounds rounds"
+    for r in $(seq 1 "$rounds"); do
+        for v in "${variants[@]}"; do
+            for comp in gzip zstd; do run_test strata-pull "$v" "$comp" "$r"; done
+        done
+    done
+    say "warm pull-and-mount (mount time) per layer count"
+    for v in split1 split10 split50 split200 default; do
+        rm -rf "$work/s"
+        "$strata" --root "$work/s" -q pull "$reg/bench/$v:gzip" >/dev/null
+        for i in $(seq 1 10); do
+            measure "strata pull-and-mount (warm)" "$v" "$i" -- \
+                "$strata" --root "$work/s" -q pull-and-mount --pull missing --name "m$i" "$reg/bench/$v:gzip"
+            "$strata" --root "$work/s" -q rm -f "m$i" >/dev/null
+        done
+        umount_under "$work/s"; rm -rf "$work/s"
+    done
+    say "100 containers from one image"
+    rm -rf "$work/s"
+    "$strata" --root "$work/s" -q pull "$reg/bench/default:gzip" >/dev/null
+    mkdir -p "$work/c100"
+    for i in $(seq 1 100); do
+        measure "strata pull-and-mount x100" "default" "$i" --stdout "$work/c100/$i.json" -- \
+            "$strata" --root "$work/s" -q pull-and-mount --json --name "c$i" "$reg/bench/default:gzip"
+    done
+    python3 - "$work/s" "$work/c100" >"$work/c100.json" <<'PY'
+import json, os, subprocess, sys, glob
+root, d = sys.argv[1], sys.argv[2]
+ids = [json.load(open(f))["id"] for f in glob.glob(d + "/*.json")]
+dirs = []
+for i in ids:
+    dirs += [p for p in (root + "/overlay2/" + i, root + "/overlay2/" + i + "-init",
+                         root + "/containers/" + i, root + "/containers/" + i + ".json") if os.path.exists(p)]
+# -x: do not descend into the mounted merged dirs
+kb = int(subprocess.run(["du", "-skxc"] + dirs, capture_output=True, text=True).stdout.split()[-2])
+mounts = sum(1 for l in open("/proc/mounts") if root in l)
+print(json.dumps({"containers": len(ids), "du_kib_total": kb, "mounted": mounts}))
+PY
+    cat "$work/c100.json" >&2
+    names=(); for i in $(seq 1 100); do names+=("c$i"); done
+    measure "strata rm -f x100 (one command)" "default" "1" -- "$strata" --root "$work/s" -q rm -f "${names[@]}"
+    umount_under "$work/s"; rm -rf "$work/s"
+    python3 "$lib/report.py" scaling "$results" "$work" >"$work/scaling.md"
+    cp "$work/scaling.md" "$bench/results/scaling.md"
+    cp "$results" "$bench/results/scaling.jsonl"
+    cat "$work/scaling.md"
+    say "saved bench/results/scaling.md and scaling.jsonl"
+fi
+
+# -- 7c. profile mode ---------------------------------------------------------------------------
+if [ $mode = profile ]; then
+    v=$(image_variant default)
+    push "$v"
+    out=$bench/results/profile
+    mkdir -p "$out"
+    for comp in gzip zstd; do
+        rm -rf "$work/s"; drop_caches
+        say "perf stat: strata pull $comp"
+        perf stat -d -o "$out/perf-stat-$comp.txt" -- "$strata" --root "$work/s" -q pull "$reg/bench/$v:$comp" >/dev/null
+        cat "$out/perf-stat-$comp.txt"
+        rm -rf "$work/s"; drop_caches
+        say "strace -c -f: strata pull $comp"
+        strace -c -f -o "$out/strace-c-$comp.txt" "$strata" --root "$work/s" -q pull "$reg/bench/$v:$comp" >/dev/null
+        head -30 "$out/strace-c-$comp.txt"
+        rm -rf "$work/s"; drop_caches
+        say "perf record: strata pull $comp"
+        perf record -q -F 499 -g -o "$work/perf.data" -- "$strata" --root "$work/s" -q pull "$reg/bench/$v:$comp" >/dev/null 2>&1
+        perf report -i "$work/perf.data" --no-children --stdio --sort dso,symbol --percent-limit 0.7 \
+            2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' | head -40 | tee "$out/perf-top-$comp.txt"
+        rm -rf "$work/s"
+    done
+fi
