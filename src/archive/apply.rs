@@ -2,10 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec};
 use rustix::io::Errno;
@@ -110,6 +112,20 @@ enum Removal {
     Opaque { dir: Vec<u8>, shown: String },
 }
 
+/// Overlay mode: a whiteout or opaque marker, applied again at the end of the layer against
+/// what the layer then holds (see [`Applier::overlay_marks`]).
+enum Mark {
+    /// `PARENT/.wh.NAME`, with the owner its device gets.
+    Whiteout {
+        parent: Vec<u8>,
+        name: Vec<u8>,
+        owner: (u32, u32),
+        shown: String,
+    },
+    /// `DIR/.wh..wh..opq`.
+    Opaque { dir: Vec<u8>, shown: String },
+}
+
 /// Adds `path` and its ancestors to `touched`.
 fn touch(touched: &mut HashSet<Vec<u8>>, mut path: &[u8]) {
     while !path.is_empty() && touched.insert(path.to_vec()) {
@@ -139,6 +155,8 @@ struct Applier<'o> {
     stats: ApplyStats,
     /// Flatten mode's bookkeeping (`None` in overlay mode).
     flat: Option<Flat>,
+    /// Overlay mode: the layer's whiteouts and opaque markers, in order.
+    marks: Vec<Mark>,
     /// Where restrictive directory modes go instead of onto the directories (flatten only).
     deferred: Option<&'o mut DeferredModes>,
 }
@@ -155,6 +173,8 @@ pub(crate) fn apply<R: Read>(
     })?;
     if opts.flatten {
         root.track_real_paths();
+    } else {
+        root.track_implicit_dirs();
     }
     let mut applier = Applier {
         root,
@@ -163,6 +183,7 @@ pub(crate) fn apply<R: Read>(
         buf: Vec::new(),
         stats: ApplyStats::default(),
         flat: opts.flatten.then(Flat::default),
+        marks: Vec::new(),
         deferred: if opts.flatten { deferred } else { None },
     };
     let mut archive = tar::Archive::new(reader);
@@ -179,7 +200,15 @@ pub(crate) fn apply<R: Read>(
         applier.entry(&mut entry)?;
     }
     applier.finish()?;
-    Ok(applier.stats)
+    let mut stats = applier.stats;
+    stats.implicit_dirs = applier
+        .root
+        .implicit_dirs()
+        .map_err(|e| from_fs(".", e))?
+        .into_iter()
+        .map(|p| PathBuf::from(OsString::from_vec(p)))
+        .collect();
+    Ok(stats)
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -423,6 +452,11 @@ impl Applier<'_> {
         let mkdir = || rfs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(IMPLICIT_DIR_MODE));
         // The owner of a directory that was already there (None: we just made it).
         let mut existing_owner = None;
+        // Whether a new directory was made (which may reuse the inode number of an implicit
+        // directory removed earlier).
+        let mut made = true;
+        // Whether it replaced a non-directory of this layer.
+        let mut replaced = false;
         match mkdir() {
             Ok(()) => {}
             Err(Errno::EXIST) => {
@@ -431,6 +465,9 @@ impl Applier<'_> {
                 // An existing directory is kept (only its metadata changes); anything else goes.
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                     existing_owner = Some((st.st_uid, st.st_gid));
+                    made = false;
+                    // Listed now: no longer implicit.
+                    self.root.forget_implicit(st.st_ino);
                 } else {
                     let removed = self
                         .root
@@ -438,9 +475,23 @@ impl Applier<'_> {
                         .map_err(|e| fs_err(shown, "removing existing entry", e))?;
                     self.removed(path, removed);
                     mkdir().map_err(|e| fs_err(shown, "creating directory", e))?;
+                    replaced = true;
                 }
             }
             Err(e) => return Err(fs_err(shown, "creating directory", e)),
+        }
+        if replaced && self.flat.is_none() {
+            // Overlay mode: what it replaces replaced the lower directory (entries apply in
+            // order), so nothing of that may show through this one.
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rfs::openat(dir.as_fd(), name, flags, Mode::empty())
+                .map_err(|e| fs_err(shown, "opening directory", e))?;
+            self.set_opaque(fd.as_fd(), shown)?;
+        }
+        if made && self.root.has_implicit_dirs() {
+            let st = rfs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| fs_err(shown, "inspecting directory", e))?;
+            self.root.forget_implicit(st.st_ino);
         }
         self.created(real.as_deref(), name);
         // Owner and xattrs now; mode and times at the end.
@@ -684,7 +735,8 @@ impl Applier<'_> {
     }
 
     /// `DIR/.wh.NAME`: a 0/0 character device NAME, unless NAME exists (this layer made it:
-    /// its own entry wins) or DIR goes through a symlink (nothing to hide there).
+    /// its own entry wins) or DIR goes through a symlink or a non-directory (nothing to hide
+    /// there). Applied again at the end of the layer (see [`Applier::overlay_marks`]).
     fn whiteout(
         &mut self,
         parent: &[u8],
@@ -703,6 +755,12 @@ impl Applier<'_> {
             });
             return Ok(());
         }
+        self.marks.push(Mark::Whiteout {
+            parent: parent.to_vec(),
+            name: target.to_vec(),
+            owner: (meta.uid, meta.gid),
+            shown: shown.to_string(),
+        });
         let Some(dir) = self
             .root
             .dir(parent, false)
@@ -710,41 +768,57 @@ impl Applier<'_> {
         else {
             return Ok(());
         };
-        match rfs::mknodat(
-            dir.as_fd(),
-            target,
-            FileType::CharacterDevice,
-            Mode::empty(),
-            0,
-        ) {
+        self.whiteout_device(dir.as_fd(), target, (meta.uid, meta.gid), shown)
+    }
+
+    /// Makes the whiteout device `name` in `dir`, owned by `owner`, unless `name` exists.
+    fn whiteout_device(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        (uid, gid): (u32, u32),
+        shown: &str,
+    ) -> Result<(), ArchiveError> {
+        match rfs::mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), 0) {
             Ok(()) => {}
             Err(Errno::EXIST) => return Ok(()),
             Err(e) => {
                 return Err(fs_err(
                     shown,
-                    format!("creating whiteout device {}", fsops::show(target)),
+                    format!("creating whiteout device {}", fsops::show(name)),
                     e,
                 ));
             }
         }
-        if self.chown_wanted(meta) {
-            fsops::lchownat(dir.as_fd(), target, meta.uid, meta.gid).map_err(|e| {
-                fs_err(
-                    shown,
-                    format!("chown whiteout to {}:{}", meta.uid, meta.gid),
-                    e,
-                )
-            })?;
+        if self.opts.same_owner && self.root.needs_chown(uid, gid) {
+            fsops::lchownat(dir, name, uid, gid)
+                .map_err(|e| fs_err(shown, format!("chown whiteout to {uid}:{gid}"), e))?;
         }
         Ok(())
     }
 
+    /// Sets the opaque xattr on the directory `fd` (opened for reading).
+    fn set_opaque(&self, fd: BorrowedFd<'_>, shown: &str) -> Result<(), ArchiveError> {
+        let xattr: &CStr = if self.opts.userxattr {
+            c"user.overlay.opaque"
+        } else {
+            c"trusted.overlay.opaque"
+        };
+        fsops::fsetxattr(fd, xattr, b"y")
+            .map_err(|e| fs_err(shown, format!("setting {}", xattr.to_string_lossy()), e))
+    }
+
     /// `DIR/.wh..wh..opq`: mark DIR opaque (creating it if missing), unless DIR goes through a
-    /// symlink.
+    /// symlink or a non-directory. Applied again at the end of the layer (see
+    /// [`Applier::overlay_marks`]).
     fn opaque(&mut self, dir_path: &[u8], shown: &str) -> Result<(), ArchiveError> {
         if self.flat.is_some() {
             return self.flat_opaque(dir_path, shown);
         }
+        self.marks.push(Mark::Opaque {
+            dir: dir_path.to_vec(),
+            shown: shown.to_string(),
+        });
         let Some(dir) = self
             .root
             .dir(dir_path, false)
@@ -756,13 +830,56 @@ impl Applier<'_> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rfs::openat(dir.as_fd(), c".", flags, Mode::empty())
             .map_err(|e| fs_err(shown, "opening directory", e))?;
-        let xattr: &CStr = if self.opts.userxattr {
-            c"user.overlay.opaque"
-        } else {
-            c"trusted.overlay.opaque"
-        };
-        fsops::fsetxattr(&fd, xattr, b"y")
-            .map_err(|e| fs_err(shown, format!("setting {}", xattr.to_string_lossy()), e))
+        self.set_opaque(fd.as_fd(), shown)
+    }
+
+    /// Overlay mode, end of a layer: the whiteouts and opaque markers once more, against what
+    /// the layer holds now, since later members may have replaced what they applied to. They
+    /// hide lower content whatever their position in the layer and never the layer's own
+    /// entries (the OCI meaning), so: a whiteout of a name that is now a directory of the
+    /// layer makes it opaque (the lower one is deleted: none of its content may show through
+    /// the layer's directory); one of a missing name in a directory gets its device (again: a
+    /// later member may have replaced its parent, device included, by a new directory); one of
+    /// anything else does nothing (the layer's entry replaces the lower one anyway). An opaque
+    /// marker's directory that is still one is made opaque. Paths are resolved without
+    /// following symlinks and creating nothing: below a symlink or a non-directory, nothing is
+    /// hidden.
+    fn overlay_marks(&mut self) -> Result<(), ArchiveError> {
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        for mark in std::mem::take(&mut self.marks) {
+            match mark {
+                Mark::Whiteout {
+                    parent,
+                    name,
+                    owner,
+                    shown,
+                } => {
+                    let dir = match self.root.existing_dir_nofollow(&parent) {
+                        Ok(fd) => fd,
+                        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                        Err(e) => return Err(fs_err(&shown, "resolving whiteout parent", e)),
+                    };
+                    match rfs::statat(&dir, &name[..], AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                            let fd = rfs::openat(&dir, &name[..], dir_flags, Mode::empty())
+                                .map_err(|e| fs_err(&shown, "opening directory", e))?;
+                            self.set_opaque(fd.as_fd(), &shown)?;
+                        }
+                        Ok(_) => {}
+                        Err(Errno::NOENT) => {
+                            self.whiteout_device(dir.as_fd(), &name, owner, &shown)?
+                        }
+                        Err(e) => return Err(fs_err(&shown, "inspecting whiteout target", e)),
+                    }
+                }
+                Mark::Opaque { dir, shown } => match self.root.existing_dir_nofollow(&dir) {
+                    Ok(fd) => self.set_opaque(fd.as_fd(), &shown)?,
+                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
+                    Err(e) => return Err(fs_err(&shown, "resolving opaque directory", e)),
+                },
+            }
+        }
+        Ok(())
     }
 
     /// Flatten mode's opaque marker: DIR (created when missing, as overlay mode does) becomes
@@ -795,7 +912,10 @@ impl Applier<'_> {
     }
 
     /// Flatten mode, end of a layer: the whiteouts and opaque markers, in order, removing
-    /// nothing this layer created. A whiteout whose parent goes through a symlink or is not a
+    /// nothing this layer created. A whiteout of a directory this layer created (or needed as
+    /// a parent) removes what is below it as an opaque marker does: the lower directory is
+    /// deleted, so none of its content may remain in the layer's (an overlay-mode layer makes
+    /// that directory opaque). A whiteout whose parent goes through a symlink or is not a
     /// directory is ignored; one of a missing name is fine.
     fn flat_removals(&mut self, flat: &mut Flat) -> Result<(), ArchiveError> {
         for removal in &flat.removals {
@@ -805,7 +925,10 @@ impl Applier<'_> {
                     name,
                     shown,
                 } => {
-                    if flat.touched.contains(&join(parent, name)) {
+                    let path = join(parent, name);
+                    if flat.touched.contains(&path) {
+                        // Nothing happens unless it is a directory (not through a symlink).
+                        self.clear_below(&path, &flat.touched, &mut flat.times, shown)?;
                         continue;
                     }
                     let dir = match self.root.existing_dir_nofollow(parent) {
@@ -913,13 +1036,15 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Directory modes and times, deepest first (after flatten mode's removals). With
+    /// Directory modes and times, deepest first (after flatten mode's removals and overlay
+    /// mode's marks). With
     /// `deferred`, a mode without owner rwx is given owner rwx for now and recorded.
     fn finish(&mut self) -> Result<(), ArchiveError> {
         if let Some(mut flat) = self.flat.take() {
             self.flat_removals(&mut flat)?;
             self.restore_times(&flat)?;
         }
+        self.overlay_marks()?;
         let flatten = self.opts.flatten;
         let mut dirs: Vec<(Vec<u8>, DirMeta)> = self.dirs.drain().collect();
         dirs.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(path::depth(p)));

@@ -5,11 +5,14 @@
 //! container sees them (`var/run -> /run` makes `var/run/x` land at `<root>/run/x`) and the
 //! kernel guarantees nothing outside the root is reached. The final component is then handled
 //! with `*at()` calls that never follow it. No host path is ever built from a member name.
+//! Paths the kernel refuses as too long (PATH_MAX) are walked one name at a time instead, with
+//! symlinks resolved the same way in user space (`open_long`).
 //!
 //! The most recently used parent directory is cached (members come grouped by directory). Any
 //! removal of a directory or symlink may change what a path resolves to, so it drops the cache;
 //! handles are reference-counted so a caller's handle stays valid across such a drop.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read};
@@ -86,6 +89,27 @@ pub(crate) struct Root {
     pub setgid_root: bool,
     /// Whether [`Root::dir_real`] computes real paths (flatten mode needs them).
     track_real: bool,
+    /// Directories created implicitly; `None` unless [`Root::track_implicit_dirs`] was called.
+    implicit: Option<Implicit>,
+}
+
+/// At most this many implicit directories are recorded ...
+const MAX_IMPLICIT_DIRS: usize = 16 * 1024;
+/// ... with at most this many bytes of paths in all: a hostile layer (one member 100,000
+/// directories deep) must not make strata build (and later look up) paths of quadratic total
+/// size. Beyond that, the remaining ones are not reported (and keep their defaults).
+const MAX_IMPLICIT_BYTES: usize = 1 << 20;
+
+/// Directories created implicitly (missing parents, whiteouts replaced by parents).
+#[derive(Default)]
+struct Implicit {
+    /// Real paths by inode number (a directory named by a member later is removed by its
+    /// number, wherever it is).
+    by_ino: HashMap<u64, Vec<u8>>,
+    /// Bytes of paths built so far.
+    bytes: usize,
+    /// A limit was reached: nothing more is recorded.
+    full: bool,
 }
 
 impl Root {
@@ -109,7 +133,80 @@ impl Root {
             umask: read_umask(),
             setgid_root,
             track_real: false,
+            implicit: None,
         })
+    }
+
+    /// Makes the root record the directories it creates implicitly (see
+    /// [`Root::implicit_dirs`]).
+    pub(crate) fn track_implicit_dirs(&mut self) {
+        self.implicit = Some(Implicit::default());
+    }
+
+    /// True when implicit directories are tracked and some were recorded.
+    pub(crate) fn has_implicit_dirs(&self) -> bool {
+        self.implicit.as_ref().is_some_and(|i| !i.by_ino.is_empty())
+    }
+
+    /// Forgets the implicit directory with inode number `ino`, if any: a member of the layer
+    /// names it (or it is gone and the number was reused).
+    pub(crate) fn forget_implicit(&mut self, ino: u64) {
+        if let Some(implicit) = &mut self.implicit {
+            implicit.by_ino.remove(&ino);
+        }
+    }
+
+    /// The implicitly created directories that are still there, unchanged, at their real
+    /// paths (a directory removed since, or replaced by anything else, is left out), sorted
+    /// (parents before children). Empty unless tracked; at most [`MAX_IMPLICIT_DIRS`] with
+    /// [`MAX_IMPLICIT_BYTES`] of paths.
+    pub(crate) fn implicit_dirs(&self) -> Result<Vec<Vec<u8>>, FsError> {
+        let Some(implicit) = &self.implicit else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (&ino, path) in &implicit.by_ino {
+            let err = |e: Errno| FsError::new(format!("inspecting directory {}", show(path)), e);
+            let fd = match openat2(&self.fd, path, DIR_PATH, RESOLVE_NOSYM) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => return Err(err(e)),
+            };
+            if rfs::fstat(&fd).map_err(err)?.st_ino == ino {
+                out.push(path.clone());
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Records the directory `fd`, just created implicitly at the real path `walked` +
+    /// `name`, when tracking and within the limits.
+    fn note_implicit(
+        &mut self,
+        walked: &[Vec<u8>],
+        name: &[u8],
+        fd: BorrowedFd<'_>,
+    ) -> Result<(), Errno> {
+        let Some(implicit) = &mut self.implicit else {
+            return Ok(());
+        };
+        if implicit.full {
+            return Ok(());
+        }
+        let mut real = walked.join(&b'/');
+        if !real.is_empty() {
+            real.push(b'/');
+        }
+        real.extend_from_slice(name);
+        implicit.bytes += real.len();
+        if implicit.bytes > MAX_IMPLICIT_BYTES || implicit.by_ino.len() >= MAX_IMPLICIT_DIRS {
+            implicit.full = true;
+            return Ok(());
+        }
+        let ino = rfs::fstat(fd)?.st_ino;
+        implicit.by_ino.insert(ino, real);
+        Ok(())
     }
 
     /// Makes [`Root::dir_real`] return real paths (at the cost of resolving paths that go
@@ -134,7 +231,7 @@ impl Root {
     /// a whiteout (a 0/0 character device) is replaced by a directory.
     ///
     /// Without `follow`, symlinks are not followed anywhere in `path` and `None` is returned
-    /// when the path goes through one.
+    /// when the path goes through one or through anything else that is not a directory.
     pub(crate) fn dir(&mut self, path: &[u8], follow: bool) -> Result<Option<DirFd>, FsError> {
         Ok(self.dir_real(path, follow)?.map(|(fd, _)| fd))
     }
@@ -182,7 +279,7 @@ impl Root {
 
     /// The directory, whether a symlink was followed, and its real path when tracked.
     fn resolve(
-        &self,
+        &mut self,
         path: &[u8],
         follow: bool,
     ) -> Result<Option<(OwnedFd, bool, Option<RealPath>)>, FsError> {
@@ -215,11 +312,11 @@ impl Root {
     /// goes above it), which also lets a missing symlink target be created: `var/run -> /run`
     /// with no `run` yet makes `var/run/x` create `<root>/run`. Only child names without `/`
     /// are ever opened, with `O_NOFOLLOW`, relative to a handle reached from the root, and `..`
-    /// reopens the parent from the root by the (symlink-free) names walked, so nothing outside
-    /// the root is reachable. Only one handle is held at a time, however deep the path.
+    /// goes back to the directory walked through (see [`climb`]), so nothing outside the root
+    /// is reachable. Only one handle is held at a time, however deep the path.
     /// Returns the handle, whether a symlink was followed, and the real path walked.
     fn resolve_slow(
-        &self,
+        &mut self,
         path: &[u8],
         follow: bool,
     ) -> Result<Option<(OwnedFd, bool, Vec<u8>)>, FsError> {
@@ -230,6 +327,8 @@ impl Root {
         // the last (None: the root).
         let mut walked: Vec<Vec<u8>> = Vec::new();
         let mut cur_fd: Option<OwnedFd> = None;
+        // Their identities.
+        let mut ids: Vec<DirId> = Vec::new();
         // Components still to walk, last first.
         let mut todo: Vec<Vec<u8>> = path
             .split(|&b| b == b'/')
@@ -243,20 +342,17 @@ impl Root {
                 b"" | b"." => continue,
                 b".." => {
                     walked.pop();
-                    cur_fd = if walked.is_empty() {
-                        None
-                    } else {
-                        let up = walked.join(&b'/');
-                        Some(
-                            openat2(&self.fd, &up, DIR_PATH, RESOLVE_NOSYM)
-                                .map_err(|e| err(format!("reopening {}", show(&up)), e))?,
-                        )
-                    };
+                    ids.pop();
+                    if let Some(cur) = &cur_fd {
+                        cur_fd = climb(self.fd.as_fd(), cur.as_fd(), &walked, &ids)
+                            .map_err(|e| err("going up".into(), e))?;
+                    }
                     continue;
                 }
                 _ => {}
             }
-            let cur = cur_fd.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
+            let root = self.fd.clone();
+            let cur = cur_fd.as_ref().map_or(root.as_fd(), |f| f.as_fd());
             let next = match rfs::openat(
                 cur,
                 &comp[..],
@@ -265,7 +361,11 @@ impl Root {
             ) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
-                    make_dir(cur, &comp).map_err(|e| err(format!("creating {}", show(&comp)), e))?
+                    let fd = make_dir(cur, &comp)
+                        .map_err(|e| err(format!("creating {}", show(&comp)), e))?;
+                    self.note_implicit(&walked, &comp, fd.as_fd())
+                        .map_err(|e| err(format!("inspecting {}", show(&comp)), e))?;
+                    fd
                 }
                 // O_PATH | O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then refuses.
                 Err(Errno::NOTDIR | Errno::LOOP) => {
@@ -284,6 +384,7 @@ impl Root {
                             let target = target.into_bytes();
                             if target.starts_with(b"/") {
                                 walked.clear();
+                                ids.clear();
                                 cur_fd = None;
                             }
                             todo.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
@@ -292,10 +393,16 @@ impl Root {
                         _ if is_whiteout(&st) => {
                             rfs::unlinkat(cur, &comp[..], AtFlags::empty())
                                 .map_err(|e| err(show(&comp), e))?;
-                            make_dir(cur, &comp).map_err(|e| {
+                            let fd = make_dir(cur, &comp).map_err(|e| {
                                 err(format!("replacing whiteout {}", show(&comp)), e)
-                            })?
+                            })?;
+                            self.note_implicit(&walked, &comp, fd.as_fd())
+                                .map_err(|e| err(format!("inspecting {}", show(&comp)), e))?;
+                            fd
                         }
+                        // Without `follow` (whiteouts, opaque markers): nothing to hide below
+                        // a non-directory, as below a symlink.
+                        _ if !follow => return Ok(None),
                         _ => {
                             return Err(err(
                                 format!("{} is not a directory", show(&comp)),
@@ -306,6 +413,7 @@ impl Root {
                 }
                 Err(e) => return Err(err(show(&comp), e)),
             };
+            ids.push(dir_id(next.as_fd()).map_err(|e| err(show(&comp), e))?);
             walked.push(comp);
             cur_fd = Some(next);
         }
@@ -406,8 +514,10 @@ impl Root {
     }
 }
 
-/// `openat2`, retrying EAGAIN (a concurrent rename made the kernel unsure; harmless to retry)
-/// and EINTR.
+/// `openat2` of a directory below the root `dirfd` (`resolve` has `RESOLVE_IN_ROOT`), retrying
+/// EAGAIN (a concurrent rename made the kernel unsure; harmless to retry) and EINTR. A path
+/// too long for one call (PATH_MAX is 4096 bytes, and a layer may nest deeper) is walked one
+/// component at a time by [`open_long`] instead.
 fn openat2(
     dirfd: impl AsFd,
     path: &[u8],
@@ -419,9 +529,116 @@ fn openat2(
         match rfs::openat2(dirfd.as_fd(), path, flags, Mode::empty(), resolve) {
             Err(Errno::AGAIN | Errno::INTR) if tries < 16 => tries += 1,
             Err(Errno::NOSYS) => return Err(Errno::NOSYS),
+            Err(Errno::NAMETOOLONG) => return open_long(dirfd.as_fd(), path, flags, resolve),
             r => return r,
         }
     }
+}
+
+/// What `openat2(root, path, flags, resolve)` opens, for a directory path too long for the
+/// kernel: walked one name at a time with `O_NOFOLLOW`, symlinks (unless `resolve` has
+/// `RESOLVE_NO_SYMLINKS`, which makes them `ELOOP`) resolved in user space the way
+/// `RESOLVE_IN_ROOT` does: absolute targets restart at `root`, `..` never goes above it and
+/// goes back to the directory walked through (see [`climb`]), at most 40 links; the final
+/// component is followed unless `flags` has `O_NOFOLLOW`. Only single names are opened,
+/// relative to a handle reached from `root`, one handle held at a time.
+fn open_long(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    debug_assert!(resolve.contains(ResolveFlags::IN_ROOT) && flags.contains(OFlags::DIRECTORY));
+    let follow = !resolve.contains(ResolveFlags::NO_SYMLINKS);
+    let follow_last = follow && !flags.contains(OFlags::NOFOLLOW);
+    // Components still to walk, last first.
+    let push = |todo: &mut Vec<Vec<u8>>, p: &[u8]| {
+        let comps = p
+            .split(|&b| b == b'/')
+            .filter(|c| !matches!(*c, b"" | b"."));
+        todo.extend(comps.rev().map(<[u8]>::to_vec));
+    };
+    let mut todo = Vec::new();
+    push(&mut todo, path);
+    let mut walked: Vec<Vec<u8>> = Vec::new();
+    let mut ids: Vec<DirId> = Vec::new();
+    let mut cur: Option<OwnedFd> = None;
+    let mut links = 0;
+    let step_flags = DIR_PATH.union(OFlags::NOFOLLOW);
+    while let Some(comp) = todo.pop() {
+        if comp == b".." {
+            walked.pop();
+            ids.pop();
+            if let Some(fd) = &cur {
+                cur = climb(root, fd.as_fd(), &walked, &ids)?;
+            }
+            continue;
+        }
+        let at = cur.as_ref().map_or(root, |f| f.as_fd());
+        match rfs::openat(at, &comp[..], step_flags, Mode::empty()) {
+            Ok(fd) => {
+                ids.push(dir_id(fd.as_fd())?);
+                walked.push(comp);
+                cur = Some(fd);
+            }
+            // O_PATH | O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then refuses.
+            Err(Errno::NOTDIR | Errno::LOOP) => {
+                let st = rfs::statat(at, &comp[..], AtFlags::SYMLINK_NOFOLLOW)?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                    return Err(Errno::NOTDIR);
+                }
+                links += 1;
+                if !follow || (todo.is_empty() && !follow_last) || links > 40 {
+                    return Err(Errno::LOOP);
+                }
+                let target = rfs::readlinkat(at, &comp[..], Vec::new())?.into_bytes();
+                if target.starts_with(b"/") {
+                    walked.clear();
+                    ids.clear();
+                    cur = None;
+                }
+                push(&mut todo, &target);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let at = cur.as_ref().map_or(root, |f| f.as_fd());
+    rfs::openat(at, c".", flags, Mode::empty())
+}
+
+/// A directory's identity: device and inode number.
+type DirId = (u64, u64);
+
+fn dir_id(fd: BorrowedFd<'_>) -> Result<DirId, Errno> {
+    let st = rfs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// `..` in a walk from `root`: the directory above `cur`, which was reached from `root` by
+/// the symlink-free names `walked` and one more (already dropped), `ids` being the identities
+/// of the directories `walked` names; `None` for the root itself. In constant time however
+/// deep the walk: opens `cur/..` and checks that it is the directory walked through; if it is
+/// not (something moved `cur` meanwhile), opens `walked` from `root` again, name by name.
+fn climb(
+    root: BorrowedFd<'_>,
+    cur: BorrowedFd<'_>,
+    walked: &[Vec<u8>],
+    ids: &[DirId],
+) -> Result<Option<OwnedFd>, Errno> {
+    if walked.is_empty() {
+        return Ok(None);
+    }
+    let flags = DIR_PATH.union(OFlags::NOFOLLOW);
+    let up = rfs::openat(cur, c"..", flags, Mode::empty())?;
+    if ids.last() == Some(&dir_id(up.as_fd())?) {
+        return Ok(Some(up));
+    }
+    let mut fd: Option<OwnedFd> = None;
+    for name in walked {
+        let at = fd.as_ref().map_or(root, |f| f.as_fd());
+        fd = Some(rfs::openat(at, &name[..], flags, Mode::empty())?);
+    }
+    Ok(fd)
 }
 
 /// A 0/0 character device: an overlay whiteout.
@@ -646,5 +863,97 @@ mod tests {
         std::fs::write(tmp.path().join("f"), b"").unwrap();
         let e = root.dir(b"f/z", true).unwrap_err();
         assert!(e.op.contains("not a directory"), "{}", e.op);
+        // Without following (whiteouts), it is nothing to resolve, like a symlink.
+        assert!(root.dir(b"f/z", false).unwrap().is_none());
+        assert!(!tmp.path().join("f/z").exists());
+    }
+
+    #[test]
+    fn paths_longer_than_path_max_are_walked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut root = Root::open(tmp.path()).unwrap();
+        let comps = vec!["d".repeat(200); 30];
+        let deep = comps.join("/").into_bytes();
+        assert!(deep.len() > 4096);
+        let with = |tail: &str| [&deep[..], tail.as_bytes()].concat();
+        let ino = |fd: &OwnedFd| rfs::fstat(fd).unwrap().st_ino;
+        // Created, then found by every kind of lookup.
+        let made = root.dir(&deep, true).unwrap().unwrap();
+        root.invalidate();
+        let found = root.dir(&deep, false).unwrap().unwrap();
+        assert_eq!(ino(&made), ino(&found));
+        assert_eq!(ino(&root.existing_dir(&deep).unwrap()), ino(&made));
+        assert_eq!(ino(&root.existing_dir_nofollow(&deep).unwrap()), ino(&made));
+        assert_eq!(ino(&root.final_dir(&deep).unwrap()), ino(&made));
+        assert_eq!(root.existing_dir(&with("/nope")).unwrap_err(), Errno::NOENT);
+        // Symlinks down there resolve inside the root: absolute, relative with "..", loops.
+        rfs::mkdirat(root.root_fd(), "t", Mode::from_raw_mode(0o755)).unwrap();
+        rfs::mkdirat(root.root_fd(), "t/x", Mode::from_raw_mode(0o755)).unwrap();
+        rfs::symlinkat("/t", &made, "abs").unwrap();
+        rfs::symlinkat("../..", &made, "up").unwrap();
+        rfs::symlinkat("loop", &made, "loop").unwrap();
+        let tx = rfs::open(tmp.path().join("t/x"), DIR_PATH, Mode::empty()).unwrap();
+        assert_eq!(ino(&root.existing_dir(&with("/abs/x")).unwrap()), ino(&tx));
+        let two_up = comps[..28].join("/").into_bytes();
+        assert_eq!(
+            ino(&root.existing_dir(&with("/up")).unwrap()),
+            ino(&root.existing_dir(&two_up).unwrap())
+        );
+        assert_eq!(root.existing_dir(&with("/loop")).unwrap_err(), Errno::LOOP);
+        assert_eq!(
+            root.existing_dir_nofollow(&with("/abs/x")).unwrap_err(),
+            Errno::LOOP
+        );
+        assert!(root.final_dir(&with("/abs")).is_err());
+        assert_eq!(ino(&root.final_dir(&with("/abs/x")).unwrap()), ino(&tx));
+        // Creating through the symlink lands inside the root.
+        root.dir(&with("/abs/new"), true).unwrap().unwrap();
+        assert!(tmp.path().join("t/new").is_dir());
+        assert!(root.dir(&with("/abs/new2"), false).unwrap().is_none());
+    }
+
+    #[test]
+    fn climbing_checks_the_directory_walked_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::create_dir(tmp.path().join("c")).unwrap();
+        let root = rfs::open(tmp.path(), DIR_PATH, Mode::empty()).unwrap();
+        let a = rfs::openat(&root, "a", DIR_PATH, Mode::empty()).unwrap();
+        let b = rfs::openat(&a, "b", DIR_PATH, Mode::empty()).unwrap();
+        let ids = [dir_id(a.as_fd()).unwrap()];
+        let walked = [b"a".to_vec()];
+        let up = climb(root.as_fd(), b.as_fd(), &walked, &ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!(dir_id(up.as_fd()).unwrap(), ids[0]);
+        assert!(climb(root.as_fd(), a.as_fd(), &[], &[]).unwrap().is_none());
+        // b moved elsewhere: its ".." is not `a` any more; a is found again from the root.
+        std::fs::rename(tmp.path().join("a/b"), tmp.path().join("c/b")).unwrap();
+        let up = climb(root.as_fd(), b.as_fd(), &walked, &ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!(dir_id(up.as_fd()).unwrap(), ids[0]);
+    }
+
+    #[test]
+    fn many_dotdots_deep_down_stay_cheap() {
+        // 3000 levels (longer than PATH_MAX), a symlink at the bottom going 1000 levels up, 40
+        // times over: linear work, not a walk from the root for each "..".
+        let tmp = tempfile::tempdir().unwrap();
+        let mut root = Root::open(tmp.path()).unwrap();
+        let deep = vec!["d"; 3000].join("/").into_bytes();
+        let bottom = root.dir(&deep, true).unwrap().unwrap();
+        let up = "../".repeat(1000);
+        rfs::symlinkat(format!("{up}x"), &bottom, "l0").unwrap();
+        for i in 1..40 {
+            rfs::symlinkat(format!("l{}/{up}", i - 1), &bottom, format!("l{i}")).unwrap();
+        }
+        let started = std::time::Instant::now();
+        let mut p = deep.clone();
+        p.extend_from_slice(b"/l39/y");
+        root.invalidate();
+        root.dir(&p, true).unwrap().unwrap();
+        assert!(root.existing_dir(&p).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

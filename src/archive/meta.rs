@@ -76,6 +76,12 @@ pub(crate) fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Strin
     let gid = id(blank_or(&old.gid, || header.gid()), "gid")?;
     let mtime = match pax.mtime {
         Some(t) => t,
+        // Base-256 (GNU) may be negative, which the tar crate's u64 loses.
+        None if old.mtime[0] & 0x80 != 0 => Timespec {
+            tv_sec: parse_base256(&old.mtime)
+                .ok_or("invalid mtime field: base-256 number out of range")?,
+            tv_nsec: 0,
+        },
         None => {
             let secs = blank_or(&old.mtime, || header.mtime())
                 .map_err(|e| format!("invalid mtime field: {e}"))?;
@@ -272,6 +278,26 @@ impl PaxFields {
     }
 }
 
+/// A GNU base-256 number field (first byte's high bit set) as Go's archive/tar reads it: bit
+/// 0x40 of the first byte is the sign, negative numbers are two's complement; `None` when the
+/// value does not fit in an i64.
+fn parse_base256(field: &[u8]) -> Option<i64> {
+    let inv = if field.first()? & 0x40 != 0 { 0xff } else { 0 };
+    let mut x: u64 = 0;
+    for (i, &b) in field.iter().enumerate() {
+        let mut c = b ^ inv;
+        if i == 0 {
+            c &= 0x7f;
+        }
+        if x >> 56 != 0 {
+            return None;
+        }
+        x = x << 8 | u64::from(c);
+    }
+    let x = i64::try_from(x).ok()?;
+    Some(if inv == 0xff { !x } else { x })
+}
+
 /// A decimal u64 (digits only, as PAX numbers are).
 pub(crate) fn parse_u64(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
@@ -340,6 +366,34 @@ mod tests {
         assert_eq!(parse_pax_time(b".5"), None);
         assert_eq!(parse_pax_time(b"1.5x"), None);
         assert_eq!(parse_pax_time(b"+1"), None);
+    }
+
+    #[test]
+    fn base256_numbers() {
+        // What GNU tar writes for 1960-01-01 (-315619200) and Go reads back.
+        let mut neg = [0xffu8; 12];
+        neg[8..].copy_from_slice(&(-315_619_200i32).to_be_bytes());
+        assert_eq!(parse_base256(&neg), Some(-315_619_200));
+        assert_eq!(parse_base256(&[0xff; 12]), Some(-1));
+        let mut pos = [0u8; 12];
+        pos[0] = 0x80;
+        pos[4..].copy_from_slice(&0x1_0000_0000u64.to_be_bytes());
+        assert_eq!(parse_base256(&pos), Some(0x1_0000_0000));
+        assert_eq!(parse_base256(&[0x80; 1]), Some(0));
+        // The extremes of an i64, and one beyond.
+        let mut max = [0u8; 12];
+        max[0] = 0x80;
+        max[4..].copy_from_slice(&i64::MAX.to_be_bytes());
+        assert_eq!(parse_base256(&max), Some(i64::MAX));
+        let mut min = [0xffu8; 12];
+        min[4..].copy_from_slice(&i64::MIN.to_be_bytes());
+        assert_eq!(parse_base256(&min), Some(i64::MIN));
+        max[3] = 1;
+        assert_eq!(parse_base256(&max), None);
+        let mut big = [0u8; 12];
+        big[0] = 0x80;
+        big[4] = 0x80;
+        assert_eq!(parse_base256(&big), None);
     }
 
     #[test]

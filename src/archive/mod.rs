@@ -11,19 +11,49 @@
 //!   destination itself and may only be a directory.
 //! - `DIR/.wh..wh..opq` sets `trusted.overlay.opaque=y` (`user.overlay.opaque` with
 //!   [`ApplyOptions::userxattr`]) on DIR; `DIR/.wh.NAME` becomes a 0/0 character device NAME
-//!   owned by the whiteout's uid/gid. A whiteout is ignored when NAME already exists (the
-//!   destination starts empty, so whatever exists was created by this layer, and a layer's own
-//!   entry wins over its whiteout) and when DIR goes through a symlink (a symlink hides nothing;
-//!   nothing is ever created or deleted through one). A later member named NAME replaces the
-//!   device, also when NAME is only an implicit parent.
+//!   owned by the whiteout's uid/gid. As in the OCI spec, whiteouts and markers hide the lower
+//!   layers' content only, whatever their position in the layer, never the layer's own
+//!   entries: a later member named NAME replaces the device (also when NAME is only an
+//!   implicit parent), and no device is made when NAME exists (the destination starts empty,
+//!   so this layer made it). Since later members may replace what a whiteout or marker applied
+//!   to, all of them are applied once more at the end of the layer, against what it then
+//!   holds: the DIR of a marker, if still a directory, is opaque; a NAME that is a directory of
+//!   the layer is made opaque too (the lower NAME is deleted, so none of its content may show
+//!   through the layer's directory); a missing NAME in a directory gets its device (back).
+//!   Whiteouts and markers below a symlink or a non-directory are ignored: that replaces the
+//!   lower directory whole, so there is nothing to hide, and nothing is ever created or
+//!   deleted through a symlink.
+//! - Regular files: 4 KiB blocks (aligned in the file) of zeros are left as holes instead of
+//!   being written (Docker writes them). Reading gives the same bytes; only the disk use
+//!   differs, which keeps a decompression bomb (gigabytes of zeros from a few megabytes of
+//!   gzip) from filling the disk.
+//! - Paths longer than PATH_MAX (4096 bytes) are resolved one component at a time (the
+//!   kernel refuses them whole), with the same confinement.
 //! - Symlinks from the layer resolve inside the destination, as in a container: with
 //!   `var/run -> /run`, `var/run/app.pid` lands at `<dest>/run/app.pid` (and `run` is created
 //!   when missing). Symlink loops and files used as directories are errors.
 //! - Missing parent directories are created with mode 0755, owned by the applying process
-//!   (root), with the current time: they are not in the layer, so nothing better is known
-//!   (copying the metadata of a lower layer's directory would be more faithful; a later step).
+//!   (root), with the current time, and reported in [`ApplyStats::implicit_dirs`]. The layer
+//!   says nothing about them, but in an overlay mount the upper-most layer's attributes of a
+//!   directory win, so those defaults would replace the lower layers' metadata of, say, `usr`
+//!   in the mounted view. When storing a layer, `pull` therefore gives each implicit directory
+//!   the metadata (owner, mode including setuid/setgid/sticky, times, xattrs except the
+//!   overlay ones) of the same directory in the nearest lower layer of the image that has it,
+//!   found with overlay lookup semantics (no symlink followed; a whiteout, a non-directory or
+//!   an opaque directory on the way ends the search). That is what overlay copy-up would
+//!   give, and what flattening tools (umoci, containerd) keep of the existing directory, so
+//!   the mounted view equals the flattened one; except that those tools leave the time of
+//!   unpacking as the mtime of a directory they had to create something in (not always for
+//!   umoci), where strata keeps the lower layer's, deterministically. A directory no lower
+//!   layer has keeps the defaults. The layer waits, before it is committed, until the layers
+//!   below it are in the store. Layers built by Docker list their parents, so this is rare
+//!   and costs nothing otherwise.
 //! - A later member replaces an earlier one of the same name (a directory over a directory only
-//!   updates its metadata); replaced directories are removed with their tree.
+//!   updates its metadata); replaced directories are removed with their tree. A directory that
+//!   replaces a non-directory is made opaque: members apply in order (the OCI spec's
+//!   "changeset over existing files"), so the non-directory replaced the lower layers' path
+//!   whole and nothing of it may show through the new directory, as in flatten mode and
+//!   umoci (Docker only replaces the member, and the lower directory shows through).
 //! - Metadata: owner (only with [`ApplyOptions::same_owner`]), then mode including
 //!   setuid/setgid/sticky (after chown, which clears them), then `SCHILY.xattr.*` (after chown,
 //!   which clears `security.capability`), then times. Directory modes and times are applied at
@@ -46,7 +76,9 @@
 //! What changes:
 //! - `DIR/.wh.NAME` removes NAME (with its tree) and `DIR/.wh..wh..opq` removes everything
 //!   below DIR, except what this layer itself created: a layer's own entries win over its
-//!   whiteouts and markers in any order, as in overlay mode. Both are carried out at the end
+//!   whiteouts and markers in any order, as in overlay mode. A whiteout of a directory this
+//!   layer created therefore removes what is below it that the layer did not create (the
+//!   lower directory is deleted; overlay mode makes the layer's directory opaque). Both are carried out at the end
 //!   of the layer (before directory metadata), when everything the layer creates is known.
 //!   "Created" means by real path (symlinks resolved), including the ancestors of what was
 //!   created, the parents of whiteouts and the directories of opaque markers (overlay mode
@@ -115,6 +147,13 @@ pub struct ApplyStats {
     pub entries: u64,
     /// Regular-file content bytes (logical sizes; hardlinks count nothing).
     pub bytes: u64,
+    /// Overlay mode: the directories the layer did not list but needed as parents (of members,
+    /// whiteouts, opaque markers, or symlink targets), which it therefore created with
+    /// default metadata, and which are still such at the end of the layer: not named by a
+    /// directory member, not removed or replaced by a later member. Relative to the
+    /// destination, normalised, with symlinks resolved (the path where the directory is),
+    /// sorted (parents before children). Always empty in flatten mode.
+    pub implicit_dirs: Vec<PathBuf>,
 }
 
 /// Why a layer could not be applied. Every variant about a member names it.

@@ -404,6 +404,115 @@ fn missing_parents_are_created_0755() {
     assert_eq!(s.meta("a/b/c/f").uid(), 9);
 }
 
+fn implicit(stats: &ApplyStats) -> Vec<&str> {
+    stats
+        .implicit_dirs
+        .iter()
+        .map(|p| p.to_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn implicit_parents_are_reported_parents_first() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(file("usr/local/bin/tool", b"x"))
+        .add(dir("etc"))
+        .add(file("etc/conf/f", b"y"))
+        .add(file("./z/f", b""));
+    let stats = s.apply(&t.finish()).unwrap();
+    assert_eq!(
+        implicit(&stats),
+        ["etc/conf", "usr", "usr/local", "usr/local/bin", "z"]
+    );
+    // Nothing implicit: nothing reported (also not the root).
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(dir("."))
+        .add(dir("a"))
+        .add(file("a/f", b""))
+        .add(file("g", b""));
+    assert!(s.apply(&t.finish()).unwrap().implicit_dirs.is_empty());
+}
+
+#[test]
+fn implicit_dirs_named_later_or_replaced_are_not_reported() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(file("a/b/c/f", b""))
+        // Named by a directory member after all: explicit.
+        .add(dir("a").mode(0o700))
+        // Replaced by a file (with its tree): gone.
+        .add(file("a/b", b""))
+        .add(file("x/y/f", b""))
+        // Replaced by a symlink.
+        .add(symlink("x", "elsewhere"))
+        // Removed with its tree, then made again: explicit "r", implicit "r/s" again.
+        .add(file("r/s/t", b""))
+        .add(file("r", b""))
+        .add(dir("r"))
+        .add(file("r/s/u", b""))
+        // Removed, then made again as a directory member.
+        .add(file("q/p/f", b""))
+        .add(file("q/p", b""))
+        .add(dir("q/p"));
+    let stats = s.apply(&t.finish()).unwrap();
+    assert_eq!(implicit(&stats), ["q", "r/s"]);
+    assert_eq!(s.meta("a").mode() & 0o7777, 0o700);
+}
+
+#[test]
+fn implicit_dirs_of_whiteouts_markers_and_symlinks_are_real_paths() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(file("wh/.wh.gone", b""))
+        .add(file("opq/.wh..wh..opq", b""))
+        // A whiteout of this layer replaced by an implicit parent.
+        .add(file(".wh.w", b""))
+        .add(file("w/f", b""))
+        // Through a symlink of the layer: the directory made is "run", the symlink's parent
+        // "var" is implicit too.
+        .add(symlink("var/run", "/run"))
+        .add(file("var/run/app.pid", b"1"));
+    let stats = s.apply(&t.finish()).unwrap();
+    assert_eq!(implicit(&stats), ["opq", "run", "var", "w", "wh"]);
+    assert!(s.meta("w").is_dir());
+    assert_eq!(
+        xattr(&s.p("opq"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+}
+
+#[test]
+fn implicit_dirs_reported_are_bounded() {
+    // One member 3,000 directories deep (more than PATH_MAX): the paths of all its parents
+    // would add up to 9 MB; about the first 1 MiB of them are reported (at most 16384
+    // directories are, too).
+    let deep = "a/".repeat(3_000) + "f";
+    let mut t = Tar::new();
+    t.pax(&[("path", deep.as_bytes())]).add(file("x", b"deep"));
+    let s = Scratch::new();
+    let stats = s.apply(&t.finish()).unwrap();
+    let n = stats.implicit_dirs.len();
+    assert!((1000..1100).contains(&n), "{n} reported");
+    assert_eq!(stats.implicit_dirs[0], Path::new("a"));
+    assert_eq!(stats.implicit_dirs[n - 1], Path::new(&deep[..2 * n - 1]));
+}
+
+#[test]
+fn flatten_mode_reports_no_implicit_dirs() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.add(file("usr/local/bin/tool", b"x"));
+    let opts = ApplyOptions {
+        flatten: true,
+        ..root_opts()
+    };
+    let stats = s.apply_with(&t.finish(), &opts).unwrap();
+    assert!(stats.implicit_dirs.is_empty());
+    assert!(s.meta("usr/local/bin").is_dir());
+}
+
 #[test]
 fn root_entry_applies_to_dest() {
     let s = Scratch::new();
@@ -721,6 +830,51 @@ fn same_layer_entry_and_whiteout_in_either_order() {
     assert!(s.meta("e").is_dir());
     assert!(s.meta("p/q").is_dir());
     assert_eq!(s.read("p/q/r"), b"r");
+}
+
+#[test]
+fn whiteouts_and_markers_are_applied_again_at_the_end() {
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    // A whited-out name that is a directory of the layer (in either order, listed or not):
+    // opaque, so that nothing of the deleted lower directory shows through.
+    t.add(file("a/c", b"c")).add(file(".wh.a", b""));
+    t.add(file(".wh.b", b"")).add(file("b/c", b"c"));
+    t.add(file(".wh.e", b"")).add(dir("e"));
+    // A file of the layer: nothing.
+    t.add(file("f", b"f")).add(file(".wh.f", b""));
+    // The device goes with its parent, the parent comes back: so does the device.
+    t.add(file("p/.wh.q", b"").owner(7, 8))
+        .add(symlink("p", "a"))
+        .add(dir("p"));
+    // A directory that replaces a non-directory of the layer (which replaced the lower one
+    // whole: entries apply in order) is opaque; one over a directory is not.
+    t.add(file("h", b"h")).add(dir("h"));
+    t.add(dir("k")).add(dir("k"));
+    // The marked directory is replaced, then comes back: opaque again.
+    t.add(file("o/.wh..wh..opq", b""))
+        .add(file("o", b"o"))
+        .add(dir("o"));
+    // Replaced by a file: nothing to hide below it (no error either).
+    t.add(file("g/.wh..wh..opq", b""))
+        .add(file("g", b"g"))
+        .add(file("g/.wh.x", b""))
+        .add(file("g/y/.wh..wh..opq", b""));
+    s.apply(&t.finish()).unwrap();
+    for d in ["a", "b", "e", "o", "p", "h"] {
+        assert_eq!(
+            xattr(&s.p(d), "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..]),
+            "{d}"
+        );
+    }
+    assert_eq!(xattr(&s.p("k"), "trusted.overlay.opaque"), None);
+    let q = s.meta("p/q");
+    assert!(q.file_type().is_char_device() && q.rdev() == 0);
+    assert_eq!((q.uid(), q.gid()), (7, 8));
+    assert_eq!(s.read("a/c"), b"c");
+    assert_eq!(s.read("f"), b"f");
+    assert_eq!(s.read("g"), b"g");
 }
 
 #[test]

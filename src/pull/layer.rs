@@ -1,15 +1,21 @@
 //! One layer's pipeline: HTTP body -> sha256 + size -> decompress -> diff_id sha256 -> tar apply
 //! into a staging dir -> verify -> commit. Download and unpack run concurrently.
 //!
+//! A layer whose tar left out parent directories (the applier reports them as implicit) and
+//! that has layers below it waits, before it commits, until those layers are in the store,
+//! then gives those directories the metadata of the same directories there (see `lower`).
+//! It gives up its download permit first: the layers it waits for may need one.
+//!
 //! [`stream_blob`] (download on the async side, a blocking consumer on the other) and
 //! [`unpack_verified`] (the verifying reader chain around a tar applier) are shared with
 //! `export`, which applies into one flattened directory instead of the store.
 
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::channel::{CHANNEL_CHUNKS, ChannelReader};
 use super::{LayerError, Observer, PullEvent};
@@ -19,7 +25,7 @@ use crate::digest::{Digest, HashingReader, VerifyError};
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::registry::manifest::Descriptor;
-use crate::store::{LayerRecord, Store};
+use crate::store::{LayerRecord, LockGuard, Staging, Store};
 
 /// Everything needed to bring one layer into the store.
 #[derive(Debug, Clone)]
@@ -33,6 +39,29 @@ pub(crate) struct LayerJob {
     pub ancestors: Vec<Digest>,
 }
 
+/// What a layer job holds that concerns the other jobs of the same pull.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    /// The download permit (if any), given up before waiting for the ancestors.
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// One receiver per ancestor job of the pull: `true` once that layer is in the store; the
+    /// sender dropped without sending means that it failed.
+    pub ancestors: Vec<watch::Receiver<bool>>,
+}
+
+impl Gate {
+    /// Gives up the permit and waits until every ancestor is in the store.
+    async fn wait(self) -> Result<(), LayerError> {
+        drop(self.permit);
+        for mut rx in self.ancestors {
+            rx.wait_for(|present| *present)
+                .await
+                .map_err(|_| LayerError::LowerLayerFailed)?;
+        }
+        Ok(())
+    }
+}
+
 /// Ensures the layer is in the store; returns its record and whether it was downloaded.
 pub(crate) async fn ensure_layer(
     client: RegistryClient,
@@ -40,6 +69,7 @@ pub(crate) async fn ensure_layer(
     job: LayerJob,
     apply: ApplyOptions,
     observer: Arc<dyn Observer>,
+    gate: Gate,
 ) -> Result<(LayerRecord, bool), LayerError> {
     let layer = job.blob.digest.clone();
     if let Some(record) = store.layer(&job.chain_id)? {
@@ -64,13 +94,57 @@ pub(crate) async fn ensure_layer(
     }
 
     let (reference, blob) = (job.reference.clone(), job.blob.clone());
-    let unpack = move |rx| {
-        let _lock = lock;
-        unpack_and_commit(&store, &job, rx, &apply)
+    let lowers: Vec<PathBuf> = job
+        .ancestors
+        .iter()
+        .map(|chain| store.layer_dir(chain).join("diff"))
+        .collect();
+    let opts = apply.clone();
+    let unpack = move |rx| unpack_and_commit(&store, &job, rx, &apply, lock);
+    let record = match stream_blob(&client, &reference, &blob, &observer, unpack).await? {
+        Unpacked::Committed(record) => record,
+        Unpacked::Pending(pending) => {
+            gate.wait().await?;
+            tokio::task::spawn_blocking(move || pending.commit(&lowers, &opts))
+                .await
+                .map_err(join_error)??
+        }
     };
-    let record = stream_blob(&client, &reference, &blob, &observer, unpack).await?;
     observer.event(PullEvent::LayerDone { layer });
     Ok((record, true))
+}
+
+/// A verified layer in its staging directory.
+enum Unpacked {
+    /// Committed: it had no implicit directories, or no layers below.
+    Committed(LayerRecord),
+    /// To be committed once its ancestors are in the store.
+    Pending(Pending),
+}
+
+/// A verified layer whose implicit directories need the metadata of the lower layers.
+struct Pending {
+    staging: Staging,
+    record: LayerRecord,
+    implicit: Vec<PathBuf>,
+    /// The layer's lock, held until it is committed.
+    _lock: LockGuard,
+}
+
+impl Pending {
+    /// Gives the implicit directories the metadata of the `lowers` (nearest first, all in the
+    /// store), then commits.
+    fn commit(self, lowers: &[PathBuf], opts: &ApplyOptions) -> Result<LayerRecord, LayerError> {
+        super::lower::copy_up(&self.staging.diff_dir(), &self.implicit, lowers, opts).map_err(
+            |e| LayerError::ImplicitDir {
+                path: e.path,
+                op: e.op,
+                source: e.source,
+            },
+        )?;
+        self.staging.commit(&self.record)?;
+        Ok(self.record)
+    }
 }
 
 /// Downloads the blob `blob` of `reference` and streams its bytes to `unpack`, which runs on a
@@ -129,13 +203,15 @@ async fn download(
     Ok(())
 }
 
-/// The blocking half: everything after the HTTP body, ending in a committed layer.
+/// The blocking half: everything after the HTTP body, ending in a committed layer, or in a
+/// verified one that must wait for its ancestors (implicit directories, see [`Pending`]).
 fn unpack_and_commit(
     store: &Store,
     job: &LayerJob,
     blob: ChannelReader,
     apply: &ApplyOptions,
-) -> Result<LayerRecord, LayerError> {
+    lock: LockGuard,
+) -> Result<Unpacked, LayerError> {
     let staging = store.begin_layer(&job.chain_id, &job.ancestors)?;
     let diff_dir = staging.diff_dir();
     let (stats, diff_id) =
@@ -153,8 +229,17 @@ fn unpack_and_commit(
         size: stats.bytes,
         entries: stats.entries,
     };
+    if !stats.implicit_dirs.is_empty() && !job.ancestors.is_empty() {
+        return Ok(Unpacked::Pending(Pending {
+            staging,
+            record,
+            implicit: stats.implicit_dirs,
+            _lock: lock,
+        }));
+    }
     staging.commit(&record)?;
-    Ok(record)
+    drop(lock);
+    Ok(Unpacked::Committed(record))
 }
 
 /// The verifying pipeline around a tar applier: `blob` (the compressed bytes) -> sha256 and
@@ -192,4 +277,45 @@ pub(crate) fn unpack_verified<R: Read + Send>(
 
 fn join_error(e: tokio::task::JoinError) -> LayerError {
     LayerError::Stream(io::Error::other(format!("unpack task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Semaphore;
+
+    #[tokio::test]
+    async fn gate_gives_up_its_permit_and_waits_for_every_ancestor() {
+        let permits = Arc::new(Semaphore::new(1));
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        let (a_tx, a_rx) = watch::channel(false);
+        let (b_tx, b_rx) = watch::channel(false);
+        let gate = Gate {
+            permit: Some(permit),
+            ancestors: vec![a_rx, b_rx],
+        };
+        let waiting = tokio::spawn(gate.wait());
+        // While it waits, an ancestor can get the only permit.
+        let ancestor = permits.clone().acquire_owned().await.unwrap();
+        b_tx.send_replace(true);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        // Done, then gone: still done.
+        a_tx.send_replace(true);
+        drop(a_tx);
+        waiting.await.unwrap().unwrap();
+        drop(ancestor);
+
+        // An ancestor that ends without being done fails the wait.
+        let (tx, rx) = watch::channel(false);
+        let gate = Gate {
+            permit: None,
+            ancestors: vec![rx],
+        };
+        drop(tx);
+        assert!(matches!(
+            gate.wait().await,
+            Err(LayerError::LowerLayerFailed)
+        ));
+    }
 }

@@ -3,11 +3,12 @@
 
 mod channel;
 pub(crate) mod layer;
+mod lower;
 
 use std::io;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::archive::{ApplyOptions, ArchiveError};
@@ -147,6 +148,22 @@ pub enum LayerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Giving one of the layer's implicit parent directories the metadata of the same
+    /// directory in the lower layers failed.
+    #[error("implicit directory {:?}: {op}: {source}", path.display().to_string())]
+    ImplicitDir {
+        /// The directory, relative to the layer.
+        path: std::path::PathBuf,
+        /// What was being done.
+        op: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A layer below this one (of the same pull) failed, so this one cannot be completed;
+    /// that layer's own error says why.
+    #[error("a lower layer of the image failed")]
+    LowerLayerFailed,
 }
 
 /// Why a pull failed; every variant names the image.
@@ -466,7 +483,10 @@ async fn pull_layers(
     let permits = Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1)));
     let mut set = JoinSet::new();
     let count = jobs.len();
-    for (index, job) in jobs.into_iter().enumerate() {
+    // Per layer: true once it is in the store. A layer with implicit directories waits for
+    // its ancestors (see `layer::Gate`); a sender dropped before sending means failure.
+    let (done, present): (Vec<_>, Vec<_>) = (0..count).map(|_| watch::channel(false)).unzip();
+    for ((index, job), done) in jobs.into_iter().enumerate().zip(done) {
         let (client, store, observer, permits) = (
             client.clone(),
             store.clone(),
@@ -474,15 +494,24 @@ async fn pull_layers(
             permits.clone(),
         );
         let apply = options.apply.clone();
+        let ancestors = present[..index].to_vec();
         set.spawn(async move {
             let layer = job.blob.digest.clone();
-            let _permit = permits.acquire_owned().await;
-            let result = layer::ensure_layer(client, store, job, apply, observer).await;
+            let permit = permits.acquire_owned().await.ok();
+            let gate = layer::Gate { permit, ancestors };
+            let result = layer::ensure_layer(client, store, job, apply, observer, gate).await;
+            if result.is_ok() {
+                done.send_replace(true);
+            }
             (index, layer, result)
         });
     }
+    drop(present);
     let mut sizes = vec![0; count];
     let mut any = false;
+    // A layer that failed because a lower one did: reported only if that one's error is not
+    // (it always is; the order in which the two tasks end is not fixed).
+    let mut consequential = None;
     while let Some(joined) = set.join_next().await {
         let (index, layer, result) = match joined {
             Ok(done) => done,
@@ -499,6 +528,9 @@ async fn pull_layers(
                 sizes[index] = record.size;
                 any |= fetched;
             }
+            Err(source @ LayerError::LowerLayerFailed) => {
+                consequential.get_or_insert((layer, source));
+            }
             Err(source) => {
                 set.abort_all();
                 while set.join_next().await.is_some() {}
@@ -509,6 +541,13 @@ async fn pull_layers(
                 });
             }
         }
+    }
+    if let Some((layer, source)) = consequential {
+        return Err(PullError::Layer {
+            image: image.to_string(),
+            layer,
+            source,
+        });
     }
     Ok(Downloaded { sizes, any })
 }

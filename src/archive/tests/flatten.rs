@@ -216,10 +216,43 @@ fn own_entries_win_over_whiteouts_in_either_order() {
     let s = assert_same_as_overlay(&[base(), l2]);
     assert_eq!(s.read("etc/gone"), b"new");
     assert_eq!(s.read("tree/added"), b"added");
-    // The whiteout is void: the lower directory's content shows through, as in an overlay.
-    assert_eq!(s.read("tree/top"), b"top");
-    assert_eq!(s.read("opq/kept/lower"), b"lower");
+    // The whiteouts still delete the lower directories: only the layer's own entries are
+    // left in them (the overlay-mode layer has them opaque).
+    assert_eq!(s.names("tree"), ["added"]);
+    assert_eq!(s.names("opq"), ["kept"]);
+    assert_eq!(s.names("opq/kept"), ["new"]);
     assert_eq!(s.read("opq/kept/new"), b"new");
+    // Entry first, the same.
+    let l2 = layer(vec![
+        dir("tree"),
+        file("tree/added", b"added"),
+        file("opq/kept/new", b"new"),
+        wh(".wh.tree"),
+        wh(".wh.opq"),
+    ]);
+    let s = assert_same_as_overlay(&[base(), l2]);
+    assert_eq!(s.names("tree"), ["added"]);
+    assert_eq!(s.names("opq"), ["kept"]);
+    assert_eq!(s.names("opq/kept"), ["new"]);
+}
+
+#[test]
+fn entries_apply_in_order_within_a_layer() {
+    // A non-directory replaces the lower directory whole, so a directory member after it is
+    // a new one (overlay mode makes it opaque), with nothing of the lower one; also when an
+    // opaque marker was below it.
+    let l2 = layer(vec![
+        file("tree", b"file"),
+        dir("tree"),
+        file("tree/new", b"new"),
+        wh("opq/kept/.wh..wh..opq"),
+        symlink("opq", "etc"),
+        dir("opq"),
+    ]);
+    let s = assert_same_as_overlay(&[base(), l2]);
+    assert_eq!(s.names("tree"), ["new"]);
+    assert_eq!(s.names("opq"), Vec::<String>::new());
+    assert_eq!(s.names("etc"), ["gone", "keep"]);
 }
 
 #[test]
