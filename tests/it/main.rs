@@ -7,8 +7,11 @@
 
 mod support;
 
+mod archive_props;
 mod containers;
+mod differential;
 mod export;
+mod hostile;
 mod pull;
 mod registry_auth;
 mod registry_faults;

@@ -1298,3 +1298,87 @@ fn quiet_and_max_concurrent_downloads() {
     assert_eq!(env.strata.layer_dirs().len(), 3);
     assert_union_matches_umoci(&env, &reference, "test/q:v1", None);
 }
+
+/// A layer that leaves out its parent directories: strata creates them, and gives those a
+/// lower layer has that layer's metadata (what overlay copy-up gives, what umoci keeps), so
+/// the mounted view of `usr` is the base layer's, not a fresh root-owned 0755 directory.
+/// One download at a time: a layer that waits for its lower layers must give up its permit.
+#[test]
+fn implicit_parent_dirs_take_the_lower_layers_metadata() {
+    let env = Env::new();
+    let base = vec![
+        Entry::dir("usr")
+            .mode(0o700)
+            .owner(5, 6)
+            .mtime(1_000_000_000)
+            .xattr("user.x", "base"),
+        Entry::file("usr/base-file", "base\n"),
+    ];
+    // No usr/, usr/local/ or usr/local/bin/ entries.
+    let middle = vec![Entry::file("usr/local/bin/tool", "#!/bin/sh\n").mode(0o755)];
+    // No usr/, usr/share/ or usr/share/doc/ entries.
+    let top = vec![Entry::file("usr/share/doc/y", "y\n")];
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&base, Compression::Gzip)
+        .entries(&middle, Compression::Gzip)
+        .entries(&top, Compression::Gzip)
+        .build();
+    env.push.image("test/implicit", Some("v1"), &img);
+    let reference = env.r("test/implicit:v1");
+    let out = env
+        .strata
+        .run(&["--max-concurrent-downloads", "1", "pull", &reference]);
+    assert_pulled(&out, &reference);
+
+    let graph = Graph::of(&env.strata.inspect(&reference));
+    check_layout(&env.strata, &graph, 3);
+    // The middle layer's own usr (and the top layer's) has the base layer's metadata.
+    for (label, diff) in [("middle", &graph.lower[0]), ("top", &graph.upper)] {
+        let usr = diff.join("usr");
+        let md = fs::symlink_metadata(&usr).unwrap_or_else(|e| panic!("{label} usr: {e}"));
+        assert!(md.is_dir(), "{label} usr");
+        assert_eq!(
+            (md.mode() & 0o7777, md.uid(), md.gid(), md.mtime()),
+            (0o700, 5, 6, 1_000_000_000),
+            "{label} layer's usr"
+        );
+        assert_eq!(
+            tree::get_xattr(&usr, "user.x").as_deref(),
+            Some(&b"base"[..]),
+            "{label} layer's usr"
+        );
+    }
+    // No lower layer has usr/local: defaults.
+    let local = graph.lower[0].join("usr/local");
+    assert_eq!(mode_of(&local), 0o755);
+    assert_eq!(fs::symlink_metadata(&local).expect("usr/local").uid(), 0);
+
+    // The union equals umoci's flattening, usr included (mode, owner, xattrs), except for
+    // mtimes that are the time of unpacking in umoci's tree: those of the directories no
+    // layer lists, and that of usr, which umoci does not restore after creating usr/local
+    // in it for usr/local/bin/tool (it restores the existing parent of an entry only).
+    // strata's usr has the base layer's mtime (checked above and below): deterministic, and
+    // what overlay copy-up of the base's usr gives.
+    let union = Union::of(&graph);
+    let reference_fs = umoci::unpack(&env.reg, "test/implicit:v1", None);
+    let why = "implicit directory no lower layer has: both tools give it the current time";
+    let mut opts = union_opts(3).ignore_mtime(
+        "usr",
+        "umoci gives it the time of unpacking (a missing grandparent was created in it)",
+    );
+    for dir in ["usr/local", "usr/local/bin", "usr/share", "usr/share/doc"] {
+        opts = opts.ignore_mtime(dir, why);
+    }
+    tree::assert_same(
+        "strata union",
+        union.path(),
+        "umoci",
+        &reference_fs.rootfs(),
+        &opts,
+    );
+    let merged = fs::symlink_metadata(union.path().join("usr")).expect("merged usr");
+    assert_eq!(
+        (merged.mode() & 0o7777, merged.uid(), merged.mtime()),
+        (0o700, 5, 1_000_000_000)
+    );
+}

@@ -22,6 +22,9 @@ pub struct Options {
     pub ignore_mtime_of: Vec<(PathBuf, &'static str)>,
     /// Compare hard-link groups (paths sharing an inode).
     pub hardlinks: bool,
+    /// Relative paths whose owner, mode and xattrs are not compared (type still is), with the
+    /// reason: directories a layer only implies take their metadata from lower layers.
+    pub ignore_meta_of: Vec<(PathBuf, &'static str)>,
 }
 
 impl Default for Options {
@@ -31,6 +34,7 @@ impl Default for Options {
             mtime: true,
             ignore_mtime_of: Vec::new(),
             hardlinks: true,
+            ignore_meta_of: Vec::new(),
         }
     }
 }
@@ -268,14 +272,15 @@ pub fn diff_scans(
             ));
             continue;
         }
+        let meta = !opts.ignore_meta_of.iter().any(|(q, _)| q == p);
         // Symlink permission bits are meaningless on Linux.
-        if na.mode != nb.mode && na.kind != "symlink" {
+        if meta && na.mode != nb.mode && na.kind != "symlink" {
             d(format!(
                 "mode {:04o} ({a_label}) != {:04o} ({b_label})",
                 na.mode, nb.mode
             ));
         }
-        if (na.uid, na.gid) != (nb.uid, nb.gid) {
+        if meta && (na.uid, na.gid) != (nb.uid, nb.gid) {
             d(format!(
                 "owner {}:{} ({a_label}) != {}:{} ({b_label})",
                 na.uid, na.gid, nb.uid, nb.gid
@@ -310,7 +315,7 @@ pub fn diff_scans(
         };
         let xa: BTreeMap<_, _> = na.xattrs.iter().filter(|(k, _)| keep(k)).collect();
         let xb: BTreeMap<_, _> = nb.xattrs.iter().filter(|(k, _)| keep(k)).collect();
-        if xa != xb {
+        if meta && xa != xb {
             let fmt = |m: &BTreeMap<&String, &Vec<u8>>| {
                 let mut s = String::new();
                 for (k, v) in m {
