@@ -6,36 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher};
-use crate::support::registry::Registry;
+use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Layer};
 use crate::support::strata::{self, Graph, Output, Strata, Union};
 use crate::support::tree::{self, Options};
-use crate::support::{self, umoci};
-
-/// One test's world: its own registry, a pusher, and its own strata root.
-struct Env {
-    reg: Registry,
-    push: Pusher,
-    strata: Strata,
-}
-
-impl Env {
-    fn new() -> Env {
-        support::preflight();
-        let reg = Registry::start();
-        let push = Pusher::new(&reg);
-        Env {
-            reg,
-            push,
-            strata: Strata::new(),
-        }
-    }
-
-    /// `127.0.0.1:PORT/<repo_ref>`
-    fn r(&self, repo_ref: &str) -> String {
-        format!("{}/{repo_ref}", self.reg.addr())
-    }
-}
+use crate::support::{self, Env, umoci};
 
 /// Options for comparing strata's union with umoci's rootfs.
 ///

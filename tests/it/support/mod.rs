@@ -133,3 +133,28 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("create temp dir")
 }
+
+/// One test's world: its own registry, a pusher for it, and its own strata root.
+pub struct Env {
+    pub reg: registry::Registry,
+    pub push: image::Pusher,
+    pub strata: strata::Strata,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        preflight();
+        let reg = registry::Registry::start();
+        let push = image::Pusher::new(&reg);
+        Env {
+            reg,
+            push,
+            strata: strata::Strata::new(),
+        }
+    }
+
+    /// `127.0.0.1:PORT/<repo_ref>`
+    pub fn r(&self, repo_ref: &str) -> String {
+        format!("{}/{repo_ref}", self.reg.addr())
+    }
+}
