@@ -5,7 +5,9 @@
 #   3. seed it with a two-platform library/alpine (:latest and :3.20.3) built from the
 #      Alpine minirootfs tarballs in testdata/ (OCI layout written here, pushed by skopeo),
 #   4. `strata pull alpine:latest` through `--mirror docker.io=http://127.0.0.1:PORT`,
-#      then `strata images`, `strata inspect alpine` and the overlay2 layout.
+#      then `strata images`, `strata inspect alpine` and the overlay2 layout;
+#   5. `strata pull-and-mount` (the merged rootfs), `strata ps`, `strata run --rm` via runc,
+#      and `strata rm -f`.
 # The store goes to $STRATA_ROOT when set (kept), else to a temp dir (removed at exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,8 @@ strata=$repo_root/target/release/strata
 work=$(mktemp -d /tmp/strata-demo.XXXXXX)
 registry_pid=
 cleanup() {
+    # Never delete a tree with a mounted container in it.
+    [ -x "$strata" ] && [ -n "${root:-}" ] && "$strata" --root "$root" -q rm -f demo >/dev/null 2>&1 || true
     if [ -n "$registry_pid" ]; then
         kill "$registry_pid" 2>/dev/null || true
         wait "$registry_pid" 2>/dev/null || true
@@ -131,6 +135,15 @@ for dir in "$root"/overlay2/*/; do
     [ "$(basename "$dir")" = l ] && continue
     run ls -l "$dir"
 done
+
+# The headline: a mounted, writable rootfs in one step, and a command run in it via runc.
+echo "\$ merged=\$(strata pull-and-mount --name demo alpine:latest)"
+merged=$("$strata" "${mirror[@]}" pull-and-mount --name demo alpine:latest)
+echo "$merged"
+run cat "$merged/etc/alpine-release"
+run "$strata" "${mirror[@]}" ps
+run "$strata" "${mirror[@]}" run --rm alpine:latest cat /etc/os-release
+run "$strata" "${mirror[@]}" rm -f demo
 if [ -n "${STRATA_ROOT:-}" ]; then
     echo "== store kept in $root"
 fi
