@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Layer};
+use crate::support::netenv::noise;
 use crate::support::strata::{self, Graph, Output, Strata, Union};
 use crate::support::tree::{self, Options};
 use crate::support::{self, Env, umoci};
@@ -435,7 +436,7 @@ fn docker_media_types() {
 fn mixed_entries() -> Vec<Entry> {
     vec![
         Entry::dir("data"),
-        Entry::file("data/big", pseudo_random(3 << 20, 7)),
+        Entry::file("data/big", noise(7, 3 << 20)),
         Entry::file("data/text", "some text\n".repeat(1000)),
         Entry::symlink("data/link", "text"),
         Entry::hardlink("data/hard", "data/text"),
@@ -445,18 +446,6 @@ fn mixed_entries() -> Vec<Entry> {
             .owner(1, 2),
         Entry::fifo("data/fifo"),
     ]
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -902,7 +891,7 @@ fn two_layer_with_marker() -> ImageBuilder {
         .entries(
             &[
                 Entry::dir("top"),
-                Entry::file(&format!("top/{MARKER}"), pseudo_random(1 << 20, 3)),
+                Entry::file(&format!("top/{MARKER}"), noise(3, 1 << 20)),
             ],
             Compression::Gzip,
         )
