@@ -93,8 +93,14 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-/// Makes sure the image is present (per `--pull`), then creates and mounts a container.
-fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Result<ContainerRecord> {
+/// Makes sure the image is present (per `--pull`), then creates and mounts a container; returns
+/// the opened store with it.
+fn create(
+    g: &Global,
+    image: &str,
+    name: Option<&str>,
+    policy: PullArg,
+) -> Result<(Store, ContainerRecord)> {
     let reference = Reference::parse(image)?;
     let store = g.store()?;
     let options = g.pull_options()?;
@@ -116,18 +122,14 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
             eprintln!("Status: Downloaded newer image for {reference}");
         }
     }
-    Ok(container::create_and_mount(
-        &store,
-        &image,
-        &reference.to_string(),
-        name,
-    )?)
+    let record = container::create_and_mount(&store, &image, &reference.to_string(), name)?;
+    Ok((store, record))
 }
 
 /// `strata pull-and-mount`.
 pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
-    let record = create(g, &args.image, args.name.as_deref(), args.pull)?;
-    let view = container::view(&g.store()?, &record)?;
+    let (store, record) = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let view = container::view(&store, &record)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
@@ -251,8 +253,7 @@ pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let opts = run_options(&args.process, &args.args)?;
     bundle::find_runtime(&args.runtime)?;
-    let record = create(g, &args.image, args.name.as_deref(), args.pull)?;
-    let store = g.store()?;
+    let (store, record) = create(g, &args.image, args.name.as_deref(), args.pull)?;
     let bundle_dir = store.container_state_dir(&record.id);
     let result = write_bundle(&store, &record, &bundle_dir, &opts).and_then(|_| {
         // The runtime forwards terminal signals to the container; strata must live on to clean up.
