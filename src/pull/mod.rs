@@ -420,37 +420,33 @@ pub async fn pull(
         .collect();
     let top_digest = resolved.top_digest.clone();
     let repo_digest = format!("{}@{}", reference.repo_name(), top_digest);
-    let record = match store.image(&id).map_err(store_err)? {
-        Some(existing) => existing,
-        None => {
-            let config = &resolved.config;
-            let platform = match &config.variant {
-                Some(v) if !v.is_empty() => format!("{}/{}/{}", config.os, config.architecture, v),
-                _ => format!("{}/{}", config.os, config.architecture),
-            };
-            let record = ImageRecord {
-                id: id.clone(),
-                manifest_digest: resolved.manifest.digest.clone(),
-                manifest_media_type: resolved.manifest.media_type.clone(),
-                platform,
-                layers,
-                repo_digests: vec![],
-                pulled_at: crate::store::now_rfc3339(),
-            };
-            store
-                .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
-                .map_err(store_err)?;
-            record
-        }
-    };
-    store
+    // Another process may have recorded the image meanwhile: keep its record.
+    if store.image(&id).map_err(store_err)?.is_none() {
+        let config = &resolved.config;
+        let platform = match &config.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{}", config.os, config.architecture, v),
+            _ => format!("{}/{}", config.os, config.architecture),
+        };
+        let record = ImageRecord {
+            id: id.clone(),
+            manifest_digest: resolved.manifest.digest.clone(),
+            manifest_media_type: resolved.manifest.media_type.clone(),
+            platform,
+            layers,
+            repo_digests: vec![],
+            pulled_at: crate::store::now_rfc3339(),
+        };
+        store
+            .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
+            .map_err(store_err)?;
+    }
+    let image_record = store
         .add_repo_digest(&id, &repo_digest)
         .map_err(store_err)?;
     if reference.digest.is_none() || reference.tag.is_some() {
         let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
         store.tag(&tagged, &id).map_err(store_err)?;
     }
-    let image_record = store.image(&id).map_err(store_err)?.unwrap_or(record);
     let status = if had_image && !downloaded.any {
         PullStatus::UpToDate
     } else {

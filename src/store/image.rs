@@ -85,7 +85,12 @@ impl Store {
     }
 
     /// Adds `repo_digest` to an image's record (under the metadata lock).
-    pub fn add_repo_digest(&self, id: &Digest, repo_digest: &str) -> Result<(), StoreError> {
+    /// Returns the updated record.
+    pub fn add_repo_digest(
+        &self,
+        id: &Digest,
+        repo_digest: &str,
+    ) -> Result<ImageRecord, StoreError> {
         let _lock = self.metadata_lock()?;
         let mut record = self
             .image(id)?
@@ -94,7 +99,7 @@ impl Store {
             record.repo_digests.push(repo_digest.to_string());
             fsutil::write_json(&self.image_dir(id).join("image.json"), &record)?;
         }
-        Ok(())
+        Ok(record)
     }
 
     /// An image's record, if present.
