@@ -17,6 +17,7 @@ use super::data::{self, CopyError, Layout};
 use super::fsops::{self, DirFd, FsError, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
 use super::meta::{self, Meta};
 use super::path::{self, MemberPath};
+use super::reader::{Member, Reader};
 use super::whiteout::{self, Kind as Name};
 use super::{ApplyOptions, ApplyStats, ArchiveError};
 
@@ -186,18 +187,9 @@ pub(crate) fn apply<R: Read>(
         marks: Vec::new(),
         deferred: if opts.flatten { deferred } else { None },
     };
-    let mut archive = tar::Archive::new(reader);
-    archive.set_ignore_zeros(false);
-    let entries = archive.entries().map_err(|source| ArchiveError::Io {
-        entry: None,
-        source,
-    })?;
-    for entry in entries {
-        let mut entry = entry.map_err(|source| ArchiveError::Io {
-            entry: None,
-            source,
-        })?;
-        applier.entry(&mut entry)?;
+    let mut tar = Reader::new(reader);
+    while let Some(member) = tar.next()? {
+        applier.entry(&member, &mut tar)?;
     }
     applier.finish()?;
     let mut stats = applier.stats;
@@ -234,8 +226,8 @@ fn from_fs(shown: &str, e: FsError) -> ArchiveError {
     fs_err(shown, e.op, e.source)
 }
 
-fn kind_of(et: EntryType, raw: u8, name: &[u8]) -> Result<Kind, String> {
-    Ok(match et {
+fn kind_of(raw: u8, name: &[u8]) -> Result<Kind, String> {
+    Ok(match EntryType::new(raw) {
         // Pre-POSIX archives mark directories with a trailing slash on an old-style ('\0') file.
         EntryType::Regular if raw == 0 && name.ends_with(b"/") => Kind::Dir,
         // POSIX allows treating contiguous files ('7') as regular files.
@@ -251,34 +243,34 @@ fn kind_of(et: EntryType, raw: u8, name: &[u8]) -> Result<Kind, String> {
 }
 
 impl Applier<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ArchiveError> {
-        let header = entry.header();
-        let raw_type = header.as_old().linkflag[0];
-        let entry_type = header.entry_type();
-        // A global PAX header or a GNU volume label: nothing to apply (Docker ignores both).
-        if matches!(raw_type, b'g' | b'V') {
+    /// Applies one member; its data, if any, is read from `data` (the reader skips what is
+    /// left).
+    fn entry(&mut self, member: &Member, data: &mut impl Read) -> Result<(), ArchiveError> {
+        // A GNU volume label: nothing to apply (Docker ignores it). (Global PAX headers never
+        // get here: the reader drops them.)
+        if member.typeflag == b'V' {
             return Ok(());
         }
-        let meta =
-            meta::read(entry).map_err(|reason| invalid(&lossy(&entry.path_bytes()), reason))?;
+        let meta = meta::read(member).map_err(|reason| invalid(&lossy(&member.name), reason))?;
         let shown = lossy(&meta.name);
-        let kind = kind_of(entry_type, raw_type, &meta.name).map_err(|r| invalid(&shown, r))?;
-        // Go's archive/tar reads no data for these types whatever the size says, the tar crate
-        // skips `size` bytes: refuse rather than read such a layer differently from Docker.
-        if kind != Kind::File && entry.size() != 0 {
+        // The name before `GNU.sparse.name`: Go decides on old-style directories before that.
+        let kind = kind_of(member.typeflag, &member.name).map_err(|r| invalid(&shown, r))?;
+        // Go's archive/tar reads no data for these types whatever the size says: refuse rather
+        // than take a size that some other reader may frame the stream by.
+        if kind != Kind::File && meta.size != 0 {
             return Err(invalid(
                 &shown,
                 format!(
                     "a {} member must not carry data ({} bytes)",
                     kind.name(),
-                    entry.size()
+                    meta.size
                 ),
             ));
         }
-        if meta.sparse.is_some() && (kind != Kind::File || entry_type.is_gnu_sparse()) {
+        if meta.sparse.is_some() && kind != Kind::File {
             return Err(invalid(
                 &shown,
-                "GNU.sparse PAX records on a member that is not a plain regular file",
+                "GNU.sparse PAX records on a member that is not a regular file",
             ));
         }
         let path = MemberPath::parse(&meta.name).map_err(|e| invalid(&shown, e))?;
@@ -299,7 +291,7 @@ impl Applier<'_> {
             Name::Opaque => self.opaque(parent, &shown),
             Name::Whiteout(target) => self.whiteout(parent, target, &meta, &shown),
             Name::Ordinary => match kind {
-                Kind::File => self.file(entry, &path, parent, name, &meta, &shown),
+                Kind::File => self.file(data, &path, parent, name, &meta, &shown),
                 Kind::Dir => self.directory(&path, parent, name, &meta, &shown),
                 Kind::Symlink => self.symlink(&path, parent, name, &meta, &shown),
                 Kind::Hardlink => self.hardlink(&path, parent, name, &meta, &shown),
@@ -392,9 +384,9 @@ impl Applier<'_> {
         }
     }
 
-    fn file<R: Read>(
+    fn file(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
+        data: &mut impl Read,
         path: &MemberPath,
         parent: &[u8],
         name: &[u8],
@@ -417,16 +409,14 @@ impl Applier<'_> {
         self.created(real.as_deref(), name);
         let file = File::from(fd);
         let layout = match &meta.sparse {
-            Some(sparse) => Layout::Pax(sparse),
-            None if entry.header().entry_type().is_gnu_sparse() => Layout::ZeroSkip,
+            Some(sparse) => Layout::Sparse(sparse),
             None => Layout::Plain,
         };
         if self.buf.is_empty() {
             self.buf = vec![0; BUF_SIZE];
         }
-        let size = entry.size();
         let logical =
-            data::copy(entry, size, &file, layout, &mut self.buf).map_err(|e| match e {
+            data::copy(data, meta.size, &file, layout, &mut self.buf).map_err(|e| match e {
                 CopyError::Read(source) => ArchiveError::Io {
                     entry: Some(shown.to_string()),
                     source,

@@ -1,15 +1,15 @@
 //! Copying a regular file's content from the tar stream into the newly created file.
 //!
-//! Three layouts: plain data; GNU old-style sparse members (the tar crate expands their holes
-//! into zeros); and PAX sparse members (formats 0.x with the map in PAX records, 1.0 with the map
-//! at the start of the data), whose fragments are written at their offsets.
+//! Two layouts: plain data; and sparse members (PAX formats 0.x with the map in PAX records,
+//! 1.0 with the map at the start of the data, and old GNU sparse members with the map in their
+//! headers), whose data fragments are written at their offsets, the rest left as holes.
 //!
-//! In the first two, 4 KiB blocks (aligned in the file) that are all zero are not written but
-//! left as holes, and the file gets its size at the end: GNU sparse files stay sparse, and a
-//! layer of mostly zeros (a decompression bomb: 4 MB of gzip make 4 GiB of zeros) costs little
-//! disk. Docker writes zeros out; reading the file gives the same bytes either way, only the
-//! disk use (and `du`) differs. The check is a memcmp against a zero block per 4 KiB, cheap
-//! next to decompression.
+//! In plain data, 4 KiB blocks (aligned in the file) that are all zero are not written but
+//! left as holes, and the file gets its size at the end: a layer of mostly zeros (a
+//! decompression bomb: 4 MB of gzip make 4 GiB of zeros) costs little disk. Docker writes
+//! zeros out; reading the file gives the same bytes either way, only the disk use (and `du`)
+//! differs. The check is a memcmp against a zero block per 4 KiB, cheap next to
+//! decompression.
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
@@ -27,10 +27,8 @@ static ZERO_BLOCK: [u8; HOLE_BLOCK] = [0; HOLE_BLOCK];
 pub(crate) enum Layout<'a> {
     /// Data is the file.
     Plain,
-    /// GNU sparse: data is the expanded file (handled as `Plain`).
-    ZeroSkip,
-    /// PAX sparse.
-    Pax(&'a PaxSparse),
+    /// Sparse: data fragments (PAX 0.x/1.0 or old GNU).
+    Sparse(&'a PaxSparse),
 }
 
 /// What went wrong while copying.
@@ -54,11 +52,11 @@ pub(crate) fn copy(
     buf: &mut [u8],
 ) -> Result<u64, CopyError> {
     match layout {
-        Layout::Plain | Layout::ZeroSkip => {
+        Layout::Plain => {
             zero_skip(src, size, file, buf)?;
             Ok(size)
         }
-        Layout::Pax(sparse) => {
+        Layout::Sparse(sparse) => {
             let (map, map_len) = match &sparse.map {
                 Some(map) => (map.clone(), 0),
                 None => read_map_1x0(src, size)?,
@@ -147,7 +145,7 @@ fn zero_skip(src: &mut impl Read, size: u64, file: &File, buf: &mut [u8]) -> Res
     Ok(())
 }
 
-/// Writes the data fragments of a PAX sparse file: `physical` bytes of data follow in `src`.
+/// Writes the data fragments of a sparse file: `physical` bytes of data follow in `src`.
 fn fragments(
     src: &mut impl Read,
     physical: u64,
@@ -290,12 +288,12 @@ mod tests {
         let mut data = vec![0u8; 1 << 20];
         data[0] = 1;
         data[(1 << 20) - 1] = 2;
-        let (r, content, blocks) = run(&data, 1 << 20, Layout::ZeroSkip);
+        let (r, content, blocks) = run(&data, 1 << 20, Layout::Plain);
         assert_eq!(r.unwrap(), 1 << 20);
         assert_eq!(content, data);
         assert!(blocks < 64, "{blocks} blocks: not sparse");
         // All zeros: only the size.
-        let (_, content, blocks) = run(&vec![0u8; 100_000], 100_000, Layout::ZeroSkip);
+        let (_, content, blocks) = run(&vec![0u8; 100_000], 100_000, Layout::Plain);
         assert_eq!(content.len(), 100_000);
         assert_eq!(blocks, 0);
     }
@@ -306,11 +304,11 @@ mod tests {
             real_size: 20,
             map: Some(vec![(2, 3), (10, 2)]),
         };
-        let (r, content, _) = run(b"abcde", 5, Layout::Pax(&sparse));
+        let (r, content, _) = run(b"abcde", 5, Layout::Sparse(&sparse));
         assert_eq!(r.unwrap(), 20);
         assert_eq!(content, b"\0\0abc\0\0\0\0\0de\0\0\0\0\0\0\0\0");
         // Map describing more data than the member holds.
-        let (r, _, _) = run(b"abcd", 4, Layout::Pax(&sparse));
+        let (r, _, _) = run(b"abcd", 4, Layout::Sparse(&sparse));
         assert!(matches!(r, Err(CopyError::Invalid(_))));
         // Overlap.
         let bad = PaxSparse {
@@ -318,7 +316,7 @@ mod tests {
             map: Some(vec![(2, 3), (4, 2)]),
         };
         assert!(matches!(
-            run(b"abcde", 5, Layout::Pax(&bad)).0,
+            run(b"abcde", 5, Layout::Sparse(&bad)).0,
             Err(CopyError::Invalid(_))
         ));
         // Beyond the real size.
@@ -327,7 +325,7 @@ mod tests {
             map: Some(vec![(2, 3)]),
         };
         assert!(matches!(
-            run(b"abc", 3, Layout::Pax(&bad)).0,
+            run(b"abc", 3, Layout::Sparse(&bad)).0,
             Err(CopyError::Invalid(_))
         ));
     }
@@ -341,21 +339,21 @@ mod tests {
             real_size: 8,
             map: None,
         };
-        let (r, content, _) = run(&data, data.len() as u64, Layout::Pax(&sparse));
+        let (r, content, _) = run(&data, data.len() as u64, Layout::Sparse(&sparse));
         assert_eq!(r.unwrap(), 8);
         assert_eq!(content, b"\0xy\0\0\0z\0");
         // Garbage map.
         let mut bad = b"2\nx\n".to_vec();
         bad.resize(512, 0);
         assert!(matches!(
-            run(&bad, 512, Layout::Pax(&sparse)).0,
+            run(&bad, 512, Layout::Sparse(&sparse)).0,
             Err(CopyError::Invalid(_))
         ));
         // Absurd count.
         let mut bad = b"99999999\n".to_vec();
         bad.resize(512, 0);
         assert!(matches!(
-            run(&bad, 512, Layout::Pax(&sparse)).0,
+            run(&bad, 512, Layout::Sparse(&sparse)).0,
             Err(CopyError::Invalid(_))
         ));
     }

@@ -1,28 +1,31 @@
 //! Everything one member says about itself: name, link target, mode, owner, times, extended
-//! attributes and PAX sparse maps, gathered from the header and its PAX records before any data
-//! is read.
+//! attributes and sparse maps, gathered from its header and PAX records (as [`reader`] frames
+//! them) before any data is read.
 //!
-//! The tar crate parses PAX records by splitting on newlines, so a record whose value contains a
-//! newline (a binary xattr value can) comes out malformed, and it then reads the record's tail as
-//! further records. Since the same parser decides the member's `path` and `size`, a member with
-//! any malformed or duplicated PAX record is refused instead of being read in a way that another
-//! tar reader (Go's archive/tar, used by Docker) would read differently.
+//! Numeric header fields are read as Go's archive/tar reads them. PAX records are checked more
+//! strictly than Go does: a duplicated record, or one whose value does not parse, refuses the
+//! member rather than letting one of two readings win.
+//!
+//! [`reader`]: super::reader
 
+use std::collections::HashSet;
 use std::ffi::CString;
-use std::io::Read;
 
 use rustix::fs::Timespec;
+
+use super::reader::{self, Format, Member};
 
 /// The overlay xattr namespaces: never taken from a layer (only the whiteout conversion writes
 /// them), so that a layer cannot plant redirect/metacopy/origin attributes for overlayfs.
 const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
-/// A PAX-format GNU sparse file (formats 0.0, 0.1 and 1.0).
+/// A sparse file's layout: PAX formats 0.0, 0.1 and 1.0, and old GNU sparse members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PaxSparse {
     /// The logical file size.
     pub real_size: u64,
-    /// `(offset, length)` data fragments for 0.x; `None` for 1.0, whose map starts the data.
+    /// `(offset, length)` data fragments (PAX 0.x, old GNU); `None` for PAX 1.0, whose map
+    /// starts the data.
     pub map: Option<Vec<(u64, u64)>>,
 }
 
@@ -45,76 +48,72 @@ pub(crate) struct Meta {
     pub atime: Timespec,
     /// `SCHILY.xattr.*` records, overlay namespaces removed.
     pub xattrs: Vec<(CString, Vec<u8>)>,
-    /// Set for PAX-format sparse files.
+    /// Set for sparse files (PAX formats and old GNU).
     pub sparse: Option<PaxSparse>,
     /// Device numbers of character and block devices.
     pub device: (u32, u32),
+    /// The bytes of data in the stream (PAX `size` or the header's; stored bytes of sparse
+    /// files).
+    pub size: u64,
 }
 
 /// Gathers a member's metadata. Errors are reasons, to be prefixed with the member name.
-pub(crate) fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, String> {
+pub(crate) fn read(member: &Member) -> Result<Meta, String> {
     let mut pax = PaxFields::default();
-    if let Some(records) = entry
-        .pax_extensions()
-        .map_err(|e| format!("reading PAX records: {e}"))?
-    {
-        for record in records {
-            let record = record.map_err(|_| {
-                "malformed PAX extended header record (or a binary value containing a newline, \
-                 which cannot be read unambiguously)"
-                    .to_string()
-            })?;
-            pax.add(record.key_bytes(), record.value_bytes())?;
-        }
+    for (key, value) in &member.records {
+        pax.add(key, value)?;
     }
-    let header = entry.header();
-    let old = header.as_old();
-    let mode = blank_or(&old.mode, || header.mode())
-        .map_err(|e| format!("invalid mode field: {e}"))?
+    let raw = member.header.as_bytes();
+    // The reader checked that these parse (Go refuses the header otherwise).
+    let number = |range: std::ops::Range<usize>, what: &str| {
+        reader::parse_numeric(&raw[range]).ok_or_else(|| format!("invalid {what} field"))
+    };
+    let mode = u32::try_from(number(100..108, "mode")?)
+        .map_err(|_| "mode field out of range".to_string())?
         & 0o7777;
-    let uid = id(blank_or(&old.uid, || header.uid()), "uid")?;
-    let gid = id(blank_or(&old.gid, || header.gid()), "gid")?;
+    // PAX uid/gid replace the header's (which must still parse, as for Go).
+    let uid = id(number(108..116, "uid")?, pax.uid, "uid")?;
+    let gid = id(number(116..124, "gid")?, pax.gid, "gid")?;
     let mtime = match pax.mtime {
         Some(t) => t,
-        // Base-256 (GNU) may be negative, which the tar crate's u64 loses.
-        None if old.mtime[0] & 0x80 != 0 => Timespec {
-            tv_sec: parse_base256(&old.mtime)
-                .ok_or("invalid mtime field: base-256 number out of range")?,
+        // Base-256 (GNU) may be negative.
+        None => Timespec {
+            tv_sec: number(136..148, "mtime")?,
             tv_nsec: 0,
         },
-        None => {
-            let secs = blank_or(&old.mtime, || header.mtime())
-                .map_err(|e| format!("invalid mtime field: {e}"))?;
-            Timespec {
-                tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
-                tv_nsec: 0,
-            }
-        }
     };
     let atime = match pax.atime {
         Some(a) if (a.tv_sec, a.tv_nsec) > (mtime.tv_sec, mtime.tv_nsec) => a,
         _ => mtime,
     };
-    let device =
-        if header.entry_type().is_character_special() || header.entry_type().is_block_special() {
-            // ustar and GNU headers both keep devmajor at 329..337 and devminor at 337..345.
-            let raw = header.as_bytes();
-            let major = blank_or(&raw[329..337], || header.device_major())
-                .map_err(|e| format!("invalid device major: {e}"))?;
-            let minor = blank_or(&raw[337..345], || header.device_minor())
-                .map_err(|e| format!("invalid device minor: {e}"))?;
-            (major.unwrap_or(0), minor.unwrap_or(0))
-        } else {
-            (0, 0)
+    // ustar and GNU headers keep devmajor at 329..337 and devminor at 337..345; Go reads
+    // them as 0 in v7 headers.
+    let device = if matches!(member.typeflag, b'3' | b'4') && reader::format(raw) != Format::V7 {
+        let dev = |range, what: &str| {
+            u32::try_from(number(range, what)?).map_err(|_| format!("{what} out of range"))
         };
-    let sparse = pax.sparse()?;
+        (
+            dev(329..337, "device major")?,
+            dev(337..345, "device minor")?,
+        )
+    } else {
+        (0, 0)
+    };
+    let pax_sparse = pax.sparse()?;
     let name = match pax.sparse_name.take() {
-        Some(name) if sparse.is_some() && !name.is_empty() => name,
-        _ => entry.path_bytes().into_owned(),
+        Some(name) if pax_sparse.is_some() && !name.is_empty() => name,
+        _ => member.name.clone(),
+    };
+    let sparse = match (&member.gnu_sparse, pax_sparse) {
+        (Some(_), Some(_)) => {
+            return Err("GNU.sparse PAX records on an old GNU sparse member".to_string());
+        }
+        (Some(old), None) => Some(old.clone()),
+        (None, pax_sparse) => pax_sparse,
     };
     Ok(Meta {
         name,
-        link: entry.link_name_bytes().map(|l| l.into_owned()),
+        link: member.link.clone(),
         mode,
         uid,
         gid,
@@ -123,24 +122,16 @@ pub(crate) fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, Strin
         xattrs: pax.xattrs,
         sparse,
         device,
+        size: member.size,
     })
 }
 
-/// A numeric header field that is all NULs or spaces reads as 0, as in Go's archive/tar (the
-/// tar crate calls it an error; uid/gid are overridden by PAX records before this).
-fn blank_or<T: Default>(
-    field: &[u8],
-    parse: impl FnOnce() -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    if field.iter().all(|&b| b == 0 || b == b' ') {
-        Ok(T::default())
-    } else {
-        parse()
-    }
-}
-
-fn id(value: std::io::Result<u64>, what: &str) -> Result<u32, String> {
-    let value = value.map_err(|e| format!("invalid {what} field: {e}"))?;
+/// The owner from the header field, or from the PAX record when there is one.
+fn id(header: i64, pax: Option<u64>, what: &str) -> Result<u32, String> {
+    let value = match pax {
+        Some(v) => i128::from(v),
+        None => i128::from(header),
+    };
     // u32::MAX is -1, "leave unchanged", to chown(2).
     u32::try_from(value)
         .ok()
@@ -148,11 +139,13 @@ fn id(value: std::io::Result<u64>, what: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{what} {value} is out of range"))
 }
 
-/// The PAX records strata looks at (the tar crate applies `path`, `linkpath`, `size`, `uid`,
-/// `gid` itself; they are checked here only for being well-formed and unique).
+/// The PAX records strata looks at. `path`, `linkpath` and `size` are applied by the reader;
+/// here every record is checked for being unique and, where Go parses it, well-formed.
 #[derive(Default)]
 struct PaxFields {
-    seen: Vec<Vec<u8>>,
+    seen: HashSet<Vec<u8>>,
+    uid: Option<u64>,
+    gid: Option<u64>,
     mtime: Option<Timespec>,
     atime: Option<Timespec>,
     xattrs: Vec<(CString, Vec<u8>)>,
@@ -172,27 +165,47 @@ impl PaxFields {
     fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
         let shown = || String::from_utf8_lossy(key).into_owned();
         let repeatable = key == b"GNU.sparse.offset" || key == b"GNU.sparse.numbytes";
-        if !repeatable {
-            if self.seen.iter().any(|k| k == key) {
-                return Err(format!("duplicate PAX record {:?}", shown()));
-            }
-            self.seen.push(key.to_vec());
+        if !repeatable && !self.seen.insert(key.to_vec()) {
+            return Err(format!("duplicate PAX record {:?}", shown()));
         }
         let number = || parse_u64(value).ok_or_else(|| format!("invalid PAX record {:?}", shown()));
         let time =
             || parse_pax_time(value).ok_or_else(|| format!("invalid PAX record {:?}", shown()));
+        // Go keeps the header's value for an empty one (and does not parse it).
+        let header_field = matches!(
+            key,
+            b"path"
+                | b"linkpath"
+                | b"uname"
+                | b"gname"
+                | b"uid"
+                | b"gid"
+                | b"size"
+                | b"mtime"
+                | b"atime"
+                | b"ctime"
+        );
+        if header_field && value.is_empty() {
+            return Ok(());
+        }
         if key.starts_with(b"GNU.sparse.") {
             self.sparse_seen = true;
         }
         match key {
             b"mtime" => self.mtime = Some(time()?),
             b"atime" => self.atime = Some(time()?),
-            // Applied by the tar crate, which ignores them when they do not parse: refuse
-            // instead, as Go does, so that both read the same member.
-            b"size" | b"uid" | b"gid" => {
+            // Not used, but Go refuses the member when it does not parse.
+            b"ctime" => {
+                time()?;
+            }
+            b"uid" => self.uid = Some(number()?),
+            b"gid" => self.gid = Some(number()?),
+            // Framing: the reader has applied it.
+            b"size" => {
                 number()?;
             }
-            b"path" | b"linkpath" if value.contains(&0) => {
+            // Go refuses these (only) with a NUL.
+            b"path" | b"linkpath" | b"uname" | b"gname" if value.contains(&0) => {
                 return Err(format!("PAX record {:?} contains a NUL byte", shown()));
             }
             b"GNU.sparse.major" => self.sparse_major = Some(value.to_vec()),
@@ -278,26 +291,6 @@ impl PaxFields {
     }
 }
 
-/// A GNU base-256 number field (first byte's high bit set) as Go's archive/tar reads it: bit
-/// 0x40 of the first byte is the sign, negative numbers are two's complement; `None` when the
-/// value does not fit in an i64.
-fn parse_base256(field: &[u8]) -> Option<i64> {
-    let inv = if field.first()? & 0x40 != 0 { 0xff } else { 0 };
-    let mut x: u64 = 0;
-    for (i, &b) in field.iter().enumerate() {
-        let mut c = b ^ inv;
-        if i == 0 {
-            c &= 0x7f;
-        }
-        if x >> 56 != 0 {
-            return None;
-        }
-        x = x << 8 | u64::from(c);
-    }
-    let x = i64::try_from(x).ok()?;
-    Some(if inv == 0xff { !x } else { x })
-}
-
 /// A decimal u64 (digits only, as PAX numbers are).
 pub(crate) fn parse_u64(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
@@ -366,34 +359,6 @@ mod tests {
         assert_eq!(parse_pax_time(b".5"), None);
         assert_eq!(parse_pax_time(b"1.5x"), None);
         assert_eq!(parse_pax_time(b"+1"), None);
-    }
-
-    #[test]
-    fn base256_numbers() {
-        // What GNU tar writes for 1960-01-01 (-315619200) and Go reads back.
-        let mut neg = [0xffu8; 12];
-        neg[8..].copy_from_slice(&(-315_619_200i32).to_be_bytes());
-        assert_eq!(parse_base256(&neg), Some(-315_619_200));
-        assert_eq!(parse_base256(&[0xff; 12]), Some(-1));
-        let mut pos = [0u8; 12];
-        pos[0] = 0x80;
-        pos[4..].copy_from_slice(&0x1_0000_0000u64.to_be_bytes());
-        assert_eq!(parse_base256(&pos), Some(0x1_0000_0000));
-        assert_eq!(parse_base256(&[0x80; 1]), Some(0));
-        // The extremes of an i64, and one beyond.
-        let mut max = [0u8; 12];
-        max[0] = 0x80;
-        max[4..].copy_from_slice(&i64::MAX.to_be_bytes());
-        assert_eq!(parse_base256(&max), Some(i64::MAX));
-        let mut min = [0xffu8; 12];
-        min[4..].copy_from_slice(&i64::MIN.to_be_bytes());
-        assert_eq!(parse_base256(&min), Some(i64::MIN));
-        max[3] = 1;
-        assert_eq!(parse_base256(&max), None);
-        let mut big = [0u8; 12];
-        big[0] = 0x80;
-        big[4] = 0x80;
-        assert_eq!(parse_base256(&big), None);
     }
 
     #[test]

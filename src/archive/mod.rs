@@ -1,10 +1,11 @@
 //! Applying one layer tar stream to one directory, confined to it, in Docker's overlay2 format.
 //!
-//! [`apply_layer`] reads members with the tar crate (headers, PAX records, GNU long names and
-//! sparse maps) and does all filesystem work itself through confined `*at()` calls relative to
-//! a directory fd of the destination (see `fsops`): no member name, link target or symlink can
-//! make it touch anything outside the destination, and the final component of a name is never
-//! followed.
+//! [`apply_layer`] reads members with its own streaming tar reader (`reader`: headers, PAX
+//! records, GNU long names and sparse maps, framed as Go's archive/tar frames them, so that
+//! strata finds the members Docker, containerd and umoci find) and does all filesystem work
+//! itself through confined `*at()` calls relative to a directory fd of the destination (see
+//! `fsops`): no member name, link target or symlink can make it touch anything outside the
+//! destination, and the final component of a name is never followed.
 //!
 //! Conversions and choices, in short:
 //! - Names: leading `/` and `./` stripped, `//` and `.` collapsed, `..` refused; `.` is the
@@ -64,9 +65,11 @@
 //! - An xattr the filesystem does not support is skipped, as Docker does; so is one the process
 //!   may not set when `same_owner` is off (unprivileged); so are device nodes it may not create.
 //! - Refused, so that strata never reads a layer differently from Go's archive/tar (Docker):
-//!   malformed or duplicated PAX records, data on header-only members (directories, links,
-//!   devices, fifos), unknown member types. PAX (0.0, 0.1, 1.0) and old GNU sparse files are
-//!   supported and stay sparse.
+//!   malformed or duplicated PAX records, a GNU long name and a PAX path (or long link and PAX
+//!   linkpath) for one member, two extension headers of a kind for one member, extension data
+//!   over 1 MiB, data on header-only members (directories, links, devices, fifos), unknown
+//!   member types. PAX record values may hold any byte (binary xattrs with newlines). PAX
+//!   (0.0, 0.1, 1.0) and old GNU sparse files are supported and stay sparse.
 //!
 //! # Flatten mode
 //!
@@ -106,6 +109,7 @@ mod diff;
 mod fsops;
 mod meta;
 mod path;
+mod reader;
 mod whiteout;
 
 #[cfg(test)]

@@ -969,14 +969,20 @@ fn dotdot_and_bad_names_are_refused_naming_the_entry() {
         s.assert_canary_untouched();
     }
 
-    // Via PAX: a NUL and an empty name.
+    // Via PAX: a NUL, and an empty name in the header (an empty PAX path keeps the header's,
+    // as in Go).
     let s = Scratch::new();
     let mut t = Tar::new();
     t.pax(&[("path", b"a\0b")]).add(file("x", b""));
     assert!(err_string(s.apply(&t.finish())).contains("NUL"));
     let mut t = Tar::new();
-    t.pax(&[("path", b"")]).add(file("x", b""));
+    t.pax(&[("path", b"")]).add(file("", b""));
     assert!(err_string(s.apply(&t.finish())).contains("empty name"));
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.pax(&[("path", b"")]).add(file("x", b""));
+    s.apply(&t.finish()).unwrap();
+    assert!(s.exists("x"));
 }
 
 #[test]
@@ -1067,13 +1073,26 @@ fn header_only_members_must_not_carry_data() {
 
 #[test]
 fn malformed_or_duplicate_pax_records_are_refused() {
-    // A binary xattr value with a newline: the tar crate cannot parse it unambiguously.
+    // A record whose length prefix does not end it with a newline; a binary xattr value with
+    // a newline is fine (records are split by their lengths).
     let s = Scratch::new();
     let mut t = Tar::new();
     t.pax(&[("SCHILY.xattr.user.bin", b"a\nb")])
         .add(file("f", b""));
-    let msg = err_string(s.apply(&t.finish()));
+    let mut bytes = t.finish();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"a\nb\n")
+        .expect("the record");
+    bytes[at + 3] = b'x';
+    let msg = err_string(s.apply(&bytes));
     assert!(msg.starts_with("entry \"f\": malformed PAX"), "{msg}");
+    let s = Scratch::new();
+    let mut t = Tar::new();
+    t.pax(&[("SCHILY.xattr.user.bin", b"a\nb")])
+        .add(file("f", b""));
+    s.apply(&t.finish()).unwrap();
+    assert_eq!(xattr(&s.p("f"), "user.bin").as_deref(), Some(&b"a\nb"[..]));
 
     let s = Scratch::new();
     let mut t = Tar::new();

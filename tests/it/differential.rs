@@ -818,3 +818,79 @@ fn gnu_tar_formats_match_umoci_unpack() {
         problems.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// (c) Binary xattr values holding newlines and NULs (GNU tar, posix format)
+
+/// `security.capability` v2, effective, permitted CAP_DAC_OVERRIDE | CAP_FOWNER: 0x0a, a
+/// newline, in the PAX record's value.
+const CAP_DAC_OVERRIDE_FOWNER_EP: [u8; 20] = [
+    0x01, 0x00, 0x00, 0x02, // VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE
+    0x0a, 0x00, 0x00, 0x00, // permitted (low): bits 1 and 3
+    0x00, 0x00, 0x00, 0x00, // inheritable (low)
+    0x00, 0x00, 0x00, 0x00, // permitted (high)
+    0x00, 0x00, 0x00, 0x00, // inheritable (high)
+];
+
+/// PAX records are split by their length prefixes, not by newlines: xattr values with 0x0a
+/// and 0x00 bytes (which strata's former tar reader refused) come out byte for byte, as umoci
+/// (Go's archive/tar) unpacks them, and the members after them are framed alike.
+#[test]
+fn binary_xattr_values_with_newlines_match_umoci_unpack() {
+    let env = Env::new();
+    let src = support::tempdir("gnutar-binary-xattrs");
+    let root = src.path();
+    let user_value: &[u8] = b"\n\0line one\nline two\0\n=\n";
+    write(
+        &root.join("bin/user-x"),
+        "user.* xattr with 0x0a and 0x00\n",
+    );
+    lsetxattr(&root.join("bin/user-x"), "user.bin", user_value);
+    write(&root.join("bin/capped"), "security.capability with 0x0a\n");
+    lsetxattr(
+        &root.join("bin/capped"),
+        "security.capability",
+        &CAP_DAC_OVERRIDE_FOWNER_EP,
+    );
+    write(&root.join("bin/z-after"), "after them\n");
+    settle_dirs(root, T0);
+    let tar = gnu_tar(root, Fmt::Posix);
+    // GNU tar stores the values raw (a newline inside a record).
+    for value in [user_value, &CAP_DAC_OVERRIDE_FOWNER_EP] {
+        assert!(
+            tar.windows(value.len()).any(|w| w == value),
+            "GNU tar did not store {value:?} raw"
+        );
+    }
+    let img = ImageBuilder::new(Flavor::Oci)
+        .layer(Layer::from_tar(tar.clone()), Compression::Gzip)
+        .build();
+    env.push.image("diff/binary-xattrs", Some("v1"), &img);
+    let problems = compare_image(
+        &env,
+        "diff/binary-xattrs",
+        std::slice::from_ref(&tar),
+        &Options::default(),
+        None,
+    );
+    assert!(
+        problems.is_empty(),
+        "{} comparison(s) differ:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    // Byte for byte, whatever umoci does.
+    let graph = Graph::of(&env.strata.inspect(&env.r("diff/binary-xattrs:v1")));
+    assert_eq!(
+        tree::get_xattr(&graph.upper.join("bin/user-x"), "user.bin").as_deref(),
+        Some(user_value)
+    );
+    assert_eq!(
+        tree::get_xattr(&graph.upper.join("bin/capped"), "security.capability").as_deref(),
+        Some(&CAP_DAC_OVERRIDE_FOWNER_EP[..])
+    );
+    assert_eq!(
+        fs::read(graph.upper.join("bin/z-after")).unwrap(),
+        b"after them\n"
+    );
+}
