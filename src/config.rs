@@ -85,6 +85,9 @@ pub struct Config {
     /// Retries of a failed request or an interrupted download.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// `false`: commit layers without a `syncfs` (as `--no-sync`).
+    #[serde(default)]
+    pub sync: Option<bool>,
     /// The file this was read from (`None`: no file).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -101,6 +104,8 @@ pub struct Overrides {
     pub certs_dir: Option<PathBuf>,
     /// `--max-concurrent-downloads` (replaces the file's).
     pub max_concurrent_downloads: Option<usize>,
+    /// `--no-sync`.
+    pub no_sync: bool,
     /// The `User-Agent` to send.
     pub user_agent: Option<String>,
 }
@@ -167,6 +172,12 @@ impl Config {
             .unwrap_or(DEFAULT_MAX_CONCURRENT_DOWNLOADS)
     }
 
+    /// Whether layers are synced before they become visible: not with `--no-sync` or
+    /// `sync = false`, else yes.
+    pub fn sync(&self, overrides: &Overrides) -> bool {
+        !overrides.no_sync && self.sync.unwrap_or(true)
+    }
+
     /// The registry client settings: the file's, overridden and extended by `overrides`.
     pub fn registry_config(&self, overrides: &Overrides) -> RegistryConfig {
         let mut mirrors: HashMap<String, Vec<String>> = HashMap::new();
@@ -230,6 +241,7 @@ certs-dir = "/srv/certs.d"
 max-concurrent-downloads = 6
 stall-timeout = 12
 retries = 2
+sync = false
 
 [mirrors]
 "docker.io" = ["https://mirror.example.com/", "http://10.0.0.2:5000"]
@@ -262,6 +274,13 @@ retries = 2
         assert_eq!(r.stall_timeout, Duration::from_secs(12));
         assert_eq!(r.retry.retries, 2);
         assert_eq!(c.max_concurrent_downloads(&Overrides::default()), 6);
+        assert!(!c.sync(&Overrides::default()));
+        assert!(Config::default().sync(&Overrides::default()));
+        let no_sync = Overrides {
+            no_sync: true,
+            ..Overrides::default()
+        };
+        assert!(!Config::default().sync(&no_sync));
     }
 
     #[test]
@@ -276,6 +295,7 @@ retries = 2
             insecure: vec!["other:5000".into(), "10.0.0.0/8".into()],
             certs_dir: Some("/tmp/c".into()),
             max_concurrent_downloads: Some(1),
+            no_sync: false,
             user_agent: Some("ua".into()),
         };
         let r = c.registry_config(&o);

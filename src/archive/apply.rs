@@ -23,6 +23,9 @@ use super::{ApplyOptions, ApplyStats, ArchiveError};
 
 /// File data is copied through a buffer of this size, allocated once per layer.
 const BUF_SIZE: usize = 256 * 1024;
+/// Files at least this large have their writeback started as soon as they are written (see
+/// `fsops::start_writeback`); smaller ones are left to the final `syncfs`.
+const WRITEBACK_MIN: u64 = 128 * 1024;
 
 /// What a member creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +428,9 @@ impl Applier<'_> {
                 CopyError::Invalid(reason) => invalid(shown, reason),
             })?;
         self.stats.bytes += logical;
+        if logical >= WRITEBACK_MIN {
+            fsops::start_writeback(&file);
+        }
         self.fd_metadata(file.as_fd(), meta, self.chown_wanted(meta), true, shown)?;
         rfs::futimens(&file, &timestamps(meta.atime, meta.mtime))
             .map_err(|e| fs_err(shown, "setting times", e))

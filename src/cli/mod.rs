@@ -76,6 +76,12 @@ pub struct Global {
         value_name = "N"
     )]
     max_concurrent_downloads: Option<usize>,
+    /// Commit layers without waiting for their data to reach the disk (no `syncfs`), as
+    /// containerd and dockerd do: for hosts whose store need not survive a crash (CI
+    /// machines). A layer not yet synced when the machine goes down is discarded and pulled
+    /// again
+    #[arg(long, env = "STRATA_NO_SYNC", global = true, value_parser = clap::builder::BoolishValueParser::new())]
+    no_sync: bool,
     /// Print no progress
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -230,9 +236,11 @@ impl Global {
             bail!("--max-concurrent-downloads must be at least 1");
         }
         let file = self.config_file()?;
+        let overrides = self.overrides()?;
         Ok(PullOptions {
             platform,
-            max_concurrent_downloads: file.max_concurrent_downloads(&self.overrides()?),
+            max_concurrent_downloads: file.max_concurrent_downloads(&overrides),
+            sync: file.sync(&overrides),
             ..PullOptions::default()
         })
     }
@@ -264,6 +272,7 @@ impl Global {
             insecure: self.insecure.clone(),
             certs_dir: self.certs_dir.clone(),
             max_concurrent_downloads: self.max_concurrent_downloads,
+            no_sync: self.no_sync,
             user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
         })
     }

@@ -37,6 +37,8 @@ pub(crate) struct LayerJob {
     pub chain_id: Digest,
     /// Chain IDs below this layer, nearest first.
     pub ancestors: Vec<Digest>,
+    /// `syncfs` before the commit (else an unsynced marker).
+    pub sync: bool,
 }
 
 /// What a layer job holds that concerns the other jobs of the same pull.
@@ -94,55 +96,65 @@ pub(crate) async fn ensure_layer(
     }
 
     let (reference, blob) = (job.reference.clone(), job.blob.clone());
+    let opts = apply.clone();
     let lowers: Vec<PathBuf> = job
         .ancestors
         .iter()
         .map(|chain| store.layer_dir(chain).join("diff"))
         .collect();
-    let opts = apply.clone();
-    let unpack = move |rx| unpack_and_commit(&store, &job, rx, &apply, lock);
-    let record = match stream_blob(&client, &reference, &blob, &observer, unpack).await? {
-        Unpacked::Committed(record) => record,
-        Unpacked::Pending(pending) => {
-            gate.wait().await?;
-            tokio::task::spawn_blocking(move || pending.commit(&lowers, &opts))
-                .await
-                .map_err(join_error)??
-        }
-    };
+    let unpack = move |rx| unpack(&store, &job, rx, &apply, lock);
+    let unpacked = stream_blob(&client, &reference, &blob, &observer, unpack).await?;
+    // The download is over: its permit goes before the commit's syncfs, so the next download
+    // need not wait for this layer's data to reach the disk.
+    if unpacked.needs_lowers() {
+        gate.wait().await?;
+    } else {
+        drop(gate);
+    }
+    let record = tokio::task::spawn_blocking(move || unpacked.commit(&lowers, &opts))
+        .await
+        .map_err(join_error)??;
     observer.event(PullEvent::LayerDone { layer });
     Ok((record, true))
 }
 
-/// A verified layer in its staging directory.
-enum Unpacked {
-    /// Committed: it had no implicit directories, or no layers below.
-    Committed(LayerRecord),
-    /// To be committed once its ancestors are in the store.
-    Pending(Pending),
-}
-
-/// A verified layer whose implicit directories need the metadata of the lower layers.
-struct Pending {
+/// A verified layer in its staging directory, not yet committed.
+struct Unpacked {
     staging: Staging,
     record: LayerRecord,
+    /// Directories the tar left out, to take the metadata of the lower layers (see `lower`).
     implicit: Vec<PathBuf>,
+    /// Whether the layer has layers below it.
+    has_lowers: bool,
+    /// `syncfs` before the commit.
+    sync: bool,
     /// The layer's lock, held until it is committed.
     _lock: LockGuard,
 }
 
-impl Pending {
+impl Unpacked {
+    /// Whether the commit must wait until the layers below are in the store.
+    fn needs_lowers(&self) -> bool {
+        self.has_lowers && !self.implicit.is_empty()
+    }
+
     /// Gives the implicit directories the metadata of the `lowers` (nearest first, all in the
-    /// store), then commits.
+    /// store) when it has any, then commits.
     fn commit(self, lowers: &[PathBuf], opts: &ApplyOptions) -> Result<LayerRecord, LayerError> {
-        super::lower::copy_up(&self.staging.diff_dir(), &self.implicit, lowers, opts).map_err(
-            |e| LayerError::ImplicitDir {
-                path: e.path,
-                op: e.op,
-                source: e.source,
-            },
-        )?;
-        self.staging.commit(&self.record)?;
+        if self.needs_lowers() {
+            super::lower::copy_up(&self.staging.diff_dir(), &self.implicit, lowers, opts).map_err(
+                |e| LayerError::ImplicitDir {
+                    path: e.path,
+                    op: e.op,
+                    source: e.source,
+                },
+            )?;
+        }
+        if self.sync {
+            self.staging.commit(&self.record)?;
+        } else {
+            self.staging.commit_unsynced(&self.record)?;
+        }
         Ok(self.record)
     }
 }
@@ -203,9 +215,9 @@ async fn download(
     Ok(())
 }
 
-/// The blocking half: everything after the HTTP body, ending in a committed layer, or in a
-/// verified one that must wait for its ancestors (implicit directories, see [`Pending`]).
-fn unpack_and_commit(
+/// The blocking half: everything after the HTTP body, ending in a verified layer in its
+/// staging directory.
+fn unpack(
     store: &Store,
     job: &LayerJob,
     blob: ChannelReader,
@@ -229,17 +241,14 @@ fn unpack_and_commit(
         size: stats.bytes,
         entries: stats.entries,
     };
-    if !stats.implicit_dirs.is_empty() && !job.ancestors.is_empty() {
-        return Ok(Unpacked::Pending(Pending {
-            staging,
-            record,
-            implicit: stats.implicit_dirs,
-            _lock: lock,
-        }));
-    }
-    staging.commit(&record)?;
-    drop(lock);
-    Ok(Unpacked::Committed(record))
+    Ok(Unpacked {
+        staging,
+        record,
+        implicit: stats.implicit_dirs,
+        has_lowers: !job.ancestors.is_empty(),
+        sync: job.sync,
+        _lock: lock,
+    })
 }
 
 /// The verifying pipeline around a tar applier: `blob` (the compressed bytes) -> sha256 and

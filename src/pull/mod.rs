@@ -35,6 +35,10 @@ pub struct PullOptions {
     pub max_concurrent_downloads: usize,
     /// How layers are written.
     pub apply: ApplyOptions,
+    /// Whether each layer is on disk (one `syncfs`) before it becomes visible; without, layers
+    /// are marked unsynced and discarded if the machine goes down before something syncs them
+    /// (see `store::durable`).
+    pub sync: bool,
 }
 
 impl Default for PullOptions {
@@ -43,6 +47,7 @@ impl Default for PullOptions {
             platform: Platform::host(),
             max_concurrent_downloads: 3,
             apply: ApplyOptions::default(),
+            sync: true,
         }
     }
 }
@@ -384,6 +389,7 @@ pub async fn pull(
     let id = resolved.id.clone();
     let had_image = store.image(&id).map_err(store_err)?.is_some();
     store.sweep_staging().map_err(store_err)?;
+    store.repair_unsynced(options.sync).map_err(store_err)?;
 
     let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
     let chains = chain_ids(&diff_ids);
@@ -399,12 +405,12 @@ pub async fn pull(
             diff_id: layer.diff_id.clone(),
             chain_id: chain.clone(),
             ancestors: chains[..i].iter().rev().cloned().collect(),
+            sync: options.sync,
         })
         .collect();
     observer.event(resolved.event(reference));
 
     let downloaded = pull_layers(client, store, &image, jobs, options, &observer).await?;
-
     let layers = resolved
         .layers
         .iter()
@@ -482,7 +488,11 @@ async fn pull_layers(
     // Per layer: true once it is in the store. A layer with implicit directories waits for
     // its ancestors (see `layer::Gate`); a sender dropped before sending means failure.
     let (done, present): (Vec<_>, Vec<_>) = (0..count).map(|_| watch::channel(false)).unzip();
-    for ((index, job), done) in jobs.into_iter().enumerate().zip(done) {
+    // Largest blobs first (they queue for permits in spawn order): the pull then ends with
+    // small layers instead of one big layer unpacking alone on an otherwise idle machine.
+    let mut jobs: Vec<_> = jobs.into_iter().enumerate().zip(done).collect();
+    jobs.sort_by_key(|((index, job), _)| (std::cmp::Reverse(job.blob.size), *index));
+    for ((index, job), done) in jobs {
         let (client, store, observer, permits) = (
             client.clone(),
             store.clone(),
@@ -611,6 +621,8 @@ pub async fn ensure_image(
     options: &PullOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
+    // Layers a crash may have torn must not be used (see `store::durable`).
+    store.repair_unsynced(options.sync)?;
     if policy != PullPolicy::Always {
         if let Some(image) = present_image(store, reference)? {
             return Ok((image, None));

@@ -99,6 +99,23 @@ impl Store {
         Ok(staging)
     }
 
+    /// Removes a layer: its record first (so that it is no longer present), its short link,
+    /// then its directory.
+    pub(crate) fn remove_layer(&self, chain: &Digest) -> Result<(), StoreError> {
+        let record = self.layer_record_path(chain);
+        match fs::remove_file(&record) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err("removing", &record)(e));
+            }
+            _ => {}
+        }
+        let link = self.links_dir().join(layout::short_link(chain));
+        if fs::read_link(&link).is_ok_and(|t| t == Path::new(&format!("../{}/diff", chain.hex()))) {
+            fs::remove_file(&link).map_err(io_err("removing", &link))?;
+        }
+        fsutil::remove_tree(&self.layer_dir(chain))
+    }
+
     /// Removes staging directories of killed runs (those whose layer lock nobody holds).
     pub fn sweep_staging(&self) -> Result<usize, StoreError> {
         let dir = self.staging_dir();
@@ -141,10 +158,22 @@ impl Staging {
         &self.link
     }
 
-    /// Makes the verified layer visible: one syncfs, rename into `overlay2/<id>`, short link, record.
-    pub fn commit(mut self, record: &LayerRecord) -> Result<(), StoreError> {
+    /// Makes the verified layer visible: one `syncfs`, rename into `overlay2/<id>`, short link,
+    /// record.
+    pub fn commit(self, record: &LayerRecord) -> Result<(), StoreError> {
         let dir = fs::File::open(&self.dir).map_err(io_err("opening", &self.dir))?;
         rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("syncing", &self.dir)(e.into()))?;
+        self.install(record)
+    }
+
+    /// Like [`Staging::commit`] without the `syncfs`: the layer is marked unsynced instead
+    /// (see `durable`).
+    pub fn commit_unsynced(self, record: &LayerRecord) -> Result<(), StoreError> {
+        self.store.mark_unsynced(&self.chain)?;
+        self.install(record)
+    }
+
+    fn install(mut self, record: &LayerRecord) -> Result<(), StoreError> {
         let dest = self.store.layer_dir(&self.chain);
         fs::rename(&self.dir, &dest).map_err(io_err("moving layer into", &dest))?;
         self.done = true;

@@ -10,9 +10,11 @@
 //! <root>/repositories.json                             references -> image ids
 //! <root>/staging/<chain hex>/                          layers being unpacked (never visible)
 //! <root>/locks/                                        flock files
+//! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
 //! ```
 
 mod container;
+mod durable;
 mod fsutil;
 mod image;
 mod layer;
@@ -23,6 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use container::{ContainerDirs, ContainerRecord};
+pub use durable::Repair;
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
 pub use layer::{LayerRecord, Staging, chain_ids};
 pub use layout::short_link;
@@ -101,6 +104,7 @@ impl Store {
             store.images_dir(),
             store.staging_dir(),
             store.locks_dir(),
+            store.unsynced_dir(),
         ] {
             fsutil::mkdir_mode(&dir, 0o700)?;
         }

@@ -822,6 +822,78 @@ fn pulling_twice_is_up_to_date() {
     assert_eq!(env.strata.images().len(), 1);
 }
 
+/// The `unsynced/` markers: file name -> content.
+fn unsynced_markers(s: &Strata) -> Vec<(String, String)> {
+    let mut markers: Vec<_> = fs::read_dir(s.root().join("unsynced"))
+        .expect("unsynced/ exists")
+        .map(|e| {
+            let e = e.expect("dir entry");
+            let content = fs::read_to_string(e.path()).expect("marker readable");
+            (e.file_name().to_string_lossy().into_owned(), content)
+        })
+        .collect();
+    markers.sort();
+    markers
+}
+
+#[test]
+fn no_sync_layers_are_marked_and_discarded_after_a_crash() {
+    let env = Env::new();
+    let img = two_layer_with_marker().build();
+    env.push.image("test/nosync", Some("v1"), &img);
+    let reference = env.r("test/nosync:v1");
+    let chains: Vec<String> = img
+        .chain_ids()
+        .iter()
+        .map(|c| c.trim_start_matches("sha256:").to_string())
+        .collect();
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+
+    // Without syncs: both layers in place, each marked with this boot's id.
+    assert_pulled(
+        &env.strata.run(&["--no-sync", "pull", &reference]),
+        &reference,
+    );
+    let marked = unsynced_markers(&env.strata);
+    let mut expected: Vec<_> = chains
+        .iter()
+        .map(|c| (c.clone(), boot.trim().to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(marked, expected);
+    check_layout(&env.strata, &Graph::of(&env.strata.inspect(&reference)), 2);
+    // Another command without syncs leaves them as they are.
+    env.strata.run(&["--no-sync", "pull", &reference]).ok();
+    assert_eq!(unsynced_markers(&env.strata), expected);
+
+    // The machine "went down" before the top layer was synced: its marker names another boot.
+    fs::write(
+        env.strata.root().join("unsynced").join(&chains[1]),
+        "another-boot",
+    )
+    .unwrap();
+    let out = env.strata.pull(&reference);
+    assert_pulled(&out, &reference);
+    // The top layer was discarded and fetched again; the base (this boot) was only synced.
+    assert_stderr_has(
+        &out,
+        &format!("{}: Pull complete", img.layers[1].short_id()),
+    );
+    assert_stderr_has(
+        &out,
+        &format!("{}: Already exists", img.layers[0].short_id()),
+    );
+    assert_eq!(unsynced_markers(&env.strata), vec![]);
+    check_layout(&env.strata, &Graph::of(&env.strata.inspect(&reference)), 2);
+    check_store_consistent(&env.strata);
+    assert_union_matches_umoci(&env, &reference, "test/nosync:v1", None);
+
+    // A synced pull leaves no markers.
+    let other = Strata::new();
+    assert_pulled(&other.pull(&reference), &reference);
+    assert_eq!(unsynced_markers(&other), vec![]);
+}
+
 /// The image name and both digests must be in the error.
 fn assert_mismatch_error(out: &Output, reference_repo: &str, expected: &str, actual: &str) {
     out.assert_error(&[]);
