@@ -229,6 +229,10 @@ run_test() {
             rm -rf "$work/s"; drop_caches
             measure "strata pull" "$label" "$round" -- "$strata" --root "$work/s" -q pull "$ref"
             rm -rf "$work/s" ;;
+        strata-pull-nosync)
+            rm -rf "$work/s"; drop_caches
+            measure "strata pull --no-sync" "$label" "$round" -- "$strata" --root "$work/s" -q --no-sync pull "$ref"
+            rm -rf "$work/s" ;;
         strata-pam)
             rm -rf "$work/s"; drop_caches
             measure "strata pull-and-mount (cold)" "$label" "$round" -- \
@@ -314,7 +318,7 @@ if [ $mode = default ]; then
     say "building the image (cached in $CACHE)"
     v=$(image_variant default)
     push "$v"
-    tests=(strata-pull ctr docker umoci floor strata-pam)
+    tests=(strata-pull ctr strata-pull-nosync docker umoci floor strata-pam)
     say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
     for r in $(seq 1 "$rounds"); do
         say "round $r/$rounds"

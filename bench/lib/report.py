@@ -40,7 +40,7 @@ def default(results, meta_path):
     rows = load(results)
     meta = json.load(open(meta_path))
     g = group(rows)
-    order = ["strata pull", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
+    order = ["strata pull", "strata pull --no-sync", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
              "containerd (ctr pull)", "dockerd (docker pull)", "skopeo copy + umoci unpack",
              "floor (inflate+sha256+tar -x)"]
     out = []
@@ -100,19 +100,20 @@ def default(results, meta_path):
         s = S.get((tool, img))
         return s if s and s["ok"] else None
 
-    for img in ("gzip", "zstd"):
-        sp, ct, fl = get("strata pull", img), get("containerd (ctr pull)", img), get("floor (inflate+sha256+tar -x)", img)
-        if sp and ct:
-            x = sp["wall"] / ct["wall"]
-            p("| cold strata pull wall <= 0.25x containerd (%s) | %.2fx (%.2f s vs %.2f s) | %s |" % (img, x, sp["wall"], ct["wall"], verdict(x <= 0.25)))
-            x = sp["cpu"] / ct["cpu"]
-            p("| cold strata pull CPU <= 0.3x containerd (%s) | %.2fx (%.2f vs %.2f CPU-s) | %s |" % (img, x, sp["cpu"], ct["cpu"], verdict(x <= 0.3)))
-        if sp and fl:
-            x = sp["wall"] / fl["wall"]
-            p("| cold strata pull wall within 1.5x of the floor (%s) | %.2fx (%.2f s vs %.2f s) | %s |" % (img, x, sp["wall"], fl["wall"], verdict(x <= 1.5)))
-    g1, z1 = get("strata pull", "gzip"), get("strata pull", "zstd")
-    if g1 and z1:
-        p("| zstd pulls faster than gzip | %.2f s vs %.2f s | %s |" % (z1["wall"], g1["wall"], verdict(z1["wall"] < g1["wall"])))
+    for tool in ("strata pull", "strata pull --no-sync"):
+        for img in ("gzip", "zstd"):
+            sp, ct, fl = get(tool, img), get("containerd (ctr pull)", img), get("floor (inflate+sha256+tar -x)", img)
+            if sp and ct:
+                x = sp["wall"] / ct["wall"]
+                p("| cold %s wall <= 0.25x containerd (%s) | %.2fx (%.2f s vs %.2f s) | %s |" % (tool, img, x, sp["wall"], ct["wall"], verdict(x <= 0.25)))
+                x = sp["cpu"] / ct["cpu"]
+                p("| cold %s CPU <= 0.3x containerd (%s) | %.2fx (%.2f vs %.2f CPU-s) | %s |" % (tool, img, x, sp["cpu"], ct["cpu"], verdict(x <= 0.3)))
+            if sp and fl:
+                x = sp["wall"] / fl["wall"]
+                p("| cold %s wall within 1.5x of the floor (%s) | %.2fx (%.2f s vs %.2f s) | %s |" % (tool, img, x, sp["wall"], fl["wall"], verdict(x <= 1.5)))
+        g1, z1 = get(tool, "gzip"), get(tool, "zstd")
+        if g1 and z1:
+            p("| %s: zstd faster than gzip | %.2f s vs %.2f s | %s |" % (tool, z1["wall"], g1["wall"], verdict(z1["wall"] < g1["wall"])))
     w = get("strata pull-and-mount (warm)", "gzip")
     if w:
         p("| warm pull-and-mount <= 30 ms | %.1f ms | %s |" % (w["wall"] * 1000, verdict(w["wall"] <= 0.030)))
