@@ -24,6 +24,18 @@ pub enum ContainerError {
         /// Its mount point.
         merged: PathBuf,
     },
+    /// A layer of the container's image is gone (discarded after a crash, see `store::durable`).
+    #[error(
+        "container {name}: layer {} of its image is missing (a layer pulled with --no-sync is discarded when the machine went down before it was synced): pull {image} again", layer.display()
+    )]
+    LayerMissing {
+        /// The container's name.
+        name: String,
+        /// Its image reference.
+        image: String,
+        /// The missing layer directory.
+        layer: PathBuf,
+    },
 }
 
 /// A container with its directories and mount state, as `ps`/`inspect`/`--json` show it.
@@ -92,6 +104,15 @@ pub fn mount_container(store: &Store, record: &ContainerRecord) -> Result<PathBu
         return Ok(dirs.merged);
     }
     mount::check_privileges()?;
+    // Layers a crash may have torn are discarded, never mounted.
+    store.repair_unsynced(false)?;
+    if let Some(layer) = dirs.lower.iter().find(|l| !l.is_dir()) {
+        return Err(ContainerError::LayerMissing {
+            name: record.name.clone(),
+            image: record.image_ref.clone(),
+            layer: layer.clone(),
+        });
+    }
     mount::mount_overlay(&overlay_spec(store, record, &dirs))?;
     Ok(dirs.merged)
 }

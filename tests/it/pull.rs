@@ -892,6 +892,21 @@ fn no_sync_layers_are_marked_and_discarded_after_a_crash() {
     let other = Strata::new();
     assert_pulled(&other.pull(&reference), &reference);
     assert_eq!(unsynced_markers(&other), vec![]);
+
+    // A container on --no-sync layers: after a "crash", its torn layer is never mounted.
+    let host = Strata::new();
+    host.run(&["--no-sync", "pull-and-mount", "--name", "c", &reference])
+        .ok();
+    host.run(&["umount", "c"]).ok();
+    fs::write(
+        host.root().join("unsynced").join(&chains[1]),
+        "another-boot",
+    )
+    .unwrap();
+    let out = host.run(&["mount", "c"]);
+    out.assert_error(&["container c", &chains[1], "is missing", "pull"]);
+    assert!(!host.overlay2().join(&chains[1]).exists());
+    host.run(&["rm", "-f", "c"]).ok();
 }
 
 /// The image name and both digests must be in the error.
