@@ -6,12 +6,12 @@
 //! one), stops looking for `size`/`uid`/`gid` at the first record it cannot parse, and its raw
 //! mode ignores the PAX `size` and the GNU sparse maps. Here:
 //! - Headers are 512-byte blocks whose checksum is the unsigned or the signed byte sum (Go
-//!   accepts both). An all-zero block ends the archive (Go also reads the next block and
-//!   refuses the archive when that one is not zero; here what follows the first is left to
-//!   the caller, which only hashes it), and so does EOF right at a header boundary; EOF
-//!   anywhere else (Go accepts it inside the padding), or after extension headers with no
-//!   member following (Go ignores those), is an error. Numeric fields are read as Go reads them, and a header with one it cannot read is
-//!   refused, as Go refuses it.
+//!   accepts both). Two zero blocks, a zero block then EOF, or EOF right at a header boundary
+//!   end the archive (what follows is left to the caller, which only hashes it); a zero block
+//!   followed by a non-zero one is refused, as Go refuses it. EOF anywhere else (Go accepts it
+//!   inside the padding), or after extension headers with no member following (Go ignores
+//!   those), is an error. Numeric fields are read as Go reads them, and a header with one it
+//!   cannot read is refused, as Go refuses it.
 //! - Names follow Go: the ustar prefix (also with a version other than "00", and the shorter
 //!   one of star headers), no prefix in GNU headers (unless their atime/ctime do not parse:
 //!   Go's fallback for a pre-1.8 Go writer bug), then a non-empty PAX `path`, then a non-empty
@@ -305,7 +305,17 @@ impl<R: Read> Reader<R> {
             ));
         }
         if header.as_bytes().iter().all(|&b| b == 0) {
-            return Ok(None);
+            // As Go: a second zero block (or EOF) ends the archive; anything else after a zero
+            // block is an error (Docker refuses such a layer, so strata does too).
+            let n = fill(&mut self.inner, header.as_mut_bytes()).map_err(|e| io(None, e))?;
+            if n == 0 || header.as_bytes().iter().all(|&b| b == 0) {
+                return Ok(None);
+            }
+            return Err(io_error(
+                None,
+                ErrorKind::InvalidData,
+                "a zero block followed by a non-zero block (an archive ends with two zero blocks)",
+            ));
         }
         if !checksum_ok(header.as_bytes()) {
             return Err(io_error(
@@ -1068,6 +1078,22 @@ mod tests {
         // EOF at a header boundary, or one zero block: the end.
         assert_eq!(names(&bytes), ["a", "b"]);
         assert_eq!(names(&[&bytes[..], &[0; BLOCK]].concat()), ["a", "b"]);
+        assert_eq!(names(&[&bytes[..], &[0; 2 * BLOCK]].concat()), ["a", "b"]);
+        // What follows two zero blocks is not read; a non-zero block after one is refused.
+        assert_eq!(
+            names(&[&bytes[..], &[0; 2 * BLOCK], &bytes[..]].concat()),
+            ["a", "b"]
+        );
+        let lone = [&bytes[..], &[0; BLOCK], &bytes[..]].concat();
+        match apply(&lone).1 {
+            Err(ArchiveError::Io { source, .. }) => {
+                assert!(
+                    source.to_string().contains("zero block followed"),
+                    "{source}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
         let (_, r) = apply(&bytes);
         assert_eq!(r.unwrap().bytes, 1005);
         // Inside a header.
