@@ -144,9 +144,11 @@ pub async fn export(
     for layer in &resolved.layers {
         let l = layer.clone();
         let unpack = move |rx| {
-            let (stats, _) = unpack_verified(rx, &l.blob, l.compression, &l.diff_id, |tar| {
-                flattener.apply_layer(tar)
-            })?;
+            // One layer at a time: decoding and applying on two threads.
+            let (stats, _) =
+                unpack_verified(rx, &l.blob, l.compression, &l.diff_id, true, |tar| {
+                    flattener.apply_layer(tar)
+                })?;
             Ok::<_, LayerError>((flattener, stats))
         };
         let (f, stats) = stream_blob(client, reference, &layer.blob, &observer, unpack)

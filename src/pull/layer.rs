@@ -13,6 +13,7 @@
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
@@ -39,6 +40,8 @@ pub(crate) struct LayerJob {
     pub ancestors: Vec<Digest>,
     /// `syncfs` before the commit (else an unsynced marker).
     pub sync: bool,
+    /// Decode and apply on two threads (see [`unpack_verified`]).
+    pub pipelined: bool,
 }
 
 /// What a layer job holds that concerns the other jobs of the same pull.
@@ -226,10 +229,14 @@ fn unpack(
 ) -> Result<Unpacked, LayerError> {
     let staging = store.begin_layer(&job.chain_id, &job.ancestors)?;
     let diff_dir = staging.diff_dir();
-    let (stats, diff_id) =
-        unpack_verified(blob, &job.blob, job.compression, &job.diff_id, |tar| {
-            archive::apply_layer(tar, &diff_dir, apply)
-        })?;
+    let (stats, diff_id) = unpack_verified(
+        blob,
+        &job.blob,
+        job.compression,
+        &job.diff_id,
+        job.pipelined,
+        |tar| archive::apply_layer(tar, &diff_dir, apply),
+    )?;
     let record = LayerRecord {
         chain_id: job.chain_id.clone(),
         diff_id,
@@ -257,21 +264,29 @@ fn unpack(
 /// and the diff_id all match; otherwise what `apply` did must be thrown away. A blob that does
 /// not match its digest is reported as such even when decoding or applying failed first (it
 /// explains any decode error).
+///
+/// `pipelined`: decompression and hashing run on a thread of their own, `apply` on this one
+/// (worth it when there are fewer layers in flight than cores).
 pub(crate) fn unpack_verified<R: Read + Send>(
     blob: R,
     descriptor: &Descriptor,
     compression: Compression,
     diff_id: &Digest,
+    pipelined: bool,
     apply: impl FnOnce(&mut dyn Read) -> Result<ApplyStats, ArchiveError>,
 ) -> Result<(ApplyStats, Digest), LayerError> {
     let mut blob = HashingReader::new(blob, Some(descriptor.size));
-    let unpacked = (|| {
-        let decoder = compression::decoder(&mut blob, compression)?;
-        let mut tar = HashingReader::new(decoder, None);
-        let stats = apply(&mut tar)?;
-        let (diff_id, _) = tar.drain().map_err(LayerError::Decompress)?;
-        Ok::<_, LayerError>((stats, diff_id))
-    })();
+    let unpacked = if pipelined {
+        unpack_pipelined(&mut blob, compression, apply)
+    } else {
+        (|| {
+            let decoder = compression::decoder(&mut blob, compression)?;
+            let mut tar = HashingReader::new(decoder, None);
+            let stats = apply(&mut tar)?;
+            let (diff_id, _) = tar.drain().map_err(LayerError::Decompress)?;
+            Ok::<_, LayerError>((stats, diff_id))
+        })()
+    };
 
     // Hash the whole blob even when unpacking failed: a corrupt blob explains any decode error.
     match HashingReader::verify(blob, &descriptor.digest, Some(descriptor.size)) {
@@ -282,6 +297,52 @@ pub(crate) fn unpack_verified<R: Read + Send>(
     let (stats, actual) = unpacked?;
     actual.verify(diff_id).map_err(LayerError::DiffId)?;
     Ok((stats, actual))
+}
+
+/// [`unpack_verified`]'s two-thread form: decompression and the diff_id hash on a scoped
+/// thread, feeding `apply` through a bounded [`pipe`](super::pipe). Errors as in the one-thread
+/// form: the applier's (a decode error reaches it as a read error) before the decoder's.
+fn unpack_pipelined<R: Read + Send>(
+    blob: &mut R,
+    compression: Compression,
+    apply: impl FnOnce(&mut dyn Read) -> Result<ApplyStats, ArchiveError>,
+) -> Result<(ApplyStats, Digest), LayerError> {
+    let (writer, mut reader) = super::pipe::pipe();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| -> Result<Digest, LayerError> {
+            let decoder = match compression::decoder(blob, compression) {
+                Ok(decoder) => decoder,
+                Err(e) => {
+                    // The applier sees an empty stream; the decoder's error is the one reported.
+                    drop(writer);
+                    return Err(e.into());
+                }
+            };
+            let mut tar = HashingReader::new(decoder, None);
+            writer
+                .pump(&mut tar, &stop)
+                .map_err(LayerError::Decompress)?;
+            let (diff_id, _) = tar.drain().map_err(LayerError::Decompress)?;
+            Ok(diff_id)
+        });
+        let applied = apply(&mut reader);
+        if applied.is_err() {
+            // Nothing more to decode: the blob's digest is checked from its raw bytes.
+            stop.store(true, Ordering::Release);
+        }
+        drop(reader);
+        let decoded = producer.join().unwrap_or_else(|_| {
+            Err(LayerError::Stream(io::Error::other(
+                "decoder thread panicked",
+            )))
+        });
+        match (applied, decoded) {
+            (Err(e), _) => Err(e.into()),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(stats), Ok(diff_id)) => Ok((stats, diff_id)),
+        }
+    })
 }
 
 fn join_error(e: tokio::task::JoinError) -> LayerError {

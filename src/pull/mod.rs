@@ -4,6 +4,7 @@
 mod channel;
 pub(crate) mod layer;
 mod lower;
+mod pipe;
 
 use std::io;
 use std::sync::Arc;
@@ -393,6 +394,14 @@ pub async fn pull(
 
     let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
     let chains = chain_ids(&diff_ids);
+    // With no more layers to fetch than cores, each layer's decoding and file creation run on
+    // two threads; with more, the layers themselves keep the cores busy.
+    let missing = chains
+        .iter()
+        .filter(|c| !matches!(store.layer(c), Ok(Some(_))))
+        .count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pipelined = missing <= cores.min(options.max_concurrent_downloads);
     let jobs = resolved
         .layers
         .iter()
@@ -406,6 +415,7 @@ pub async fn pull(
             chain_id: chain.clone(),
             ancestors: chains[..i].iter().rev().cloned().collect(),
             sync: options.sync,
+            pipelined,
         })
         .collect();
     observer.event(resolved.event(reference));
