@@ -206,11 +206,11 @@ pub(crate) fn apply<R: Read>(
     Ok(stats)
 }
 
-fn lossy(bytes: &[u8]) -> String {
+pub(super) fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn invalid(shown: &str, reason: impl ToString) -> ArchiveError {
+pub(super) fn invalid(shown: &str, reason: impl ToString) -> ArchiveError {
     ArchiveError::Invalid {
         path: shown.to_string(),
         reason: reason.to_string(),

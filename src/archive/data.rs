@@ -76,16 +76,7 @@ fn truncated(expected: u64, got: u64) -> CopyError {
 
 /// Reads until `buf` is full or the source ends; returns the count.
 fn fill(src: &mut impl Read, buf: &mut [u8]) -> Result<usize, CopyError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(CopyError::Read(e)),
-        }
-    }
-    Ok(n)
+    super::reader::fill(src, buf).map_err(CopyError::Read)
 }
 
 /// Reads exactly `buf.len()` bytes of a member that should have `expected` bytes, `done`

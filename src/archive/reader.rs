@@ -38,6 +38,7 @@ use std::io::{self, ErrorKind, Read};
 use tar::Header;
 
 use super::ArchiveError;
+use super::apply::{invalid, lossy};
 use super::meta::PaxSparse;
 
 const BLOCK: usize = 512;
@@ -607,7 +608,7 @@ fn padding(size: u64) -> u64 {
 }
 
 /// Reads until `buf` is full or the stream ends; returns the count.
-fn fill(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn fill(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match src.read(&mut buf[n..]) {
@@ -618,17 +619,6 @@ fn fill(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn invalid(shown: &str, reason: impl ToString) -> ArchiveError {
-    ArchiveError::Invalid {
-        path: shown.to_string(),
-        reason: reason.to_string(),
-    }
 }
 
 fn io(entry: Option<String>, source: io::Error) -> ArchiveError {
