@@ -602,11 +602,13 @@ pub fn store_key(reference: &Reference) -> String {
     }
 }
 
-/// The stored image for `reference` when it and all its layers are in the store.
+/// The stored image for `reference` when it and all its layers are in the store (layers a
+/// crash may have torn are discarded first, see `store::durable`).
 pub fn present_image(
     store: &Store,
     reference: &Reference,
 ) -> Result<Option<ImageRecord>, StoreError> {
+    store.repair_unsynced(false)?;
     match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
         Ok(image)
             if image

@@ -907,6 +907,25 @@ fn no_sync_layers_are_marked_and_discarded_after_a_crash() {
     out.assert_error(&["container c", &chains[1], "is missing", "pull"]);
     assert!(!host.overlay2().join(&chains[1]).exists());
     host.run(&["rm", "-f", "c"]).ok();
+
+    // Nor exported from the store.
+    let exporter = Strata::new();
+    exporter.run(&["--no-sync", "pull", &reference]).ok();
+    fs::write(
+        exporter.root().join("unsynced").join(&chains[1]),
+        "another-boot",
+    )
+    .unwrap();
+    let target = exporter.root().join("exported");
+    let out = exporter.run(&[
+        "export",
+        "--pull",
+        "never",
+        &reference,
+        target.to_str().unwrap(),
+    ]);
+    out.assert_error(&["not in the store"]);
+    assert!(!exporter.overlay2().join(&chains[1]).exists());
 }
 
 /// The image name and both digests must be in the error.
