@@ -189,23 +189,12 @@ impl Store {
     pub fn remove_container(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         let _lock = self.metadata_lock()?;
         self.remove_container_files(record)?;
-        match fs::remove_file(self.container_record_path(&record.id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(
-                "removing",
-                &self.container_record_path(&record.id),
-            )(e)),
-            _ => Ok(()),
-        }
+        fsutil::remove_file(&self.container_record_path(&record.id))
     }
 
     fn remove_container_files(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         for link in [&record.link, &record.init_link] {
-            let path = self.links_dir().join(link);
-            if let Err(e) = fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(io_err("removing", &path)(e));
-            }
+            fsutil::remove_file(&self.links_dir().join(link))?;
         }
         fsutil::remove_tree(&self.container_state_dir(&record.id))?;
         fsutil::remove_tree(&self.overlay_dir().join(format!("{}-init", record.id)))?;

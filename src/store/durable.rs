@@ -92,24 +92,17 @@ impl Store {
                 continue;
             };
             self.remove_layer(&chain)?;
-            remove_marker(&marker)?;
+            fsutil::remove_file(&marker)?;
             repair.removed.push(chain);
         }
         if sync && !this_boot.is_empty() {
             self.sync()?;
             for marker in &this_boot {
-                remove_marker(marker)?;
+                fsutil::remove_file(marker)?;
             }
             repair.synced = this_boot.len();
         }
         Ok(repair)
-    }
-}
-
-fn remove_marker(marker: &std::path::Path) -> Result<(), StoreError> {
-    match fs::remove_file(marker) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", marker)(e)),
-        _ => Ok(()),
     }
 }
 

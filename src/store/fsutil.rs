@@ -76,6 +76,14 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Removes a file (or symlink) if it exists.
+pub(crate) fn remove_file(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", path)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Removes a directory tree if it exists (std's remove_dir_all does not follow symlinks).
 pub(crate) fn remove_tree(path: &Path) -> Result<(), StoreError> {
     match fs::remove_dir_all(path) {

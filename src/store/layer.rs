@@ -102,13 +102,7 @@ impl Store {
     /// Removes a layer: its record first (so that it is no longer present), its short link,
     /// then its directory.
     pub(crate) fn remove_layer(&self, chain: &Digest) -> Result<(), StoreError> {
-        let record = self.layer_record_path(chain);
-        match fs::remove_file(&record) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_err("removing", &record)(e));
-            }
-            _ => {}
-        }
+        fsutil::remove_file(&self.layer_record_path(chain))?;
         let link = self.links_dir().join(layout::short_link(chain));
         if fs::read_link(&link).is_ok_and(|t| t == Path::new(&format!("../{}/diff", chain.hex()))) {
             fs::remove_file(&link).map_err(io_err("removing", &link))?;
