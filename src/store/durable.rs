@@ -16,7 +16,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use super::{LockGuard, Store, StoreError, fsutil, io_err};
+use super::{Store, StoreError, fsutil, io_err};
 use crate::digest::Digest;
 
 /// Where the kernel publishes the id of the current boot.
@@ -87,8 +87,7 @@ impl Store {
                 continue;
             }
             // A pull of this layer in progress replaces it anyway.
-            let lock = self.locks_dir().join(format!("layer-{}.lock", chain.hex()));
-            let Some(_guard) = LockGuard::try_acquire(&lock)? else {
+            let Some(_guard) = self.try_lock_layer(&chain)? else {
                 continue;
             };
             self.remove_layer(&chain)?;

@@ -70,7 +70,16 @@ impl Store {
 
     /// Takes the exclusive per-layer lock that guards unpacking `chain` (blocks).
     pub fn lock_layer(&self, chain: &Digest) -> Result<LockGuard, StoreError> {
-        LockGuard::acquire(&self.locks_dir().join(format!("layer-{}.lock", chain.hex())))
+        LockGuard::acquire(&self.layer_lock_path(chain))
+    }
+
+    /// Takes the layer's lock if nobody holds it.
+    pub(super) fn try_lock_layer(&self, chain: &Digest) -> Result<Option<LockGuard>, StoreError> {
+        LockGuard::try_acquire(&self.layer_lock_path(chain))
+    }
+
+    fn layer_lock_path(&self, chain: &Digest) -> PathBuf {
+        self.locks_dir().join(format!("layer-{}.lock", chain.hex()))
     }
 
     /// Starts unpacking a layer: clears what a killed run left for it and prepares
@@ -121,8 +130,7 @@ impl Store {
             let Some(chain) = name.to_str().and_then(Digest::from_hex) else {
                 continue;
             };
-            let lock = self.locks_dir().join(format!("layer-{}.lock", chain.hex()));
-            if let Some(_guard) = LockGuard::try_acquire(&lock)? {
+            if let Some(_guard) = self.try_lock_layer(&chain)? {
                 fsutil::remove_tree(&entry.path())?;
                 removed += 1;
             }
