@@ -428,7 +428,7 @@ impl Applier<'_> {
                 CopyError::Invalid(reason) => invalid(shown, reason),
             })?;
         self.stats.bytes += logical;
-        if logical >= WRITEBACK_MIN {
+        if self.opts.writeback && logical >= WRITEBACK_MIN {
             fsops::start_writeback(&file);
         }
         self.fd_metadata(file.as_fd(), meta, self.chown_wanted(meta), true, shown)?;

@@ -131,6 +131,10 @@ pub struct ApplyOptions {
     /// opaque markers hide instead of recording them (see the module documentation). False
     /// (overlay mode) expects an empty destination.
     pub flatten: bool,
+    /// Start writing large files to disk as soon as they are written, for a caller that syncs
+    /// the layer before using it (the sync then has little left to wait for). Without a sync to
+    /// come, it would only spend CPU the kernel's flusher spends later anyway.
+    pub writeback: bool,
 }
 
 impl Default for ApplyOptions {
@@ -140,6 +144,7 @@ impl Default for ApplyOptions {
             userxattr: false,
             same_owner: rustix::process::geteuid().is_root(),
             flatten: false,
+            writeback: true,
         }
     }
 }

@@ -756,6 +756,7 @@ mod tests {
             userxattr: false,
             same_owner: true,
             flatten: false,
+            writeback: true,
         };
         let r = apply_layer(bytes, dir.path(), &opts);
         (dir, r)

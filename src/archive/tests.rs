@@ -260,6 +260,7 @@ fn root_opts() -> ApplyOptions {
         userxattr: false,
         same_owner: true,
         flatten: false,
+        writeback: true,
     }
 }
 
@@ -775,6 +776,7 @@ fn userxattr_option_uses_the_user_namespace() {
             userxattr: true,
             same_owner: true,
             flatten: false,
+            writeback: true,
         },
     )
     .unwrap();
@@ -1143,6 +1145,7 @@ fn unprivileged_mode_skips_chown() {
             userxattr: false,
             same_owner: false,
             flatten: false,
+            writeback: true,
         },
     )
     .unwrap();

@@ -360,6 +360,7 @@ mod tests {
             userxattr: false,
             same_owner: true,
             flatten: false,
+            writeback: true,
         }
     }
 

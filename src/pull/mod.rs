@@ -509,7 +509,11 @@ async fn pull_layers(
             observer.clone(),
             permits.clone(),
         );
-        let apply = options.apply.clone();
+        let apply = ApplyOptions {
+            // Early writeback only pays off before a syncfs.
+            writeback: options.apply.writeback && options.sync,
+            ..options.apply.clone()
+        };
         let ancestors = present[..index].to_vec();
         set.spawn(async move {
             let layer = job.blob.digest.clone();
