@@ -19,12 +19,13 @@ use super::meta::{self, Meta};
 use super::path::{self, MemberPath};
 use super::reader::{Member, Reader};
 use super::whiteout::{self, Kind as Name};
+use super::writeback::Writeback;
 use super::{ApplyOptions, ApplyStats, ArchiveError};
 
 /// File data is copied through a buffer of this size, allocated once per layer.
 const BUF_SIZE: usize = 256 * 1024;
 /// Files at least this large have their writeback started as soon as they are written (see
-/// `fsops::start_writeback`); smaller ones are left to the final `syncfs`.
+/// `writeback`); smaller ones are left to the final `syncfs`.
 const WRITEBACK_MIN: u64 = 128 * 1024;
 
 /// What a member creates.
@@ -163,6 +164,8 @@ struct Applier<'o> {
     marks: Vec<Mark>,
     /// Where restrictive directory modes go instead of onto the directories (flatten only).
     deferred: Option<&'o mut DeferredModes>,
+    /// Large files, once written, go here to have their writeback started.
+    writeback: Writeback,
 }
 
 pub(crate) fn apply<R: Read>(
@@ -189,6 +192,7 @@ pub(crate) fn apply<R: Read>(
         flat: opts.flatten.then(Flat::default),
         marks: Vec::new(),
         deferred: if opts.flatten { deferred } else { None },
+        writeback: Writeback::default(),
     };
     let mut tar = Reader::new(reader);
     while let Some(member) = tar.next()? {
@@ -428,12 +432,13 @@ impl Applier<'_> {
                 CopyError::Invalid(reason) => invalid(shown, reason),
             })?;
         self.stats.bytes += logical;
-        if self.opts.writeback && logical >= WRITEBACK_MIN {
-            fsops::start_writeback(&file);
-        }
         self.fd_metadata(file.as_fd(), meta, self.chown_wanted(meta), true, shown)?;
         rfs::futimens(&file, &timestamps(meta.atime, meta.mtime))
-            .map_err(|e| fs_err(shown, "setting times", e))
+            .map_err(|e| fs_err(shown, "setting times", e))?;
+        if self.opts.writeback && logical >= WRITEBACK_MIN {
+            self.writeback.submit(file);
+        }
+        Ok(())
     }
 
     fn directory(

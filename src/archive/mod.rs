@@ -111,6 +111,7 @@ mod meta;
 mod path;
 mod reader;
 mod whiteout;
+mod writeback;
 
 #[cfg(test)]
 mod tests;
