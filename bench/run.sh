@@ -7,7 +7,9 @@
 #   bash bench/run.sh --scaling    1/10/50/200 layers, 2x/4x bytes, 200-layer mount, 100 containers
 #   bash bench/run.sh --profile    perf stat / strace -c / perf record of one cold strata pull
 # Options: --rounds N (default 3; 2 for --scaling), --no-build (use an existing binary),
-#          --only LIST (comma-separated tests, e.g. strata-pull,ctr). Environment: BENCH_CACHE
+#          --only LIST (comma-separated tests, e.g. strata-pull,ctr), --fs loop|host (where the
+#          stores live: a new ext4 filesystem for every cold run (default), or a directory on
+#          the host's filesystem). Environment: BENCH_CACHE
 #          (default /var/cache/strata-bench), STRATA_BIN (binary to use, implies --no-build),
 #          CARGO_TARGET_DIR (honoured when building).
 set -euo pipefail
@@ -20,6 +22,7 @@ mode=default
 rounds=
 build=1
 only=
+fs=loop
 while [ $# -gt 0 ]; do
     case $1 in
         --scaling) mode=scaling ;;
@@ -27,11 +30,13 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift ;;
         --no-build) build=0 ;;
         --only) only=$2; shift ;;
-        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+        --fs) fs=$2; shift ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
+case $fs in loop | host) ;; *) echo "--fs takes loop or host" >&2; exit 2 ;; esac
 [ -n "$rounds" ] || rounds=$([ $mode = scaling ] && echo 2 || echo 3)
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench/run.sh must run as root (overlay mounts, daemons, drop_caches)" >&2
@@ -43,7 +48,7 @@ say() { echo "== $*" >&2; }
 
 # -- 1. packages -------------------------------------------------------------------------
 packages=(docker-registry skopeo umoci containerd docker.io debootstrap pigz zstd time procps
-          python3 curl tar util-linux ca-certificates)
+          python3 curl tar util-linux e2fsprogs ca-certificates)
 [ $mode = profile ] && packages+=(linux-perf strace)
 missing=()
 for p in "${packages[@]}"; do
@@ -96,10 +101,41 @@ umount_under() { # dir: unmount every mount below dir, deepest first
 cleanup() {
     set +e
     stop_pid "$dockerd_pid"; stop_pid "$containerd_pid"; stop_pid "$registry_pid"
+    drop_fs
     umount_under "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Where the stores of the cold runs live. --fs loop: each cold run gets a new ext4 filesystem
+# (mkfs.ext4 defaults, so with a journal) on a loop device over a sparse file, with direct I/O so
+# nothing is cached twice. Every tool then starts from the same fresh filesystem, and no run pays
+# for the previous run's deletions: on an ext4 without a journal (this machine's root, seen
+# here) the inode allocator skips inodes freed in the last minute (`recently_deleted()`), which
+# cost strata about 1.4 of its 3.4 CPU-s in a cold pull right after another run's `rm -rf`.
+state=$work/state
+fs_dev=
+drop_fs() {
+    [ -n "$fs_dev" ] || return 0
+    umount_under "$state"
+    umount "$state" 2>/dev/null || umount -l "$state" 2>/dev/null || true
+    losetup -d "$fs_dev" 2>/dev/null || true
+    fs_dev=
+    rm -f "$work/fs.img"
+}
+fresh_fs() { # an empty $state for the next cold run
+    if [ "$fs" = host ]; then
+        umount_under "$state"; rm -rf "$state"; mkdir -p "$state"
+        return
+    fi
+    drop_fs
+    truncate -s 64G "$work/fs.img"
+    fs_dev=$(losetup --direct-io=on --find --show "$work/fs.img")
+    # Inode tables and journal written now, not by a kernel thread during the runs.
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$fs_dev"
+    mkdir -p "$state"
+    mount "$fs_dev" "$state"
+}
 
 drop_caches_ok=no
 drop_caches() {
@@ -160,7 +196,7 @@ image_variant() { # build-image.sh args... -> variant name
 
 # -- 5. private daemons (fresh, empty state for every cold run) ---------------------------
 start_containerd() {
-    local d=$work/containerd
+    local d=$state/containerd
     rm -rf "$d"; mkdir -p "$d"
     cat >"$d/config.toml" <<TOML
 version = 2
@@ -182,10 +218,10 @@ TOML
 }
 stop_containerd() {
     stop_pid "$containerd_pid"; containerd_pid=
-    umount_under "$work/containerd"; rm -rf "$work/containerd"
+    umount_under "$state/containerd"; rm -rf "$state/containerd"
 }
 start_dockerd() {
-    local d=$work/docker
+    local d=$state/docker
     rm -rf "$d"; mkdir -p "$d"
     dockerd --data-root "$d/data" --exec-root "$d/exec" --host "unix://$d/d.sock" \
         --pidfile "$d/d.pid" --bridge=none --iptables=false --ip-masq=false \
@@ -201,7 +237,7 @@ start_dockerd() {
 }
 stop_dockerd() {
     stop_pid "$dockerd_pid"; dockerd_pid=
-    umount_under "$work/docker"; rm -rf "$work/docker"
+    umount_under "$state/docker"; rm -rf "$state/docker"
 }
 
 # -- 6. measurement ------------------------------------------------------------------------
@@ -226,49 +262,49 @@ run_test() {
     [ "$variant" = default ] || label=$variant/$comp
     case $t in
         strata-pull)
-            rm -rf "$work/s"; drop_caches
-            measure "strata pull" "$label" "$round" -- "$strata" --root "$work/s" -q pull "$ref"
-            rm -rf "$work/s" ;;
+            fresh_fs; drop_caches
+            measure "strata pull" "$label" "$round" -- "$strata" --root "$state/s" -q pull "$ref" ;;
         strata-pull-nosync)
-            rm -rf "$work/s"; drop_caches
-            measure "strata pull --no-sync" "$label" "$round" -- "$strata" --root "$work/s" -q --no-sync pull "$ref"
-            rm -rf "$work/s" ;;
+            fresh_fs; drop_caches
+            measure "strata pull --no-sync" "$label" "$round" -- "$strata" --root "$state/s" -q --no-sync pull "$ref" ;;
         strata-pam)
-            rm -rf "$work/s"; drop_caches
+            fresh_fs; drop_caches
             measure "strata pull-and-mount (cold)" "$label" "$round" -- \
-                "$strata" --root "$work/s" -q pull-and-mount --name cold "$ref"
+                "$strata" --root "$state/s" -q pull-and-mount --name cold "$ref"
             local i
             for i in 1 2 3 4 5; do
                 measure "strata pull-and-mount (warm)" "$label" "$round" \
                     --quiet-wait "$([ $i = 1 ] && echo "${BENCH_QUIET_WAIT:-10}" || echo 0.5)" -- \
-                    "$strata" --root "$work/s" -q pull-and-mount --pull missing --name "warm$i" "$ref"
-                "$strata" --root "$work/s" -q rm -f "warm$i" >/dev/null
+                    "$strata" --root "$state/s" -q pull-and-mount --pull missing --name "warm$i" "$ref"
+                "$strata" --root "$state/s" -q rm -f "warm$i" >/dev/null
             done
-            "$strata" --root "$work/s" -q rm -f cold >/dev/null
-            umount_under "$work/s"; rm -rf "$work/s" ;;
+            "$strata" --root "$state/s" -q rm -f cold >/dev/null ;;
         ctr)
-            start_containerd; drop_caches
+            fresh_fs; start_containerd; drop_caches
             measure "containerd (ctr pull)" "$label" "$round" --daemon "$containerd_pid" -- \
-                ctr --address "$work/containerd/c.sock" -n bench images pull --plain-http \
+                ctr --address "$state/containerd/c.sock" -n bench images pull --plain-http \
                 --snapshotter overlayfs "$ref"
             stop_containerd ;;
         docker)
-            start_dockerd; drop_caches
+            fresh_fs; start_dockerd; drop_caches
             measure "dockerd (docker pull)" "$label" "$round" --daemon "$dockerd_pid" -- \
-                $dockercli -H "unix://$work/docker/d.sock" pull -q "$ref"
+                $dockercli -H "unix://$state/docker/d.sock" pull -q "$ref"
             stop_dockerd ;;
         umoci)
             [ "$comp" = gzip ] || return 0   # umoci 0.4.7 cannot read zstd layers
-            rm -rf "$work/u"; mkdir -p "$work/u"; drop_caches
+            fresh_fs; mkdir -p "$state/u"; drop_caches
             measure "skopeo copy + umoci unpack" "$label" "$round" -- bash -c \
                 'skopeo copy -q --src-tls-verify=false "docker://$1" "oci:$2/layout:x" && umoci unpack --image "$2/layout:x" "$2/bundle" >/dev/null' \
-                _ "$ref" "$work/u"
-            rm -rf "$work/u" ;;
+                _ "$ref" "$state/u" ;;
         floor)
-            rm -rf "$work/f"; mkdir -p "$work/f"; drop_caches
+            fresh_fs; mkdir -p "$state/f"; drop_caches
             measure "floor (inflate+sha256+tar -x)" "$label" "$round" -- \
-                bash "$lib/floor.sh" "$comp" "$CACHE/oci/$variant-$comp" "$work/f"
-            rm -rf "$work/f" ;;
+                bash "$lib/floor.sh" "$comp" "$CACHE/oci/$variant-$comp" "$state/f" ;;
+        floor-sync)
+            # The durable floor, for the synced strata pull: the same, then one syncfs.
+            fresh_fs; mkdir -p "$state/f"; drop_caches
+            measure "floor + syncfs" "$label" "$round" -- bash -c 'bash "$1" "$2" "$3" "$4" && sync -f "$4"' \
+                _ "$lib/floor.sh" "$comp" "$CACHE/oci/$variant-$comp" "$state/f" ;;
     esac
 }
 
@@ -301,7 +337,7 @@ m = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
      "layers": g["layers"], "gzip_mib": round(g["compressed"] / 2**20, 1),
      "zstd_mib": round(z["compressed"] / 2**20, 1),
      "tar_mib": round(g["uncompressed_tar"] / 2**20, 1), "entries": int(open(entries_file).read()),
-     "rounds": int("$rounds"), "drop_caches": "$drop_caches_ok",
+     "rounds": int("$rounds"), "drop_caches": "$drop_caches_ok", "fs": "$fs",
      "versions": {"containerd": sh("containerd", "--version").split(" ")[2:3],
                   "dockerd": sh("dockerd", "--version"), "skopeo": sh("skopeo", "--version"),
                   "umoci": sh("umoci", "--version"), "strata": sh("$strata", "--version")},
@@ -314,11 +350,11 @@ mkdir -p "$bench/results"
 
 # -- 7a. default mode ------------------------------------------------------------------------
 if [ $mode = default ]; then
-    mode_args=""
+    mode_args=$([ $fs = host ] && echo "--fs host" || true)
     say "building the image (cached in $CACHE)"
     v=$(image_variant default)
     push "$v"
-    tests=(strata-pull ctr strata-pull-nosync docker umoci floor strata-pam)
+    tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam)
     say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
     for r in $(seq 1 "$rounds"); do
         say "round $r/$rounds"
@@ -344,7 +380,7 @@ fi
 
 # -- 7b. scaling mode --------------------------------------------------------------------------
 if [ $mode = scaling ]; then
-    mode_args="--scaling"
+    mode_args="--scaling$([ $fs = host ] && echo " --fs host" || true)"
     variants=()
     for n in 1 10 50 200; do variants+=("$(image_variant split "$n")"); done
     variants+=("$(image_variant default)" "$(image_variant times 2)" "$(image_variant times 4)")
@@ -359,24 +395,23 @@ if [ $mode = scaling ]; then
     done
     say "warm pull-and-mount (mount time) per layer count"
     for v in split1 split10 split50 split200 default; do
-        rm -rf "$work/s"
-        "$strata" --root "$work/s" -q pull "$reg/bench/$v:gzip" >/dev/null
+        fresh_fs
+        "$strata" --root "$state/s" -q pull "$reg/bench/$v:gzip" >/dev/null
         for i in $(seq 1 10); do
             measure "strata pull-and-mount (warm)" "$v" "$i" -- \
-                "$strata" --root "$work/s" -q pull-and-mount --pull missing --name "m$i" "$reg/bench/$v:gzip"
-            "$strata" --root "$work/s" -q rm -f "m$i" >/dev/null
+                "$strata" --root "$state/s" -q pull-and-mount --pull missing --name "m$i" "$reg/bench/$v:gzip"
+            "$strata" --root "$state/s" -q rm -f "m$i" >/dev/null
         done
-        umount_under "$work/s"; rm -rf "$work/s"
     done
     say "100 containers from one image"
-    rm -rf "$work/s"
-    "$strata" --root "$work/s" -q pull "$reg/bench/default:gzip" >/dev/null
+    fresh_fs
+    "$strata" --root "$state/s" -q pull "$reg/bench/default:gzip" >/dev/null
     mkdir -p "$work/c100"
     for i in $(seq 1 100); do
         measure "strata pull-and-mount x100" "default" "$i" --stdout "$work/c100/$i.json" -- \
-            "$strata" --root "$work/s" -q pull-and-mount --json --name "c$i" "$reg/bench/default:gzip"
+            "$strata" --root "$state/s" -q pull-and-mount --json --name "c$i" "$reg/bench/default:gzip"
     done
-    python3 - "$work/s" "$work/c100" >"$work/c100.json" <<'PY'
+    python3 - "$state/s" "$work/c100" >"$work/c100.json" <<'PY'
 import json, os, subprocess, sys, glob
 root, d = sys.argv[1], sys.argv[2]
 ids = [json.load(open(f))["id"] for f in glob.glob(d + "/*.json")]
@@ -391,8 +426,7 @@ print(json.dumps({"containers": len(ids), "du_kib_total": kb, "mounted": mounts}
 PY
     cat "$work/c100.json" >&2
     names=(); for i in $(seq 1 100); do names+=("c$i"); done
-    measure "strata rm -f x100 (one command)" "default" "1" -- "$strata" --root "$work/s" -q rm -f "${names[@]}"
-    umount_under "$work/s"; rm -rf "$work/s"
+    measure "strata rm -f x100 (one command)" "default" "1" -- "$strata" --root "$state/s" -q rm -f "${names[@]}"
     python3 "$lib/report.py" scaling "$results" "$work" >"$work/scaling.md"
     cp "$work/scaling.md" "$bench/results/scaling.md"
     cp "$results" "$bench/results/scaling.jsonl"
@@ -407,19 +441,18 @@ if [ $mode = profile ]; then
     out=$bench/results/profile
     mkdir -p "$out"
     for comp in gzip zstd; do
-        rm -rf "$work/s"; drop_caches
+        fresh_fs; drop_caches
         say "perf stat: strata pull $comp"
-        perf stat -d -o "$out/perf-stat-$comp.txt" -- "$strata" --root "$work/s" -q pull "$reg/bench/$v:$comp" >/dev/null
+        perf stat -d -o "$out/perf-stat-$comp.txt" -- "$strata" --root "$state/s" -q pull "$reg/bench/$v:$comp" >/dev/null
         cat "$out/perf-stat-$comp.txt"
-        rm -rf "$work/s"; drop_caches
+        fresh_fs; drop_caches
         say "strace -c -f: strata pull $comp"
-        strace -c -f -o "$out/strace-c-$comp.txt" "$strata" --root "$work/s" -q pull "$reg/bench/$v:$comp" >/dev/null
+        strace -c -f -o "$out/strace-c-$comp.txt" "$strata" --root "$state/s" -q pull "$reg/bench/$v:$comp" >/dev/null
         head -30 "$out/strace-c-$comp.txt"
-        rm -rf "$work/s"; drop_caches
+        fresh_fs; drop_caches
         say "perf record: strata pull $comp"
-        perf record -q -F 499 -g -o "$work/perf.data" -- "$strata" --root "$work/s" -q pull "$reg/bench/$v:$comp" >/dev/null 2>&1
+        perf record -q -F 499 -g -o "$work/perf.data" -- "$strata" --root "$state/s" -q pull "$reg/bench/$v:$comp" >/dev/null 2>&1
         perf report -i "$work/perf.data" --no-children --stdio --sort dso,symbol --percent-limit 0.7 \
             2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' | head -40 | tee "$out/perf-top-$comp.txt"
-        rm -rf "$work/s"
     done
 fi

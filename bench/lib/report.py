@@ -42,7 +42,7 @@ def default(results, meta_path):
     g = group(rows)
     order = ["strata pull", "strata pull --no-sync", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
              "containerd (ctr pull)", "dockerd (docker pull)", "skopeo copy + umoci unpack",
-             "floor (inflate+sha256+tar -x)"]
+             "floor (inflate+sha256+tar -x)", "floor + syncfs"]
     out = []
     p = out.append
     p("# strata benchmark: cold pull + unpack from a loopback registry")
@@ -58,6 +58,11 @@ def default(results, meta_path):
         v.get("umoci", "?").split()[-1] if v.get("umoci") else "?"))
     p("- %d rounds, tools alternating run by run; every cold run starts from an empty store / fresh daemon; "
       "page cache dropped before each cold run: %s" % (meta["rounds"], meta["drop_caches"]))
+    if meta.get("fs") == "loop":
+        p("- stores: a new ext4 filesystem (mkfs.ext4 defaults, journal on) on a loop device with "
+          "direct I/O for every cold run (`--fs loop`)")
+    elif meta.get("fs") == "host":
+        p("- stores: a directory on the host's filesystem, emptied before every cold run (`--fs host`)")
     p("- wall: wait4 around the client; CPU: client rusage (incl. its children) + the daemon's whole "
       "process tree (utime+stime+cutime+cstime from /proc, delta over the run); the registry's own CPU "
       "is not counted for anyone. Peak RSS: the client's (for strata, strata itself). Medians. "
@@ -121,6 +126,14 @@ def default(results, meta_path):
     rss = max([s["rss"] for k, s in S.items() if k[0].startswith("strata") and s["ok"]], default=0)
     p("| strata peak RSS <= 64 MiB | %.1f MiB (max over all strata runs) | %s |" % (rss, verdict(rss <= 64)))
     p("")
+    durable = [(img, get("strata pull", img), get("floor + syncfs", img)) for img in ("gzip", "zstd")]
+    durable = [(img, sp, fl) for img, sp, fl in durable if sp and fl]
+    if durable:
+        p("The synced `strata pull` writes every byte to disk before it returns, which the other tools "
+          "do not; its own floor is the floor plus one syncfs: %s." % "; ".join(
+              "%s %.2fx (%.2f s vs %.2f s)" % (img, sp["wall"] / fl["wall"], sp["wall"], fl["wall"])
+              for img, sp, fl in durable))
+        p("")
     return "\n".join(out)
 
 
