@@ -8,6 +8,8 @@
 //! hint is optional: `syncfs` writes them anyway).
 
 use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
@@ -27,6 +29,8 @@ pub(crate) struct Writeback {
 #[derive(Debug)]
 struct Helper {
     tx: SyncSender<File>,
+    /// Set once the layer is unpacked: what is still queued is only closed.
+    closing: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
 
@@ -49,24 +53,35 @@ impl Writeback {
 impl Helper {
     fn spawn() -> Option<Helper> {
         let (tx, rx) = sync_channel::<File>(QUEUE);
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = closing.clone();
         let thread = std::thread::Builder::new()
             .name("strata-writeback".into())
             .spawn(move || {
                 for file in rx {
-                    fsops::start_writeback(&file);
+                    if !stop.load(Ordering::Acquire) {
+                        fsops::start_writeback(&file);
+                    }
                 }
             })
             .ok()?;
-        Some(Helper { tx, thread })
+        Some(Helper {
+            tx,
+            closing,
+            thread,
+        })
     }
 }
 
 impl Drop for Writeback {
-    /// Waits for the files still queued, so no descriptor outlives the layer's unpacking.
+    /// Closes the files still queued, without starting their writeback (the `syncfs` that
+    /// follows, or the removal of a failed layer, need not wait for that), so no descriptor
+    /// outlives the layer's unpacking.
     fn drop(&mut self) {
-        if let Some(Helper { tx, thread }) = self.helper.take() {
-            drop(tx);
-            let _ = thread.join();
+        if let Some(helper) = self.helper.take() {
+            helper.closing.store(true, Ordering::Release);
+            drop(helper.tx);
+            let _ = helper.thread.join();
         }
     }
 }
@@ -87,7 +102,7 @@ mod tests {
     }
 
     #[test]
-    fn queued_files_are_written_back_and_closed_when_dropped() {
+    fn queued_files_are_closed_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let mut wb = Writeback::default();
         for i in 0..QUEUE * 2 {
