@@ -502,6 +502,11 @@ async fn pull_layers(
     // small layers instead of one big layer unpacking alone on an otherwise idle machine.
     let mut jobs: Vec<_> = jobs.into_iter().enumerate().zip(done).collect();
     jobs.sort_by_key(|((index, job), _)| (std::cmp::Reverse(job.blob.size), *index));
+    let apply = ApplyOptions {
+        // Early writeback only pays off before a syncfs.
+        writeback: options.apply.writeback && options.sync,
+        ..options.apply.clone()
+    };
     for ((index, job), done) in jobs {
         let (client, store, observer, permits) = (
             client.clone(),
@@ -509,11 +514,7 @@ async fn pull_layers(
             observer.clone(),
             permits.clone(),
         );
-        let apply = ApplyOptions {
-            // Early writeback only pays off before a syncfs.
-            writeback: options.apply.writeback && options.sync,
-            ..options.apply.clone()
-        };
+        let apply = apply.clone();
         let ancestors = present[..index].to_vec();
         set.spawn(async move {
             let layer = job.blob.digest.clone();
