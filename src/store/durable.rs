@@ -108,24 +108,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compression::Compression;
-    use crate::store::LayerRecord;
+    use crate::store::layer::tests::record;
 
     fn commit(store: &Store, name: &[u8]) -> Digest {
         let chain = Digest::of(name);
         let staging = store.begin_layer(&chain, &[]).unwrap();
         fs::write(staging.diff_dir().join("f"), name).unwrap();
-        let record = LayerRecord {
-            chain_id: chain.clone(),
-            diff_id: chain.clone(),
-            parent: None,
-            blob_digest: chain.clone(),
-            blob_size: 1,
-            compression: Compression::Gzip,
-            link: staging.link().to_string(),
-            size: 1,
-            entries: 1,
-        };
+        let record = record(&chain, staging.link());
         staging.commit_unsynced(&record).unwrap();
         chain
     }

@@ -198,7 +198,7 @@ impl Drop for Staging {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -210,7 +210,8 @@ mod tests {
         assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
     }
 
-    fn record(chain: &Digest, link: &str) -> LayerRecord {
+    /// A record of a layer with nothing in it, for tests that commit layers by hand.
+    pub(crate) fn record(chain: &Digest, link: &str) -> LayerRecord {
         LayerRecord {
             chain_id: chain.clone(),
             diff_id: chain.clone(),
