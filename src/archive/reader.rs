@@ -746,6 +746,20 @@ mod tests {
             .collect()
     }
 
+    /// The stream ended inside member "b"'s data.
+    fn assert_eof_in_b(err: ArchiveError) {
+        match err {
+            ArchiveError::Io {
+                entry: Some(e),
+                source,
+            } => {
+                assert_eq!(e, "b");
+                assert_eq!(source.kind(), ErrorKind::UnexpectedEof);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn apply(bytes: &[u8]) -> (tempfile::TempDir, Result<ApplyStats, ArchiveError>) {
         assert!(
             rustix::process::geteuid().is_root(),
@@ -1101,28 +1115,13 @@ mod tests {
         }
         // Inside the data, as the applier reads it, and as the reader skips it.
         let cut = &bytes[..BLOCK * 3 + 300];
-        match apply(cut).1 {
-            Err(ArchiveError::Io {
-                entry: Some(e),
-                source,
-            }) => {
-                assert_eq!(e, "b");
-                assert_eq!(source.kind(), ErrorKind::UnexpectedEof);
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eof_in_b(apply(cut).1.unwrap_err());
         let mut r = Reader::new(cut);
         r.next().unwrap().unwrap();
         r.next().unwrap().unwrap();
         match r.next() {
-            Err(ArchiveError::Io {
-                entry: Some(e),
-                source,
-            }) => {
-                assert_eq!(e, "b");
-                assert_eq!(source.kind(), ErrorKind::UnexpectedEof);
-            }
-            other => panic!("{:?}", other.map(|m| m.map(|m| m.name))),
+            Err(e) => assert_eof_in_b(e),
+            Ok(m) => panic!("{:?}", m.map(|m| m.name)),
         }
         // Inside the padding after the data.
         let cut = &bytes[..BLOCK * 3 + 1000 + 5];
