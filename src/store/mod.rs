@@ -108,6 +108,7 @@ impl Store {
         ] {
             fsutil::mkdir_mode(&dir, 0o700)?;
         }
+        fsutil::spread_subdirs(&store.staging_dir());
         Ok(store)
     }
 
