@@ -9,7 +9,7 @@ mod pipe;
 use std::io;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::archive::{ApplyOptions, ArchiveError};
@@ -498,27 +498,26 @@ async fn pull_layers(
     // Per layer: true once it is in the store. A layer with implicit directories waits for
     // its ancestors (see `layer::Gate`); a sender dropped before sending means failure.
     let (done, present): (Vec<_>, Vec<_>) = (0..count).map(|_| watch::channel(false)).unzip();
-    // Largest blobs first (they queue for permits in spawn order): the pull then ends with
-    // small layers instead of one big layer unpacking alone on an otherwise idle machine.
+    // Largest blobs first: the pull then ends with small layers instead of one big layer
+    // unpacking alone on an otherwise idle machine.
     let mut jobs: Vec<_> = jobs.into_iter().enumerate().zip(done).collect();
     jobs.sort_by_key(|((index, job), _)| (std::cmp::Reverse(job.blob.size), *index));
+    let (turns, waits): (Vec<_>, Vec<_>) = (0..count).map(|_| oneshot::channel()).unzip();
+    // Aborted when this function returns or is dropped.
+    let mut dispatcher = JoinSet::new();
+    dispatcher.spawn(hand_out_in_order(permits, turns));
     let apply = ApplyOptions {
         // Early writeback only pays off before a syncfs.
         writeback: options.apply.writeback && options.sync,
         ..options.apply.clone()
     };
-    for ((index, job), done) in jobs {
-        let (client, store, observer, permits) = (
-            client.clone(),
-            store.clone(),
-            observer.clone(),
-            permits.clone(),
-        );
+    for (((index, job), done), turn) in jobs.into_iter().zip(waits) {
+        let (client, store, observer) = (client.clone(), store.clone(), observer.clone());
         let apply = apply.clone();
         let ancestors = present[..index].to_vec();
         set.spawn(async move {
             let layer = job.blob.digest.clone();
-            let permit = permits.acquire_owned().await.ok();
+            let permit = turn.await.ok();
             let gate = layer::Gate { permit, ancestors };
             let result = layer::ensure_layer(client, store, job, apply, observer, gate).await;
             if result.is_ok() {
@@ -571,6 +570,21 @@ async fn pull_layers(
         });
     }
     Ok(Downloaded { sizes, any })
+}
+
+/// Gives the download permits to the jobs in the order of `turns`. The jobs' tasks are not
+/// polled in the order they were spawned, and the semaphore serves them as they come.
+async fn hand_out_in_order(
+    permits: Arc<Semaphore>,
+    turns: Vec<oneshot::Sender<OwnedSemaphorePermit>>,
+) {
+    for turn in turns {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        // A job that is gone gives its permit back with the failed send.
+        let _ = turn.send(permit);
+    }
 }
 
 /// When to contact the registry for an image that may be present already.
@@ -650,4 +664,35 @@ pub async fn ensure_image(
     }
     let outcome = pull(client, store, reference, options, observer).await?;
     Ok((outcome.image.clone(), Some(outcome)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn permits_go_to_the_jobs_in_order() {
+        // One permit: a job gets it only once the one before has recorded its turn.
+        let permits = Arc::new(Semaphore::new(1));
+        let (turns, mut waits): (Vec<_>, Vec<_>) = (0..5).map(|_| oneshot::channel()).unzip();
+        // Job 2 is gone before its turn: its permit must come back.
+        drop(waits.remove(2));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut jobs = JoinSet::new();
+        // Spawned in reverse: the order must not depend on when the tasks first run.
+        for (job, wait) in waits.into_iter().enumerate().rev() {
+            let order = order.clone();
+            jobs.spawn(async move {
+                let permit = wait.await.unwrap();
+                order.lock().unwrap().push(job);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                drop(permit);
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        hand_out_in_order(permits.clone(), turns).await;
+        while jobs.join_next().await.is_some() {}
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(permits.available_permits(), 1);
+    }
 }
