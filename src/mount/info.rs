@@ -1,10 +1,11 @@
 //! Reading `/proc/self/mountinfo`.
 
 use std::ffi::OsString;
+use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use super::{LinuxMount, MountError, MountSyscalls};
+use super::{LinuxMount, MountError, MountRoot, MountSyscalls};
 
 /// One mountinfo line, the fields strata needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +78,36 @@ pub(crate) fn top_mount_at<S: MountSyscalls>(
         .find(|e| e.mount_point == target))
 }
 
-/// Whether anything is mounted exactly at `target` (symlinks in it resolved), per
-/// `/proc/self/mountinfo`.
+/// What has its root exactly at `target` (symlinks in it resolved): asked of the kernel for
+/// that path, or found in `/proc/self/mountinfo` where the kernel cannot say. A missing target
+/// has nothing mounted on it.
+pub(crate) fn mount_root_at<S: MountSyscalls>(
+    sys: &S,
+    target: &Path,
+) -> Result<MountRoot, MountError> {
+    match sys.mount_root(target) {
+        Ok(root) => Ok(root),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(MountRoot::None),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            Ok(match top_mount_at(sys, &resolve(target))? {
+                None => MountRoot::None,
+                Some(e) if e.fs_type == "overlay" => MountRoot::Overlay,
+                Some(_) => MountRoot::Other,
+            })
+        }
+        Err(source) => Err(MountError::Io {
+            what: format!("looking for a mount at {}", target.display()),
+            source,
+        }),
+    }
+}
+
+/// Whether anything is mounted exactly at `target` (symlinks in it resolved).
 pub fn is_mounted(target: &Path) -> Result<bool, MountError> {
     is_mounted_with(&LinuxMount::default(), target)
 }
 
 /// [`is_mounted`] over given system calls.
 pub fn is_mounted_with<S: MountSyscalls>(sys: &S, target: &Path) -> Result<bool, MountError> {
-    Ok(top_mount_at(sys, &resolve(target))?.is_some())
+    Ok(mount_root_at(sys, target)? != MountRoot::None)
 }

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use info::{is_mounted, is_mounted_with};
 pub use overlay::{mount_overlay_with, unmount_with};
-pub use sys::{LinuxMount, MountSyscalls};
+pub use sys::{LinuxMount, MountRoot, MountSyscalls};
 
 /// Overlayfs' limit on lower layers (`OVL_MAX_STACK`); the kernel refuses the 501st.
 pub const MAX_LOWER_LAYERS: usize = 500;
@@ -120,10 +120,8 @@ pub enum MountError {
         /// Messages the kernel logged to the fs context, severity and `overlay: ` prefix removed.
         kernel_log: Vec<String>,
     },
-    /// The mount calls succeeded but no overlay shows at the target in mountinfo.
-    #[error(
-        "overlay at {target}: mounting reported success but /proc/self/mountinfo shows no overlay there"
-    )]
+    /// The mount calls succeeded but no overlay is mounted at the target.
+    #[error("overlay at {target}: mounting reported success but no overlay is mounted there")]
     NotVerified {
         /// The requested mount point.
         target: PathBuf,

@@ -5,8 +5,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::info::{resolve, top_mount_at};
-use super::{MAX_LOWER_LAYERS, MountError, MountMethod, MountSyscalls, OverlaySpec};
+use super::info::mount_root_at;
+use super::{MAX_LOWER_LAYERS, MountError, MountMethod, MountRoot, MountSyscalls, OverlaySpec};
 
 /// `fsconfig` copies string values with `strndup_user(value, 256)`: 255 bytes plus the NUL.
 const FSCONFIG_STRING_MAX: usize = 255;
@@ -358,9 +358,9 @@ fn too_long(spec: &OverlaySpec, bytes: usize) -> MountError {
 }
 
 fn verify<S: MountSyscalls>(sys: &S, target: &Path) -> Result<(), MountError> {
-    match top_mount_at(sys, &resolve(target))? {
-        Some(e) if e.fs_type == "overlay" => Ok(()),
-        _ => Err(MountError::NotVerified {
+    match mount_root_at(sys, target)? {
+        MountRoot::Overlay => Ok(()),
+        MountRoot::None | MountRoot::Other => Err(MountError::NotVerified {
             target: target.to_path_buf(),
         }),
     }

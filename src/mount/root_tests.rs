@@ -97,6 +97,9 @@ fn mount_with_upper_shows_layers_and_writes_to_upper() {
     let _g = Guard(spec.target.clone());
     assert_eq!(mount_overlay(&spec).unwrap(), MountMethod::NewApi);
     assert!(is_mounted(&spec.target).unwrap());
+    let sys = LinuxMount::default();
+    assert_eq!(sys.mount_root(&spec.target).unwrap(), MountRoot::Overlay);
+    assert_eq!(sys.mount_root(&t.path("m/f0")).unwrap(), MountRoot::None);
     t.assert_all_visible();
     fs::write(t.path("m/new"), "hello").unwrap();
     fs::write(t.path("m/f3"), "changed").unwrap();
@@ -110,6 +113,7 @@ fn mount_with_upper_shows_layers_and_writes_to_upper() {
 
     unmount(&spec.target, false).unwrap();
     assert!(!is_mounted(&spec.target).unwrap());
+    assert_eq!(sys.mount_root(&spec.target).unwrap(), MountRoot::None);
     assert!(!t.path("m/f0").exists());
     assert!(matches!(
         unmount(&spec.target, false),

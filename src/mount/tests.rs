@@ -19,6 +19,9 @@ struct Fake {
     mounted: RefCell<Vec<PathBuf>>,
     /// false: successful mounts do not show in mountinfo.
     visible: Cell<bool>,
+    /// true: `mount_root` answers (from `mounted`), as on Linux 5.8+; false: unsupported.
+    statx: Cell<bool>,
+    mountinfo_reads: Cell<usize>,
     max_options: usize,
 }
 
@@ -31,6 +34,8 @@ impl Fake {
             labels: RefCell::default(),
             mounted: RefCell::default(),
             visible: Cell::new(true),
+            statx: Cell::new(false),
+            mountinfo_reads: Cell::new(0),
             max_options: 4095,
         }
     }
@@ -42,6 +47,11 @@ impl Fake {
 
     fn call(&self, line: String) -> io::Result<()> {
         self.calls.borrow_mut().push(line.clone());
+        self.apply_rules(&line)
+    }
+
+    /// Fails `line` if a rule says so (lookups go unrecorded: they do not change the system).
+    fn apply_rules(&self, line: &str) -> io::Result<()> {
         for (prefix, errno, log) in &self.rules {
             if line.starts_with(prefix) {
                 self.log
@@ -124,6 +134,7 @@ impl MountSyscalls for Fake {
         self.call(format!("umount {} detach={detach}", target.display()))
     }
     fn mountinfo(&self) -> io::Result<String> {
+        self.mountinfo_reads.set(self.mountinfo_reads.get() + 1);
         let mut s = String::from("22 1 0:21 / / rw - ext4 /dev/root rw\n");
         for (i, t) in self.mounted.borrow().iter().enumerate() {
             s += &format!(
@@ -134,6 +145,18 @@ impl MountSyscalls for Fake {
             );
         }
         Ok(s)
+    }
+    fn mount_root(&self, target: &Path) -> io::Result<MountRoot> {
+        self.apply_rules(&format!("mount_root {}", target.display()))?;
+        if !self.statx.get() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let mounted = self.mounted.borrow().iter().any(|m| m == target);
+        Ok(if mounted {
+            MountRoot::Overlay
+        } else {
+            MountRoot::None
+        })
     }
     fn max_options_len(&self) -> usize {
         self.max_options
@@ -565,6 +588,50 @@ fn is_mounted_matches_exact_path_only() {
     assert!(is_mounted_with(&fake, Path::new("/nonexistent-strata/a b")).unwrap());
     assert!(!is_mounted_with(&fake, Path::new("/nonexistent-strata/a")).unwrap());
     assert!(!is_mounted_with(&fake, Path::new("/nonexistent-strata/a b/c")).unwrap());
+}
+
+#[test]
+fn is_mounted_asks_the_kernel_before_reading_mountinfo() {
+    let fake = Fake::new();
+    fake.statx.set(true);
+    fake.mounted
+        .borrow_mut()
+        .push("/nonexistent-strata/m".into());
+    assert!(is_mounted_with(&fake, Path::new("/nonexistent-strata/m")).unwrap());
+    assert!(!is_mounted_with(&fake, Path::new("/nonexistent-strata/n")).unwrap());
+    assert_eq!(fake.mountinfo_reads.get(), 0);
+
+    // A missing target has nothing on it; other errors are reported, naming the target.
+    let gone = Fake::new().fail("mount_root", libc::ENOENT, &[]);
+    assert!(!is_mounted_with(&gone, Path::new("/nonexistent-strata/x")).unwrap());
+    let denied = Fake::new().fail("mount_root", libc::EACCES, &[]);
+    let err = is_mounted_with(&denied, Path::new("/nonexistent-strata/x")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-strata/x"), "{err}");
+
+    // Before Linux 5.8 the kernel cannot say: mountinfo decides.
+    let old = Fake::new();
+    old.mounted
+        .borrow_mut()
+        .push("/nonexistent-strata/m".into());
+    assert!(is_mounted_with(&old, Path::new("/nonexistent-strata/m")).unwrap());
+    assert_eq!(old.mountinfo_reads.get(), 1);
+}
+
+#[test]
+fn the_kernel_tells_mount_roots_and_their_kind() {
+    let sys = LinuxMount::default();
+    assert_eq!(
+        sys.mount_root(Path::new("/proc")).unwrap(),
+        MountRoot::Other
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    assert_eq!(
+        sys.mount_root(&dir.path().join("sub")).unwrap(),
+        MountRoot::None
+    );
+    let missing = sys.mount_root(&dir.path().join("missing")).unwrap_err();
+    assert_eq!(missing.kind(), io::ErrorKind::NotFound);
 }
 
 #[test]
