@@ -204,7 +204,7 @@ impl AuthCache {
     pub async fn answer(
         &self,
         req: AuthRequest<'_>,
-        pick_client: impl Fn(&reqwest::Url) -> reqwest::Client,
+        pick_client: impl Fn(&reqwest::Url) -> Result<reqwest::Client, RegistryError>,
     ) -> Result<String, RegistryError> {
         if let Some(bearer) = req.challenges.iter().find(|c| c.scheme == "bearer") {
             let realm = bearer
@@ -353,7 +353,7 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
 /// Returns the `Authorization` value and the token lifetime in seconds.
 async fn fetch_token(
     q: &TokenQuery<'_>,
-    pick_client: &impl Fn(&reqwest::Url) -> reqwest::Client,
+    pick_client: &impl Fn(&reqwest::Url) -> Result<reqwest::Client, RegistryError>,
 ) -> Result<(String, u64), RegistryError> {
     let fail = |reason: String| RegistryError::Token {
         realm: q.realm.to_string(),
@@ -363,7 +363,7 @@ async fn fetch_token(
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail("realm is not an http(s) URL".to_string()));
     }
-    let client = pick_client(&url);
+    let client = pick_client(&url)?;
     let scope = q.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
     let mut form: Vec<(&str, &str)> = vec![("client_id", CLIENT_ID)];
     if let Some(service) = q.service.filter(|s| !s.is_empty()) {
@@ -620,7 +620,7 @@ mod tests {
         // The 401 answered an older token: the fresh one is used without a token request
         // (the realm is a dead port, so a request would fail).
         let header = cache
-            .answer(req(Some("Bearer stale")), |_| reqwest::Client::new())
+            .answer(req(Some("Bearer stale")), |_| Ok(reqwest::Client::new()))
             .await
             .unwrap();
         assert_eq!(header, "Bearer fresh");
@@ -628,7 +628,7 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         assert!(
             cache
-                .answer(req(Some("Bearer fresh")), |_| reqwest::Client::new())
+                .answer(req(Some("Bearer fresh")), |_| Ok(reqwest::Client::new()))
                 .await
                 .is_err()
         );

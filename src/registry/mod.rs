@@ -30,7 +30,7 @@ pub mod tls;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -559,9 +559,11 @@ struct Inner {
     clients: Mutex<HashMap<(String, bool), HttpClient>>,
     /// Authority -> whether a certs dir has a CA for it.
     ca_known: Mutex<HashMap<String, bool>>,
-    /// Clients without per-registry TLS files (token realms, fallbacks).
-    plain: HttpClient,
-    plain_insecure: HttpClient,
+    /// Clients without per-registry TLS files (token realms, fallbacks), made on first use:
+    /// loading the system's CA roots takes milliseconds that a command finding its image
+    /// present, or talking plain HTTP, need not spend.
+    plain: OnceLock<HttpClient>,
+    plain_insecure: OnceLock<HttpClient>,
 }
 
 impl fmt::Debug for RegistryClient {
@@ -622,8 +624,6 @@ impl RegistryClient {
         if config.stall_timeout.is_zero() {
             config.stall_timeout = DEFAULT_STALL_TIMEOUT;
         }
-        let plain = build_http(&config, &user_agent, false, None)?;
-        let plain_insecure = build_http(&config, &user_agent, true, None)?;
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 config,
@@ -634,8 +634,8 @@ impl RegistryClient {
                 preferred: Mutex::new(HashMap::new()),
                 clients: Mutex::new(HashMap::new()),
                 ca_known: Mutex::new(HashMap::new()),
-                plain,
-                plain_insecure,
+                plain: OnceLock::new(),
+                plain_insecure: OnceLock::new(),
             }),
         })
     }
@@ -976,11 +976,7 @@ impl RegistryClient {
         }
         let files = tls::load(&self.inner.config.certs_dirs, authority)?;
         let client = if files.is_empty() {
-            if skip_verify {
-                self.inner.plain_insecure.clone()
-            } else {
-                self.inner.plain.clone()
-            }
+            self.plain(skip_verify)?
         } else {
             build_http(
                 &self.inner.config,
@@ -1270,8 +1266,27 @@ impl RegistryClient {
         Ok(found)
     }
 
+    /// The client without per-registry TLS files, built on first use.
+    fn plain(&self, skip_verify: bool) -> Result<HttpClient, RegistryError> {
+        let cell = if skip_verify {
+            &self.inner.plain_insecure
+        } else {
+            &self.inner.plain
+        };
+        if let Some(client) = cell.get() {
+            return Ok(client.clone());
+        }
+        let built = build_http(
+            &self.inner.config,
+            &self.inner.user_agent,
+            skip_verify,
+            None,
+        )?;
+        Ok(cell.get_or_init(|| built).clone())
+    }
+
     /// The client for a URL outside the endpoint list (token realms).
-    fn client_for_url(&self, url: &reqwest::Url) -> reqwest::Client {
+    fn client_for_url(&self, url: &reqwest::Url) -> Result<reqwest::Client, RegistryError> {
         let authority = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -1280,9 +1295,9 @@ impl RegistryClient {
         let skip_verify = url.scheme() == "https"
             && endpoint::is_insecure(&self.inner.config, &authority, self.has_ca(&authority));
         match self.http_client(&authority, skip_verify) {
-            Ok(c) => c.client,
-            Err(_) if skip_verify => self.inner.plain_insecure.client.clone(),
-            Err(_) => self.inner.plain.client.clone(),
+            Ok(c) => Ok(c.client),
+            // The realm's certs dir files do not load: the system roots may still do.
+            Err(_) => Ok(self.plain(skip_verify)?.client),
         }
     }
 }
