@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+
 use super::{StoreError, io_err};
 
 /// Creates `path` (and parents) if missing and sets its mode exactly (umask-free).
@@ -103,7 +105,6 @@ pub(crate) fn spread_subdirs(dir: &Path) {
     let Ok(handle) = fs::File::open(dir) else {
         return;
     };
-    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
     if let Ok(flags) = ioctl_getflags(&handle)
         && !flags.contains(IFlags::TOPDIR)
     {
@@ -119,8 +120,6 @@ fn unique() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use rustix::fs::{IFlags, ioctl_getflags};
-
     use super::*;
     use crate::store::Store;
 
