@@ -438,16 +438,11 @@ pub async fn pull(
     let repo_digest = format!("{}@{}", reference.repo_name(), top_digest);
     // Another process may have recorded the image meanwhile: keep its record.
     if store.image(&id).map_err(store_err)?.is_none() {
-        let config = &resolved.config;
-        let platform = match &config.variant {
-            Some(v) if !v.is_empty() => format!("{}/{}/{}", config.os, config.architecture, v),
-            _ => format!("{}/{}", config.os, config.architecture),
-        };
         let record = ImageRecord {
             id: id.clone(),
             manifest_digest: resolved.manifest.digest.clone(),
             manifest_media_type: resolved.manifest.media_type.clone(),
-            platform,
+            platform: resolved.config.platform(),
             layers,
             repo_digests: vec![],
             pulled_at: crate::store::now_rfc3339(),

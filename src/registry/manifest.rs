@@ -328,6 +328,16 @@ pub struct ImageConfig {
     pub history: Option<Vec<serde_json::Value>>,
 }
 
+impl ImageConfig {
+    /// The platform as Docker shows it: `os/architecture`, plus `/variant` when there is one.
+    pub fn platform(&self) -> String {
+        match self.variant.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
 /// The `rootfs` section of an image config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootFs {
@@ -647,5 +657,14 @@ mod tests {
             .unwrap();
         assert_eq!(c.variant.as_deref(), Some("v7"));
         assert!(c.config.is_none());
+        assert_eq!(c.platform(), "linux/arm/v7");
+        let plain = |variant: &str| {
+            let json = format!(
+                r#"{{"architecture":"amd64","os":"linux"{variant},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            );
+            parse_config(json.as_bytes()).unwrap().platform()
+        };
+        assert_eq!(plain(""), "linux/amd64");
+        assert_eq!(plain(r#","variant":"""#), "linux/amd64");
     }
 }
