@@ -1,4 +1,5 @@
-//! Reading `/proc/self/mountinfo`.
+//! What is mounted where: the kernel's answer for one path (`statx`), else
+//! `/proc/self/mountinfo`.
 
 use std::ffi::OsString;
 use std::io;
@@ -87,10 +88,10 @@ pub(crate) fn mount_root_at<S: MountSyscalls>(
 ) -> Result<MountRoot, MountError> {
     match sys.mount_root(target) {
         Ok(root) => Ok(root),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(MountRoot::None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(MountRoot::NotMounted),
         Err(e) if e.kind() == io::ErrorKind::Unsupported => {
             Ok(match top_mount_at(sys, &resolve(target))? {
-                None => MountRoot::None,
+                None => MountRoot::NotMounted,
                 Some(e) if e.fs_type == "overlay" => MountRoot::Overlay,
                 Some(_) => MountRoot::Other,
             })
@@ -109,5 +110,5 @@ pub fn is_mounted(target: &Path) -> Result<bool, MountError> {
 
 /// [`is_mounted`] over given system calls.
 pub fn is_mounted_with<S: MountSyscalls>(sys: &S, target: &Path) -> Result<bool, MountError> {
-    Ok(mount_root_at(sys, target)? != MountRoot::None)
+    Ok(mount_root_at(sys, target)? != MountRoot::NotMounted)
 }

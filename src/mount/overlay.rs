@@ -360,7 +360,7 @@ fn too_long(spec: &OverlaySpec, bytes: usize) -> MountError {
 fn verify<S: MountSyscalls>(sys: &S, target: &Path) -> Result<(), MountError> {
     match mount_root_at(sys, target)? {
         MountRoot::Overlay => Ok(()),
-        MountRoot::None | MountRoot::Other => Err(MountError::NotVerified {
+        MountRoot::NotMounted | MountRoot::Other => Err(MountError::NotVerified {
             target: target.to_path_buf(),
         }),
     }

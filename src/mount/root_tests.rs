@@ -99,7 +99,10 @@ fn mount_with_upper_shows_layers_and_writes_to_upper() {
     assert!(is_mounted(&spec.target).unwrap());
     let sys = LinuxMount::default();
     assert_eq!(sys.mount_root(&spec.target).unwrap(), MountRoot::Overlay);
-    assert_eq!(sys.mount_root(&t.path("m/f0")).unwrap(), MountRoot::None);
+    assert_eq!(
+        sys.mount_root(&t.path("m/f0")).unwrap(),
+        MountRoot::NotMounted
+    );
     t.assert_all_visible();
     fs::write(t.path("m/new"), "hello").unwrap();
     fs::write(t.path("m/f3"), "changed").unwrap();
@@ -113,7 +116,7 @@ fn mount_with_upper_shows_layers_and_writes_to_upper() {
 
     unmount(&spec.target, false).unwrap();
     assert!(!is_mounted(&spec.target).unwrap());
-    assert_eq!(sys.mount_root(&spec.target).unwrap(), MountRoot::None);
+    assert_eq!(sys.mount_root(&spec.target).unwrap(), MountRoot::NotMounted);
     assert!(!t.path("m/f0").exists());
     assert!(matches!(
         unmount(&spec.target, false),

@@ -50,7 +50,7 @@ pub trait MountSyscalls {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountRoot {
     /// The path is no mount's root.
-    None,
+    NotMounted,
     /// An overlayfs mount.
     Overlay,
     /// A mount of another filesystem.
@@ -175,7 +175,7 @@ impl MountSyscalls for LinuxMount {
             return Err(io::ErrorKind::Unsupported.into());
         }
         if !st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT) {
-            return Ok(MountRoot::None);
+            return Ok(MountRoot::NotMounted);
         }
         // f_type's integer type differs between architectures.
         #[allow(clippy::unnecessary_cast)]

@@ -155,7 +155,7 @@ impl MountSyscalls for Fake {
         Ok(if mounted {
             MountRoot::Overlay
         } else {
-            MountRoot::None
+            MountRoot::NotMounted
         })
     }
     fn max_options_len(&self) -> usize {
@@ -628,7 +628,7 @@ fn the_kernel_tells_mount_roots_and_their_kind() {
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     assert_eq!(
         sys.mount_root(&dir.path().join("sub")).unwrap(),
-        MountRoot::None
+        MountRoot::NotMounted
     );
     let missing = sys.mount_root(&dir.path().join("missing")).unwrap_err();
     assert_eq!(missing.kind(), io::ErrorKind::NotFound);

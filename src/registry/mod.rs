@@ -561,7 +561,7 @@ struct Inner {
     ca_known: Mutex<HashMap<String, bool>>,
     /// Clients without per-registry TLS files (token realms, fallbacks), made on first use:
     /// loading the system's CA roots takes milliseconds that a command finding its image
-    /// present, or talking plain HTTP, need not spend.
+    /// present need not spend.
     plain: OnceLock<HttpClient>,
     plain_insecure: OnceLock<HttpClient>,
 }
