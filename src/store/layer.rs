@@ -114,7 +114,7 @@ impl Store {
         fsutil::remove_file(&self.layer_record_path(chain))?;
         let link = self.links_dir().join(layout::short_link(chain));
         if fs::read_link(&link).is_ok_and(|t| t == Path::new(&format!("../{}/diff", chain.hex()))) {
-            fs::remove_file(&link).map_err(io_err("removing", &link))?;
+            fsutil::remove_file(&link)?;
         }
         fsutil::remove_tree(&self.layer_dir(chain))
     }
