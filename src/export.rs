@@ -1,7 +1,8 @@
-//! Exporting an image as a plain directory: every layer streamed from the registry, bottom
-//! first, through the same verifying pipeline as a pull (blob sha256 and size, decompression,
-//! diff_id) into one directory in [flatten mode](crate::archive#flatten-mode). No store, no
-//! mount and, for images without device nodes, no root ([`export`]).
+//! Exporting an image as a plain directory: the [pipeline](crate::pipeline) of a pull (blob
+//! sha256 and size, decompression, diff_id) from the registry into a
+//! [`FlattenSink`](crate::sink::FlattenSink), which applies the layers bottom first into one
+//! directory in [flatten mode](crate::archive#flatten-mode). No store, no mount and, for images
+//! without device nodes, no root ([`export`]).
 //!
 //! An image already in the store can be exported from there without network
 //! ([`export_stored`]): each stored layer directory is written back as a layer tar stream
@@ -22,13 +23,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::archive::{self, ApplyOptions, ArchiveError, Flattener};
+use crate::archive::{self, ArchiveError, Flattener};
 use crate::digest::Digest;
-use crate::pull::layer::{stream_blob, unpack_verified};
-use crate::pull::{LayerError, Observer, PullError, PullEvent, PullOptions, resolve};
+use crate::pipeline::{self, Observer, PullError};
+use crate::pull::PullOptions;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::store::{ImageRecord, Store};
+use crate::sink::{FlattenSink, LayerJob};
+use crate::source::RegistrySource;
+use crate::store::{ImageRecord, Store, chain_ids};
 
 /// What an export produced.
 #[derive(Debug, Clone)]
@@ -112,10 +115,12 @@ struct Plan {
 }
 
 /// Exports `reference` as a plain directory tree at `target` (see the module documentation).
-/// `options.platform` picks the manifest of a multi-platform image and `options.apply` how
-/// members are written (`same_owner` off when unprivileged: owners are then the caller's);
-/// flatten mode is always on. Emits the same [`PullEvent`]s as a pull (layers are applied one
-/// after the other, bottom first, each while it downloads).
+/// `options.platform` picks the manifest of a multi-platform image, `options.apply` how
+/// members are written (`same_owner` off when unprivileged: owners are then the caller's;
+/// flatten mode is always on) and `options.sync` whether the tree is synced before it is
+/// renamed into place. Emits the same [`PullEvent`](crate::pipeline::PullEvent)s as a pull
+/// (layers are applied one after the other, bottom first, each while it downloads: a flattened
+/// tree takes them in no other order).
 pub async fn export(
     client: &RegistryClient,
     reference: &Reference,
@@ -125,56 +130,62 @@ pub async fn export(
 ) -> Result<ExportOutcome, ExportError> {
     let plan = plan(target)?;
     let image = reference.to_string();
-    let resolved = resolve(client, reference, &options.platform).await?;
-    sweep_stale_staging(&plan);
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(&plan.staging)
-        .map_err(|source| ExportError::Io {
-            image: image.clone(),
-            op: "creating staging directory",
-            path: plan.staging.clone(),
-            source,
-        })?;
-    let guard = StagingGuard(Some(plan.staging.clone()));
+    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
+    let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
+    let guard = create_staging(&plan, &image)?;
     observer.event(resolved.event(reference));
 
-    let mut flattener = Flattener::new(&plan.staging, &options.apply);
-    let (mut entries, mut bytes) = (0, 0);
-    for layer in &resolved.layers {
-        let l = layer.clone();
-        let unpack = move |rx| {
-            // One layer at a time: decoding and applying on two threads.
-            let (stats, _) =
-                unpack_verified(rx, &l.blob, l.compression, &l.diff_id, true, |tar| {
-                    flattener.apply_layer(tar)
-                })?;
-            Ok::<_, LayerError>((flattener, stats))
-        };
-        let (f, stats) = stream_blob(client, reference, &layer.blob, &observer, unpack)
-            .await
-            .map_err(|source| PullError::Layer {
-                image: image.clone(),
-                layer: layer.blob.digest.clone(),
-                source,
-            })?;
-        flattener = f;
-        entries += stats.entries;
-        bytes += stats.bytes;
-        observer.event(PullEvent::LayerDone {
-            layer: layer.blob.digest.clone(),
-        });
-    }
-    let (staging, target, name) = (plan.staging.clone(), plan.target.clone(), image.clone());
-    let replace_empty = plan.replace_empty;
-    tokio::task::spawn_blocking(move || commit(flattener, &staging, &target, replace_empty, &name))
-        .await
-        .map_err(|e| ExportError::Io {
+    let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let jobs = resolved
+        .layers
+        .iter()
+        .zip(chain_ids(&diff_ids))
+        .map(|(layer, chain_id)| LayerJob {
+            blob: layer.blob.clone(),
+            compression: layer.compression,
+            diff_id: layer.diff_id.clone(),
+            chain_id,
+            // A flattened tree needs no lower layers to look up.
+            ancestors: Vec::new(),
+        })
+        .collect();
+    let sink = Arc::new(FlattenSink::new(Flattener::new(
+        &plan.staging,
+        &options.apply,
+    )));
+    let done = pipeline::run_layers(
+        &source,
+        &sink,
+        &image,
+        jobs,
+        options.max_concurrent_downloads,
+        &observer,
+    )
+    .await?;
+    let (entries, bytes) = done
+        .layers
+        .iter()
+        .fold((0, 0), |(e, b), s| (e + s.entries, b + s.bytes));
+    let flattener = Arc::into_inner(sink)
+        .map(FlattenSink::into_flattener)
+        .ok_or_else(|| ExportError::Io {
             image: image.clone(),
             op: "finishing",
             path: plan.staging.clone(),
-            source: io::Error::other(e.to_string()),
-        })??;
+            source: io::Error::other("a layer task still holds the flattened tree"),
+        })?;
+    let (staging, target, name) = (plan.staging.clone(), plan.target.clone(), image.clone());
+    let (replace_empty, sync) = (plan.replace_empty, options.sync);
+    tokio::task::spawn_blocking(move || {
+        commit(flattener, &staging, &target, replace_empty, sync, &name)
+    })
+    .await
+    .map_err(|e| ExportError::Io {
+        image: image.clone(),
+        op: "finishing",
+        path: plan.staging.clone(),
+        source: io::Error::other(e.to_string()),
+    })??;
     guard.disarm();
     Ok(ExportOutcome {
         reference: reference.clone(),
@@ -185,6 +196,22 @@ pub async fn export(
         entries,
         bytes,
     })
+}
+
+/// Creates the staging directory (after removing those of killed exports to the same target),
+/// removed again by the returned guard unless it is disarmed.
+fn create_staging(plan: &Plan, image: &str) -> Result<StagingGuard, ExportError> {
+    sweep_stale_staging(plan);
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&plan.staging)
+        .map_err(|source| ExportError::Io {
+            image: image.to_string(),
+            op: "creating staging directory",
+            path: plan.staging.clone(),
+            source,
+        })?;
+    Ok(StagingGuard(Some(plan.staging.clone())))
 }
 
 /// Removes the staging directory when dropped armed: on errors, and when the export future is
@@ -210,28 +237,20 @@ impl Drop for StagingGuard {
 /// Exports the stored `image` (found for `reference`) as a plain directory tree at `target`,
 /// from the layer directories of `store`, bottom first, without network. The layers were
 /// verified when they were pulled; they are not hashed again. Opaque directories are marked by
-/// `trusted.*` xattrs, which only root can read: run it as root. Blocking.
+/// `trusted.*` xattrs, which only root can read: run it as root. `options.apply` says how
+/// members are written and `options.sync` whether the tree is synced before it is renamed into
+/// place. Blocking.
 pub fn export_stored(
     store: &Store,
     reference: &Reference,
     image: &ImageRecord,
     target: &Path,
-    apply: &ApplyOptions,
+    options: &PullOptions,
 ) -> Result<ExportOutcome, ExportError> {
     let plan = plan(target)?;
     let name = reference.to_string();
-    sweep_stale_staging(&plan);
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(&plan.staging)
-        .map_err(|source| ExportError::Io {
-            image: name.clone(),
-            op: "creating staging directory",
-            path: plan.staging.clone(),
-            source,
-        })?;
-    let guard = StagingGuard(Some(plan.staging.clone()));
-    let mut flattener = Flattener::new(&plan.staging, apply);
+    let guard = create_staging(&plan, &name)?;
+    let mut flattener = Flattener::new(&plan.staging, &options.apply);
     let (mut entries, mut bytes) = (0, 0);
     for (i, layer) in image.layers.iter().enumerate() {
         let diff = store.layer_dir(&layer.chain_id).join("diff");
@@ -249,6 +268,7 @@ pub fn export_stored(
         &plan.staging,
         &plan.target,
         plan.replace_empty,
+        options.sync,
         &name,
     )?;
     guard.disarm();
@@ -390,13 +410,14 @@ fn sweep_stale_staging(plan: &Plan) {
     }
 }
 
-/// Restores directory modes, syncs the staging directory's filesystem and renames it to the
-/// target.
+/// Restores directory modes, syncs the staging directory's filesystem (when `sync`) and renames
+/// it to the target.
 fn commit(
     flattener: Flattener,
     staging: &Path,
     target: &Path,
     replace_empty: bool,
+    sync: bool,
     image: &str,
 ) -> Result<(), ExportError> {
     let io_err = |op, path: &Path| {
@@ -412,8 +433,10 @@ fn commit(
         image: image.to_string(),
         source,
     })?;
-    let dir = fs::File::open(staging).map_err(io_err("opening", staging))?;
-    rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("syncing", staging)(e.into()))?;
+    if sync {
+        let dir = fs::File::open(staging).map_err(io_err("opening", staging))?;
+        rustix::fs::syncfs(dir.as_fd()).map_err(|e| io_err("syncing", staging)(e.into()))?;
+    }
     if !replace_empty && target.exists() {
         return Err(ExportError::Target {
             target: target.to_path_buf(),

@@ -59,8 +59,7 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
     };
     let outcome = match stored {
         Some((store, image)) => {
-            let outcome =
-                export::export_stored(&store, &reference, &image, &args.dir, &options.apply)?;
+            let outcome = export::export_stored(&store, &reference, &image, &args.dir, &options)?;
             if !g.quiet {
                 eprintln!("Exported from the store (image {})", image.id);
             }

@@ -1,0 +1,244 @@
+//! Pulling an image: the [pipeline](crate::pipeline) from a [source](crate::source) (the
+//! registry) into the [store sink](crate::sink::StoreSink), then the image recorded and
+//! tagged. Also when to pull ([`PullPolicy`], [`ensure_image`]).
+
+pub(crate) mod lower;
+
+use std::sync::Arc;
+
+use crate::archive::ApplyOptions;
+use crate::digest::Digest;
+use crate::pipeline;
+use crate::reference::Reference;
+use crate::registry::RegistryClient;
+use crate::registry::platform::Platform;
+use crate::sink::{LayerJob, StoreSink};
+use crate::source::RegistrySource;
+use crate::store::{ImageRecord, LayerRef, Store, StoreError, chain_ids};
+
+pub use crate::pipeline::{LayerError, Observer, PullError, PullEvent, Silent};
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to pick from an index.
+    pub platform: Platform,
+    /// Layers downloaded and unpacked at once.
+    pub max_concurrent_downloads: usize,
+    /// How layers are written.
+    pub apply: ApplyOptions,
+    /// Whether each layer is on disk (one `syncfs`) before it becomes visible; without, layers
+    /// are marked unsynced and discarded if the machine goes down before something syncs them
+    /// (see `store::durable`).
+    pub sync: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            max_concurrent_downloads: 3,
+            apply: ApplyOptions::default(),
+            sync: true,
+        }
+    }
+}
+
+/// Whether a pull fetched anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullStatus {
+    /// At least one layer or the image record was new.
+    Downloaded,
+    /// Everything was present already.
+    UpToDate,
+}
+
+/// The result of a pull.
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    /// The reference pulled.
+    pub reference: Reference,
+    /// The digest the reference resolved to (an index's digest for multi-platform images).
+    pub digest: Digest,
+    /// The stored image.
+    pub image: ImageRecord,
+    /// Whether anything was fetched.
+    pub status: PullStatus,
+}
+
+/// Pulls `reference` into `store`.
+pub async fn pull(
+    client: &RegistryClient,
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<PullOutcome, PullError> {
+    let image = reference.to_string();
+    let store_err = |source| PullError::Store {
+        image: image.clone(),
+        source,
+    };
+
+    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
+    let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
+    let id = resolved.id.clone();
+    let had_image = store.image(&id).map_err(store_err)?.is_some();
+    store.sweep_staging().map_err(store_err)?;
+    store.repair_unsynced(options.sync).map_err(store_err)?;
+
+    let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = chain_ids(&diff_ids);
+    let jobs = resolved
+        .layers
+        .iter()
+        .zip(&chains)
+        .enumerate()
+        .map(|(i, (layer, chain))| LayerJob {
+            blob: layer.blob.clone(),
+            compression: layer.compression,
+            diff_id: layer.diff_id.clone(),
+            chain_id: chain.clone(),
+            ancestors: chains[..i].iter().rev().cloned().collect(),
+        })
+        .collect();
+    observer.event(resolved.event(reference));
+
+    let sink = Arc::new(StoreSink::new(store.clone(), &options.apply, options.sync));
+    let done = pipeline::run_layers(
+        &source,
+        &sink,
+        &image,
+        jobs,
+        options.max_concurrent_downloads,
+        &observer,
+    )
+    .await?;
+    let layers = resolved
+        .layers
+        .iter()
+        .zip(chains)
+        .zip(&done.layers)
+        .map(|((layer, chain_id), record)| LayerRef {
+            chain_id,
+            diff_id: layer.diff_id.clone(),
+            blob_digest: layer.blob.digest.clone(),
+            blob_size: layer.blob.size,
+            size: record.size,
+        })
+        .collect();
+    let top_digest = resolved.top_digest.clone();
+    let repo_digest = format!("{}@{}", reference.repo_name(), top_digest);
+    // Another process may have recorded the image meanwhile: keep its record.
+    if store.image(&id).map_err(store_err)?.is_none() {
+        let record = ImageRecord {
+            id: id.clone(),
+            manifest_digest: resolved.manifest.digest.clone(),
+            manifest_media_type: resolved.manifest.media_type.clone(),
+            platform: resolved.config.platform(),
+            layers,
+            repo_digests: vec![],
+            pulled_at: crate::store::now_rfc3339(),
+        };
+        store
+            .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
+            .map_err(store_err)?;
+    }
+    let image_record = store
+        .add_repo_digest(&id, &repo_digest)
+        .map_err(store_err)?;
+    if reference.digest.is_none() || reference.tag.is_some() {
+        let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
+        store.tag(&tagged, &id).map_err(store_err)?;
+    }
+    let status = if had_image && !done.fetched {
+        PullStatus::UpToDate
+    } else {
+        PullStatus::Downloaded
+    };
+    Ok(PullOutcome {
+        reference: reference.clone(),
+        digest: top_digest,
+        image: image_record,
+        status,
+    })
+}
+
+/// When to contact the registry for an image that may be present already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Never pull: the image must be present.
+    Never,
+    /// Pull only when the image is not present (no network I/O otherwise).
+    #[default]
+    Missing,
+    /// Always resolve the reference and fetch what is missing.
+    Always,
+}
+
+/// Errors of [`ensure_image`].
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    /// `--pull never` and the image is not present.
+    #[error("image {0} is not present and the pull policy is \"never\"")]
+    NotPresent(String),
+    /// Looking in the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Pulling failed.
+    #[error(transparent)]
+    Pull(#[from] PullError),
+}
+
+/// The key a reference is stored under: `repo@digest` when it has a digest, else `repo:tag`.
+pub fn store_key(reference: &Reference) -> String {
+    match &reference.digest {
+        Some(digest) => format!("{}@{digest}", reference.repo_name()),
+        None => format!("{}:{}", reference.repo_name(), reference.tag_or_default()),
+    }
+}
+
+/// The stored image for `reference` when it and all its layers are in the store (layers a
+/// crash may have torn are discarded first, see `store::durable`).
+pub fn present_image(
+    store: &Store,
+    reference: &Reference,
+) -> Result<Option<ImageRecord>, StoreError> {
+    store.repair_unsynced(false)?;
+    match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
+        Ok(image)
+            if image
+                .layers
+                .iter()
+                .all(|l| matches!(store.layer(&l.chain_id), Ok(Some(_)))) =>
+        {
+            Ok(Some(image))
+        }
+        Ok(_) | Err(StoreError::NoSuchImage(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Returns the stored image for `reference`, pulling it as `policy` says; `Ok((image, None))` when
+/// no pull happened.
+pub async fn ensure_image(
+    client: &RegistryClient,
+    store: &Store,
+    reference: &Reference,
+    policy: PullPolicy,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
+    // Layers a crash may have torn must not be used (see `store::durable`).
+    store.repair_unsynced(options.sync)?;
+    if policy != PullPolicy::Always {
+        if let Some(image) = present_image(store, reference)? {
+            return Ok((image, None));
+        }
+        if policy == PullPolicy::Never {
+            return Err(EnsureError::NotPresent(reference.to_string()));
+        }
+    }
+    let outcome = pull(client, store, reference, options, observer).await?;
+    Ok((outcome.image.clone(), Some(outcome)))
+}
