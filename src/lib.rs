@@ -12,6 +12,7 @@ pub mod config;
 pub mod container;
 pub mod digest;
 pub mod export;
+pub mod id;
 pub mod inspect;
 pub mod mount;
 pub mod pipeline;
