@@ -13,7 +13,7 @@
 //! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
 //! ```
 
-mod container;
+mod containers;
 mod durable;
 mod fsutil;
 mod image;
@@ -24,7 +24,7 @@ mod lock;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use container::{ContainerDirs, ContainerRecord};
+pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
 pub use layer::{LayerRecord, Staging, chain_ids};
