@@ -12,7 +12,6 @@ pub mod config;
 pub mod container;
 pub mod digest;
 pub mod export;
-pub mod inspect;
 pub mod mount;
 pub mod pull;
 pub mod reference;

@@ -3,12 +3,12 @@
 use anyhow::{Context, Result};
 
 use strata::container::{Container, ContainerError};
-use strata::inspect;
+
 use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 
-use super::{Global, progress, runtime};
+use super::{Global, inspect, progress, runtime};
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
 pub fn pull(g: &Global, reference: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 mod containers;
 mod export;
 mod images;
+mod inspect;
 mod login;
 mod progress;
 
