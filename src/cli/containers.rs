@@ -13,7 +13,10 @@ use strata::pull::{self, PullStatus};
 use strata::reference::Reference;
 use strata::store::Store;
 
-use super::{Global, PullArg, progress, runtime};
+use super::args::{Global, PullArg};
+use super::async_runtime::runtime;
+use super::describe::describe;
+use super::progress;
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -187,7 +190,7 @@ pub fn rm(store: &Store, names: &[String], force: bool) -> Result<()> {
         match result {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("error: {}", super::describe(&e.into()));
+                eprintln!("error: {}", describe(&e.into()));
                 failed += 1;
             }
         }

@@ -8,7 +8,9 @@ use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 
-use super::{Global, inspect, progress, runtime};
+use super::args::Global;
+use super::async_runtime::runtime;
+use super::{inspect, progress};
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
 pub fn pull(g: &Global, reference: &str) -> Result<()> {
