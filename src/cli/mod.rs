@@ -2,6 +2,7 @@
 
 mod args;
 mod async_runtime;
+mod container_hints;
 mod containers;
 mod describe;
 mod export;

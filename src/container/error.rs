@@ -16,8 +16,8 @@ pub enum ContainerError {
     /// Mounting or unmounting failed.
     #[error(transparent)]
     Mount(#[from] MountError),
-    /// `rm` without force on a mounted container.
-    #[error("container {name} is mounted at {}: run `strata umount {name}` first or use `strata rm -f`", merged.display())]
+    /// Removing a mounted container without force.
+    #[error("container {name} is mounted at {}", merged.display())]
     Mounted {
         /// The container's name.
         name: String,
