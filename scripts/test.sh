@@ -23,6 +23,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# --all-targets leaves out the doc examples.
+echo "== cargo test --doc"
+cargo test --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 
 # One closing line over all test binaries.
 awk '/^test result:/ {

@@ -92,6 +92,18 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
+    ///
+    /// ```no_run
+    /// use strata::store::Store;
+    ///
+    /// # fn main() -> Result<(), strata::store::StoreError> {
+    /// let store = Store::open(std::path::Path::new("/var/lib/strata"))?;
+    /// for image in store.images()? {
+    ///     println!("{}", image.id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let store = Store {
             root: root.to_path_buf(),
