@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set the machine up, then run every check CI runs: formatting, clippy, all tests.
+# Set the machine up, then run every check CI runs: formatting, clippy (also on the library
+# without the CLI), all tests.
 # The integration tests need root (overlay mounts, device nodes, trusted.* xattrs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +14,18 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
+# The library alone, without the `cli` feature (clap, indicatif, anyhow), as a program using it
+# builds it.
+echo "== cargo clippy --lib --no-default-features"
+cargo clippy --lib --no-default-features -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# --all-targets leaves out the doc examples.
+echo "== cargo test --doc"
+cargo test --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 
 # One closing line over all test binaries.
 awk '/^test result:/ {

@@ -13,7 +13,6 @@ pub mod container;
 pub mod digest;
 pub mod export;
 pub mod id;
-pub mod inspect;
 pub mod mount;
 pub mod pipeline;
 pub mod pull;

@@ -67,6 +67,26 @@ pub struct PullOutcome {
 }
 
 /// Pulls `reference` into `store`.
+///
+/// ```no_run
+/// use std::path::Path;
+/// use std::sync::Arc;
+///
+/// use strata::pull::{self, PullOptions, Silent};
+/// use strata::reference::Reference;
+/// use strata::registry::{RegistryClient, RegistryConfig};
+/// use strata::store::Store;
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Store::open(Path::new("/var/lib/strata"))?;
+/// let client = RegistryClient::new(RegistryConfig::default())?;
+/// let reference = Reference::parse("alpine:3.20")?;
+/// let outcome =
+///     pull::pull(&client, &store, &reference, &PullOptions::default(), Arc::new(Silent)).await?;
+/// println!("{} is {}", outcome.reference, outcome.image.id);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn pull(
     client: &RegistryClient,
     store: &Store,

@@ -9,6 +9,9 @@
 //!
 //! `root.path` in `config.json` is the absolute mounted rootfs; no `rootfs` symlink is created
 //! in the bundle directory.
+//!
+//! For a container of the store, [`Container::write_bundle`](crate::container::Container::write_bundle)
+//! mounts it and composes these from its image's config.
 
 pub mod runtime;
 pub mod spec;

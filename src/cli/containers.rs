@@ -8,13 +8,15 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use strata::bundle::{self, RunOptions};
-use strata::container::{self, ContainerView};
+use strata::container::{Container, ContainerView};
 use strata::pull::{self, PullStatus};
 use strata::reference::Reference;
-use strata::registry::manifest;
-use strata::store::{ContainerRecord, Store};
+use strata::store::Store;
 
-use super::{Global, PullArg, progress, runtime};
+use super::args::{Global, PullArg};
+use super::async_runtime::runtime;
+use super::describe::describe;
+use super::progress;
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -93,14 +95,8 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-/// Makes sure the image is present (per `--pull`), then creates and mounts a container; returns
-/// the opened store with it.
-fn create(
-    g: &Global,
-    image: &str,
-    name: Option<&str>,
-    policy: PullArg,
-) -> Result<(Store, ContainerRecord)> {
+/// Makes sure the image is present (per `--pull`), then creates and mounts a container.
+fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Result<Container> {
     let reference = Reference::parse(image)?;
     let store = g.store()?;
     let options = g.pull_options()?;
@@ -122,14 +118,18 @@ fn create(
             eprintln!("Status: Downloaded newer image for {reference}");
         }
     }
-    let record = container::create_and_mount(&store, &image, &reference.to_string(), name)?;
-    Ok((store, record))
+    Ok(Container::create(
+        &store,
+        &image,
+        &reference.to_string(),
+        name,
+    )?)
 }
 
 /// `strata pull-and-mount`.
 pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
-    let (store, record) = create(g, &args.image, args.name.as_deref(), args.pull)?;
-    let view = container::view(&store, &record)?;
+    let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let view = container.view()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
@@ -140,10 +140,9 @@ pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
 
 /// `strata ps`.
 pub fn ps(store: &Store, json: bool) -> Result<()> {
-    let views = store
-        .containers()?
+    let views = Container::list(store)?
         .iter()
-        .map(|c| container::view(store, c))
+        .map(Container::view)
         .collect::<Result<Vec<ContainerView>, _>>()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&views)?);
@@ -169,17 +168,16 @@ pub fn ps(store: &Store, json: bool) -> Result<()> {
 
 /// `strata mount`.
 pub fn mount(store: &Store, name: &str) -> Result<()> {
-    let record = store.container(name)?;
-    let merged = container::mount_container(store, &record)?;
+    let merged = Container::open(store, name)?.mount()?;
     println!("{}", merged.display());
     Ok(())
 }
 
 /// `strata umount`.
 pub fn umount(store: &Store, name: &str) -> Result<()> {
-    let record = store.container(name)?;
-    if !container::unmount_container(store, &record, false)? {
-        eprintln!("{}: not mounted", record.name);
+    let container = Container::open(store, name)?;
+    if !container.unmount(false)? {
+        eprintln!("{}: not mounted", container.name());
     }
     Ok(())
 }
@@ -188,14 +186,11 @@ pub fn umount(store: &Store, name: &str) -> Result<()> {
 pub fn rm(store: &Store, names: &[String], force: bool) -> Result<()> {
     let mut failed = 0;
     for name in names {
-        let result = store
-            .container(name)
-            .map_err(anyhow::Error::from)
-            .and_then(|record| Ok(container::remove(store, &record, force)?));
+        let result = Container::open(store, name).and_then(|c| c.remove(force));
         match result {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("error: {}", super::describe(&e));
+                eprintln!("error: {}", describe(&e.into()));
                 failed += 1;
             }
         }
@@ -225,26 +220,11 @@ fn run_options(p: &ProcessArgs, args: &[String]) -> Result<RunOptions> {
     })
 }
 
-/// Writes the runtime config for a mounted (or mountable) container into `dir`.
-fn write_bundle(
-    store: &Store,
-    record: &ContainerRecord,
-    dir: &std::path::Path,
-    opts: &RunOptions,
-) -> Result<PathBuf> {
-    let merged = container::mount_container(store, record)?;
-    let config = manifest::parse_config(&store.image_config(&record.image_id)?)?;
-    let spec = bundle::build_spec(&config, &merged, &record.id, opts)?;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating bundle dir {}", dir.display()))?;
-    Ok(bundle::write_bundle(dir, &spec)?)
-}
-
 /// `strata bundle`.
 pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
-    let record = store.container(&args.container)?;
+    let container = Container::open(store, &args.container)?;
     let opts = run_options(&args.process, &args.args)?;
-    let path = write_bundle(store, &record, &args.dir, &opts)?;
+    let path = container.write_bundle(&args.dir, &opts)?;
     println!("{}", path.display());
     Ok(())
 }
@@ -253,16 +233,17 @@ pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let opts = run_options(&args.process, &args.args)?;
     bundle::find_runtime(&args.runtime)?;
-    let (store, record) = create(g, &args.image, args.name.as_deref(), args.pull)?;
-    let bundle_dir = store.container_state_dir(&record.id);
-    let result = write_bundle(&store, &record, &bundle_dir, &opts).and_then(|_| {
+    let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let result = container.write_state_bundle(&opts).and_then(|_| {
         // The runtime forwards terminal signals to the container; strata must live on to clean up.
         ignore_terminal_signals();
-        Ok(bundle::run_runtime(&args.runtime, &bundle_dir, &record.id)?)
+        container.run_bundle(&args.runtime)
     });
     if args.rm {
-        container::remove(&store, &record, true)
-            .with_context(|| format!("removing container {}", record.name))?;
+        let name = container.name().to_string();
+        container
+            .remove(true)
+            .with_context(|| format!("removing container {name}"))?;
     }
     let code = result?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))

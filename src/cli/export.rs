@@ -10,7 +10,9 @@ use strata::pull::{self, PullPolicy};
 use strata::reference::Reference;
 use strata::store::{ImageRecord, Store};
 
-use super::{Global, PullArg, progress, runtime};
+use super::args::{Global, PullArg};
+use super::async_runtime::runtime;
+use super::progress;
 
 /// The long help of `export`.
 pub const LONG_ABOUT: &str = "\

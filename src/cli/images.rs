@@ -2,12 +2,15 @@
 
 use anyhow::{Context, Result};
 
+use strata::container::{Container, ContainerError};
+
 use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
-use strata::{container, inspect};
 
-use super::{Global, progress, runtime};
+use super::args::Global;
+use super::async_runtime::runtime;
+use super::{inspect, progress};
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
 pub fn pull(g: &Global, reference: &str) -> Result<()> {
@@ -70,9 +73,9 @@ pub fn list(store: &Store, json: bool) -> Result<()> {
 
 /// Prints `[ {inspect object} ]` for a container (by name or id) or else an image.
 pub fn inspect(store: &Store, name: &str) -> Result<()> {
-    let value = match store.container(name) {
-        Ok(record) => inspect::container_inspect(&container::view(store, &record)?),
-        Err(StoreError::NoSuchContainer(_)) => {
+    let value = match Container::open(store, name) {
+        Ok(container) => inspect::container_inspect(&container.view()?),
+        Err(ContainerError::Store(StoreError::NoSuchContainer(_))) => {
             let key = Reference::parse(name).ok().map(|r| store_key(&r));
             let image = store
                 .resolve_image(key.as_deref(), name)

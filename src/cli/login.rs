@@ -8,7 +8,8 @@ use clap::Args;
 
 use strata::registry::credentials::{self, Credentials, StoredIn};
 
-use super::{Global, runtime};
+use super::args::Global;
+use super::async_runtime::runtime;
 
 /// `strata login` arguments.
 #[derive(Debug, Args)]

@@ -1,21 +1,23 @@
 //! Command-line interface: argument parsing, dispatch, exit codes.
 
+mod args;
+mod async_runtime;
+mod container_hints;
 mod containers;
+mod describe;
 mod export;
 mod images;
+mod inspect;
 mod login;
 mod progress;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
-use strata::pull::{PullOptions, PullPolicy};
-use strata::registry::RegistryClient;
-use strata::registry::platform::Platform;
-use strata::store::Store;
+use args::Global;
+use describe::describe;
 
 /// strata: pull OCI/Docker images into a Docker-style overlay2 store and mount them.
 #[derive(Debug, Parser)]
@@ -25,87 +27,6 @@ pub struct Cli {
     global: Global,
     #[command(subcommand)]
     command: Command,
-}
-
-/// Options every command takes.
-#[derive(Debug, Args)]
-pub struct Global {
-    /// Store directory [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
-    #[arg(long, env = "STRATA_ROOT", global = true)]
-    root: Option<PathBuf>,
-    /// Registry mirror, REGISTRY=URL (repeatable; tried in order, then the registry itself)
-    #[arg(
-        long = "mirror",
-        env = "STRATA_MIRROR",
-        value_delimiter = ',',
-        global = true,
-        value_name = "REGISTRY=URL"
-    )]
-    mirrors: Vec<String>,
-    /// Registry reached over plain HTTP or unverified TLS (repeatable; loopback is too, unless
-    /// a certs dir has a CA for it)
-    #[arg(
-        long = "insecure-registry",
-        env = "STRATA_INSECURE_REGISTRY",
-        value_delimiter = ',',
-        global = true,
-        value_name = "HOST[:PORT]"
-    )]
-    insecure: Vec<String>,
-    /// Configuration file (TOML: mirrors, insecure registries, certs dir, ...) [default:
-    /// /etc/strata/config.toml if present]
-    #[arg(long, env = "STRATA_CONFIG", global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Directory with HOST[:PORT]/{*.crt,client.cert,client.key} per registry [default:
-    /// /etc/strata/certs.d; /etc/docker/certs.d is searched too]
-    #[arg(long, env = "STRATA_CERTS_DIR", global = true, value_name = "DIR")]
-    certs_dir: Option<PathBuf>,
-    /// Platform to pull from multi-platform images [default: the host's]
-    #[arg(
-        long,
-        env = "STRATA_PLATFORM",
-        global = true,
-        value_name = "OS/ARCH[/VARIANT]"
-    )]
-    platform: Option<String>,
-    /// Layers downloaded and unpacked at once [default: the config file's, else 3]
-    #[arg(
-        long,
-        env = "STRATA_MAX_CONCURRENT_DOWNLOADS",
-        global = true,
-        value_name = "N"
-    )]
-    max_concurrent_downloads: Option<usize>,
-    /// Commit layers without waiting for their data to reach the disk (no `syncfs`), as
-    /// containerd and dockerd do: for hosts whose store need not survive a crash (CI
-    /// machines). A layer not yet synced when the machine goes down is discarded and pulled
-    /// again
-    #[arg(long, env = "STRATA_NO_SYNC", global = true, value_parser = clap::builder::BoolishValueParser::new())]
-    no_sync: bool,
-    /// Print no progress
-    #[arg(short, long, global = true)]
-    quiet: bool,
-}
-
-/// `--pull` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PullArg {
-    /// Never pull; the image must be present
-    Never,
-    /// Pull only when the image is not present
-    Missing,
-    /// Always resolve the reference and fetch what is missing
-    Always,
-}
-
-impl From<PullArg> for PullPolicy {
-    fn from(arg: PullArg) -> Self {
-        match arg {
-            PullArg::Never => PullPolicy::Never,
-            PullArg::Missing => PullPolicy::Missing,
-            PullArg::Always => PullPolicy::Always,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,19 +100,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, skipping causes whose text a higher level already includes.
-pub fn describe(e: &anyhow::Error) -> String {
-    let mut message = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-    }
-    message
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
@@ -210,87 +118,4 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logout(args) => login::logout(&args)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-impl Global {
-    /// Opens the store at `--root` (or the default).
-    fn store(&self) -> Result<Store> {
-        let root = self.root_dir()?;
-        Store::open(&root).with_context(|| format!("opening store {}", root.display()))
-    }
-
-    /// The store directory: `--root` or the default (neither created nor checked).
-    fn root_dir(&self) -> Result<PathBuf> {
-        match &self.root {
-            Some(root) => Ok(root.clone()),
-            None => default_root(),
-        }
-    }
-
-    fn pull_options(&self) -> Result<PullOptions> {
-        let platform = match &self.platform {
-            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
-            None => Platform::host(),
-        };
-        if self.max_concurrent_downloads == Some(0) {
-            bail!("--max-concurrent-downloads must be at least 1");
-        }
-        let file = self.config_file()?;
-        let overrides = self.overrides()?;
-        Ok(PullOptions {
-            platform,
-            max_concurrent_downloads: file.max_concurrent_downloads(&overrides),
-            sync: file.sync(&overrides),
-            ..PullOptions::default()
-        })
-    }
-
-    fn client(&self) -> Result<RegistryClient> {
-        let config = self.config_file()?.registry_config(&self.overrides()?);
-        Ok(RegistryClient::new(config)?)
-    }
-
-    /// The configuration file (`--config`, else /etc/strata/config.toml if present).
-    fn config_file(&self) -> Result<strata::config::Config> {
-        Ok(strata::config::Config::load(self.config.as_deref())?)
-    }
-
-    /// The command line's registry settings, which override or extend the file's.
-    fn overrides(&self) -> Result<strata::config::Overrides> {
-        let mut mirrors = Vec::new();
-        for entry in &self.mirrors {
-            let (registry, url) = entry.split_once('=').with_context(|| {
-                format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
-            })?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("invalid --mirror {entry:?}: the URL must start with http:// or https://");
-            }
-            mirrors.push((registry.to_string(), url.trim_end_matches('/').to_string()));
-        }
-        Ok(strata::config::Overrides {
-            mirrors,
-            insecure: self.insecure.clone(),
-            certs_dir: self.certs_dir.clone(),
-            max_concurrent_downloads: self.max_concurrent_downloads,
-            no_sync: self.no_sync,
-            user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
-        })
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("starting the async runtime")
-}
-
-fn default_root() -> Result<PathBuf> {
-    if rustix::process::geteuid().is_root() {
-        return Ok(PathBuf::from("/var/lib/strata"));
-    }
-    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(data).join("strata"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => Ok(Path::new(&home).join(".local/share/strata")),
-        None => bail!("cannot choose a store directory: set --root, STRATA_ROOT or HOME"),
-    }
 }

@@ -207,9 +207,7 @@ fn privileges_from_status(status: &str) -> Result<(), MountError> {
     match cap_eff {
         Some(caps) if caps & (1 << CAP_SYS_ADMIN) != 0 => Ok(()),
         Some(_) => Err(MountError::NotPermitted {
-            reason: "mounting an overlay needs root (CAP_SYS_ADMIN), which this process lacks; \
-                     without privileges use `strata export` to unpack an image into a plain \
-                     directory instead"
+            reason: "mounting an overlay needs root (CAP_SYS_ADMIN), which this process lacks"
                 .into(),
         }),
         None => Err(MountError::Io {

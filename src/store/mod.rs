@@ -13,7 +13,7 @@
 //! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
 //! ```
 
-mod container;
+mod containers;
 mod durable;
 mod fsutil;
 mod image;
@@ -24,7 +24,7 @@ mod lock;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use container::{ContainerDirs, ContainerRecord};
+pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
 pub use layer::{LayerRecord, Staging, chain_ids};
@@ -92,6 +92,18 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
+    ///
+    /// ```no_run
+    /// use strata::store::Store;
+    ///
+    /// # fn main() -> Result<(), strata::store::StoreError> {
+    /// let store = Store::open(std::path::Path::new("/var/lib/strata"))?;
+    /// for image in store.images()? {
+    ///     println!("{}", image.id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let store = Store {
             root: root.to_path_buf(),

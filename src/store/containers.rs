@@ -1,5 +1,7 @@
-//! Container layers and records: `<cid>-init` (Docker's init files) and `<cid>` (the writable
-//! upper dir), both stacked on an image's layers, plus `<root>/containers/<cid>.json`.
+//! What the store keeps of containers: their layers, `<cid>-init` (Docker's init files) and
+//! `<cid>` (the writable upper dir), both stacked on an image's layers, and their records,
+//! `<root>/containers/<cid>.json`. Mounting and the rest of the lifecycle are in
+//! [`crate::container`].
 
 use std::fs;
 use std::io::Read;

@@ -1,8 +1,10 @@
-//! Docker-shaped JSON views of stored images (`docker image inspect`, `docker images`).
+//! Docker-shaped JSON views of stored images and containers (`docker image inspect`,
+//! `docker images`, `docker container inspect`), for `images --json` and `inspect`.
 
 use serde_json::{Value, json};
 
-use crate::store::{ImageRecord, Store, StoreError};
+use strata::container::ContainerView;
+use strata::store::{ImageRecord, Store, StoreError};
 
 /// `docker image inspect`'s object for one image, with overlay2 `GraphDriver.Data`.
 pub fn image_inspect(store: &Store, image: &ImageRecord) -> Result<Value, StoreError> {
@@ -110,7 +112,7 @@ pub fn image_rows(store: &Store) -> Result<Vec<Value>, StoreError> {
 }
 
 /// `docker container inspect`'s object, reduced to what strata knows, with `GraphDriver.Data`.
-pub fn container_inspect(view: &crate::container::ContainerView) -> Value {
+pub fn container_inspect(view: &ContainerView) -> Value {
     let lower: Vec<String> = view.lower.iter().map(|p| p.display().to_string()).collect();
     json!({
         "Id": view.id,

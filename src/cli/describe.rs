@@ -1,0 +1,20 @@
+//! How an error is printed: its message and causes on one line, then what to do about it.
+
+use super::container_hints;
+
+/// The error and its causes, skipping causes whose text a higher level already includes, and
+/// the hint for container and mount errors.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    if let Some(hint) = container_hints::hint(e) {
+        message.push_str(&hint);
+    }
+    message
+}

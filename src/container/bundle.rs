@@ -1,0 +1,39 @@
+//! An OCI runtime bundle for a container, and running a runtime on it.
+
+use std::path::{Path, PathBuf};
+
+use super::error::ContainerError;
+use super::lifecycle::Container;
+use crate::bundle::{self, RunOptions};
+use crate::registry::manifest;
+
+impl Container {
+    /// Writes `<dir>/config.json` for the container, creating `dir`: mounts the container if
+    /// needed, then builds the runtime spec from its image's config and `opts`. Returns the
+    /// path of `config.json`.
+    pub fn write_bundle(&self, dir: &Path, opts: &RunOptions) -> Result<PathBuf, ContainerError> {
+        let merged = self.mount()?;
+        let config = manifest::parse_config(&self.store().image_config(&self.record().image_id)?)?;
+        let spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
+        std::fs::create_dir_all(dir).map_err(|source| ContainerError::BundleDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(bundle::write_bundle(dir, &spec)?)
+    }
+
+    /// Writes the bundle into the container's [state dir](Container::state_dir), where
+    /// [`Container::run_bundle`] runs it; returns that directory.
+    pub fn write_state_bundle(&self, opts: &RunOptions) -> Result<PathBuf, ContainerError> {
+        let dir = self.state_dir();
+        self.write_bundle(&dir, opts)?;
+        Ok(dir)
+    }
+
+    /// Runs `<runtime> run` on the bundle [`Container::write_state_bundle`] wrote, with this
+    /// process' stdio and the container id as the runtime's container id; returns its exit
+    /// code (128 + the signal when it was killed).
+    pub fn run_bundle(&self, runtime: &str) -> Result<i32, ContainerError> {
+        Ok(bundle::run_runtime(runtime, &self.state_dir(), self.id())?)
+    }
+}

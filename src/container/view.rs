@@ -1,0 +1,55 @@
+//! What a container looks like now, as `ps`/`inspect`/`--json` show it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::error::ContainerError;
+use super::lifecycle::Container;
+use crate::mount;
+
+/// A container with its directories and mount state, as `ps`/`inspect`/`--json` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerView {
+    /// 64-hex id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Reference it was created from.
+    pub image: String,
+    /// Image id.
+    pub image_id: String,
+    /// Creation time.
+    pub created: String,
+    /// Whether the merged dir is mounted now.
+    pub mounted: bool,
+    /// The merged rootfs.
+    pub merged: PathBuf,
+    /// The writable layer.
+    pub upper: PathBuf,
+    /// overlayfs' work dir.
+    pub work: PathBuf,
+    /// Lower dirs, nearest first (init layer, then the image's layers).
+    pub lower: Vec<PathBuf>,
+}
+
+impl Container {
+    /// Describes the container's current state.
+    pub fn view(&self) -> Result<ContainerView, ContainerError> {
+        let dirs = self.dirs()?;
+        let mounted = mount::is_mounted(&dirs.merged)?;
+        let record = self.record();
+        Ok(ContainerView {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            image: record.image_ref.clone(),
+            image_id: record.image_id.to_string(),
+            created: record.created.clone(),
+            mounted,
+            merged: dirs.merged,
+            upper: dirs.upper,
+            work: dirs.work,
+            lower: dirs.lower,
+        })
+    }
+}
