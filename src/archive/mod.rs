@@ -104,6 +104,7 @@
 //! - Directory modes are always set (the directory may come from a lower layer).
 
 mod apply;
+mod copy_up;
 mod data;
 mod diff;
 mod fsops;
@@ -118,6 +119,8 @@ mod tests;
 
 use std::io;
 use std::path::PathBuf;
+
+pub(crate) use copy_up::copy_up;
 
 /// How to apply a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]

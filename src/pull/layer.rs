@@ -3,7 +3,8 @@
 //!
 //! A layer whose tar left out parent directories (the applier reports them as implicit) and
 //! that has layers below it waits, before it commits, until those layers are in the store,
-//! then gives those directories the metadata of the same directories there (see `lower`).
+//! then gives those directories the metadata of the same directories there (see
+//! `archive::copy_up`).
 //! It gives up its download permit first: the layers it waits for may need one.
 //!
 //! [`stream_blob`] (download on the async side, a blocking consumer on the other) and
@@ -125,7 +126,8 @@ pub(crate) async fn ensure_layer(
 struct Unpacked {
     staging: Staging,
     record: LayerRecord,
-    /// Directories the tar left out, to take the metadata of the lower layers (see `lower`).
+    /// Directories the tar left out, to take the metadata of the lower layers (see
+    /// `archive::copy_up`).
     implicit: Vec<PathBuf>,
     /// Whether the layer has layers below it.
     has_lowers: bool,
@@ -145,7 +147,7 @@ impl Unpacked {
     /// store) when it has any, then commits.
     fn commit(self, lowers: &[PathBuf], opts: &ApplyOptions) -> Result<LayerRecord, LayerError> {
         if self.needs_lowers() {
-            super::lower::copy_up(&self.staging.diff_dir(), &self.implicit, lowers, opts).map_err(
+            archive::copy_up(&self.staging.diff_dir(), &self.implicit, lowers, opts).map_err(
                 |e| LayerError::ImplicitDir {
                     path: e.path,
                     op: e.op,

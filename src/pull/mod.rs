@@ -3,7 +3,6 @@
 
 mod channel;
 pub(crate) mod layer;
-mod lower;
 mod pipe;
 
 use std::io;
