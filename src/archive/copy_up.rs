@@ -1,6 +1,6 @@
 //! Implicit parent directories of a layer take the metadata of the same directory in the lower
 //! layers, as overlay copy-up would give it (see "Missing parent directories" in the `archive`
-//! documentation): a layer with `usr/local/bin/x` but no `usr/` entry must not make `/usr` of
+//! module documentation): a layer with `usr/local/bin/x` but no `usr/` entry must not make `/usr` of
 //! the mounted image 0755, root-owned and new, when the base layer's `/usr` is something else.
 //!
 //! [`lookup`] is the overlay lookup of one path in a list of lower layer directories, nearest
@@ -37,8 +37,8 @@ pub(crate) struct DirMeta {
     pub xattrs: Vec<(CString, Vec<u8>)>,
 }
 
-/// A failed operation on an implicit directory or a lower layer (becomes
-/// [`super::LayerError::ImplicitDir`]).
+/// A failed operation on an implicit directory or a lower layer (`pull` reports it as
+/// `LayerError::ImplicitDir`).
 #[derive(Debug)]
 pub(crate) struct CopyUpError {
     /// The implicit directory (relative to the layer).
@@ -53,7 +53,7 @@ pub(crate) struct CopyUpError {
 const PATH_FLAGS: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 /// Gives every directory of `dirs` (relative, normalised paths below `diff`, a layer's
-/// staging directory, as [`crate::archive::ApplyStats::implicit_dirs`] lists them) the
+/// staging directory, as [`super::ApplyStats::implicit_dirs`] lists them) the
 /// metadata [`lookup`] finds in `lowers` (the image's lower layer directories, nearest first):
 /// owner (only with [`ApplyOptions::same_owner`]), mode, xattrs, times. A directory no lower
 /// layer has keeps its metadata; one that is no longer a directory (or is reached through a
