@@ -14,13 +14,14 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::data::{self, CopyError, Layout};
-use super::fsops::{self, DirFd, FsError, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
+use super::error::{ArchiveError, from_fs, fs_err, invalid, lossy};
+use super::fsops::{self, DirFd, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
 use super::meta::{self, Meta};
 use super::path::{self, MemberPath};
 use super::reader::{Member, Reader};
 use super::whiteout::{self, Kind as Name};
 use super::writeback::Writeback;
-use super::{ApplyOptions, ApplyStats, ArchiveError};
+use super::{ApplyOptions, ApplyStats};
 
 /// File data is copied through a buffer of this size, allocated once per layer.
 const BUF_SIZE: usize = 256 * 1024;
@@ -208,29 +209,6 @@ pub(crate) fn apply<R: Read>(
         .map(|p| PathBuf::from(OsString::from_vec(p)))
         .collect();
     Ok(stats)
-}
-
-pub(super) fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-pub(super) fn invalid(shown: &str, reason: impl ToString) -> ArchiveError {
-    ArchiveError::Invalid {
-        path: shown.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-fn fs_err(shown: &str, op: impl Into<String>, source: impl Into<std::io::Error>) -> ArchiveError {
-    ArchiveError::Fs {
-        path: shown.to_string(),
-        op: op.into(),
-        source: source.into(),
-    }
-}
-
-fn from_fs(shown: &str, e: FsError) -> ArchiveError {
-    fs_err(shown, e.op, e.source)
 }
 
 fn kind_of(raw: u8, name: &[u8]) -> Result<Kind, String> {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use super::ArchiveError;
+use super::error::ArchiveError;
 use super::whiteout::OPAQUE_MARKER;
 
 /// Writes the layer directory `dir` as a tar stream to `out` (see the module documentation);

@@ -107,6 +107,7 @@ mod apply;
 mod copy_up;
 mod data;
 mod diff;
+mod error;
 mod fsops;
 mod meta;
 mod path;
@@ -121,6 +122,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub(crate) use copy_up::copy_up;
+pub use error::ArchiveError;
 
 /// How to apply a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,67 +169,6 @@ pub struct ApplyStats {
     /// destination, normalised, with symlinks resolved (the path where the directory is),
     /// sorted (parents before children). Always empty in flatten mode.
     pub implicit_dirs: Vec<PathBuf>,
-}
-
-/// Why a layer could not be applied. Every variant about a member names it.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    /// The destination directory could not be opened.
-    #[error("opening layer directory {}: {source}", path.display())]
-    Dest {
-        /// The destination given.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-    /// Reading the tar stream itself failed: a read error, a corrupt header, or data cut short.
-    #[error("reading the layer tar stream{}: {source}", at_entry(entry))]
-    Io {
-        /// The member whose data was being read, if any (lossy UTF-8).
-        entry: Option<String>,
-        /// The error (`UnexpectedEof` when the stream ends inside a member).
-        #[source]
-        source: io::Error,
-    },
-    /// A member that must not be applied: a name escaping the layer, an unsupported type, a
-    /// malformed field or PAX record, an invalid whiteout, a missing hardlink target, ...
-    #[error("entry {path:?}: {reason}")]
-    Invalid {
-        /// The member name as found in the archive (lossy UTF-8).
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A filesystem operation for a member failed.
-    #[error("entry {path:?}: {op}: {source}")]
-    Fs {
-        /// The member name as found in the archive (lossy UTF-8).
-        path: String,
-        /// What was being done.
-        op: String,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn at_entry(entry: &Option<String>) -> String {
-    entry
-        .as_ref()
-        .map(|e| format!(" (entry {e:?})"))
-        .unwrap_or_default()
-}
-
-impl ArchiveError {
-    /// The member the error is about, if any.
-    pub fn entry(&self) -> Option<&str> {
-        match self {
-            Self::Dest { .. } => None,
-            Self::Io { entry, .. } => entry.as_deref(),
-            Self::Invalid { path, .. } | Self::Fs { path, .. } => Some(path),
-        }
-    }
 }
 
 /// Applies the tar stream `reader` to the existing directory `dest`, which must be empty unless

@@ -37,8 +37,7 @@ use std::io::{self, ErrorKind, Read};
 
 use tar::Header;
 
-use super::ArchiveError;
-use super::apply::{invalid, lossy};
+use super::error::{ArchiveError, invalid, lossy};
 use super::meta::PaxSparse;
 
 const BLOCK: usize = 512;
