@@ -17,11 +17,11 @@ use super::data::{self, CopyError, Layout};
 use super::error::{ArchiveError, from_fs, fs_err, invalid, lossy};
 use super::fsops::{self, DirFd, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
 use super::meta::{self, Meta};
+use super::options::{ApplyOptions, ApplyStats};
 use super::path::{self, MemberPath};
 use super::reader::{Member, Reader};
 use super::whiteout::{self, Kind as Name};
 use super::writeback::Writeback;
-use super::{ApplyOptions, ApplyStats};
 
 /// File data is copied through a buffer of this size, allocated once per layer.
 const BUF_SIZE: usize = 256 * 1024;

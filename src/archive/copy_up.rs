@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
-use crate::archive::ApplyOptions;
+use super::options::ApplyOptions;
 
 /// What [`lookup`] copies from a lower layer's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
