@@ -112,6 +112,7 @@ mod fsops;
 mod meta;
 mod options;
 mod path;
+mod pax;
 mod reader;
 mod whiteout;
 mod writeback;
