@@ -18,6 +18,7 @@ use super::error::{ArchiveError, from_fs, fs_err, invalid, lossy};
 use super::fsops::{self, DirFd, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
 use super::meta::{self, Meta};
 use super::options::{ApplyOptions, ApplyStats};
+use super::overlay_xattr;
 use super::path::{self, MemberPath};
 use super::reader::{Member, Reader};
 use super::whiteout::{self, Kind as Name};
@@ -778,11 +779,7 @@ impl Applier<'_> {
 
     /// Sets the opaque xattr on the directory `fd` (opened for reading).
     fn set_opaque(&self, fd: BorrowedFd<'_>, shown: &str) -> Result<(), ArchiveError> {
-        let xattr: &CStr = if self.opts.userxattr {
-            c"user.overlay.opaque"
-        } else {
-            c"trusted.overlay.opaque"
-        };
+        let xattr = overlay_xattr::opaque(self.opts.userxattr);
         fsops::fsetxattr(fd, xattr, b"y")
             .map_err(|e| fs_err(shown, format!("setting {}", xattr.to_string_lossy()), e))
     }

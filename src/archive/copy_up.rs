@@ -18,6 +18,7 @@ use rustix::fs::{self as rfs, FileType, Gid, Mode, OFlags, Timespec, Timestamps,
 use rustix::io::Errno;
 
 use super::options::ApplyOptions;
+use super::overlay_xattr;
 
 /// What [`lookup`] copies from a lower layer's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,11 +184,7 @@ pub(crate) fn lookup(
     userxattr: bool,
 ) -> Result<Option<DirMeta>, CopyUpError> {
     let comps = components(path)?;
-    let opaque: &CStr = if userxattr {
-        c"user.overlay.opaque"
-    } else {
-        c"trusted.overlay.opaque"
-    };
+    let opaque = overlay_xattr::opaque(userxattr);
     for layer in lowers {
         let root = rfs::open(
             layer,
@@ -307,7 +304,7 @@ fn read_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<(CString, Vec<u8>)>, Errno> {
     };
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+        if overlay_xattr::is_overlay(name) {
             continue;
         }
         let Ok(cname) = CString::new(name) else {

@@ -13,12 +13,9 @@ use std::ffi::CString;
 
 use rustix::fs::Timespec;
 
+use super::overlay_xattr;
 use super::pax::{PaxSparse, parse_pax_time, parse_u64};
 use super::reader::{self, Format, Member};
-
-/// The overlay xattr namespaces: never taken from a layer (only the whiteout conversion writes
-/// them), so that a layer cannot plant redirect/metacopy/origin attributes for overlayfs.
-const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
 /// Metadata of one member.
 #[derive(Debug, Clone)]
@@ -216,7 +213,9 @@ impl PaxFields {
             }
             _ => {
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    if OVERLAY_XATTR_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                    // Never taken from a layer, so that it cannot plant redirect, metacopy
+                    // or origin attributes for overlayfs.
+                    if overlay_xattr::is_overlay(name) {
                         return Ok(());
                     }
                     let name = CString::new(name)

@@ -111,6 +111,7 @@ mod error;
 mod fsops;
 mod meta;
 mod options;
+mod overlay_xattr;
 mod path;
 mod pax;
 mod reader;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 /// How to apply a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyOptions {
-    /// Overlay xattr namespace: false => "trusted.overlay.*", true => "user.overlay.*"
-    /// (rootless/userxattr mode).
+    /// The namespace of the overlay xattrs (opaque directories) written and looked up: false
+    /// => the `trusted.` one (needs root), true => the `user.` one (rootless, for overlay
+    /// mounts with `userxattr`).
     pub userxattr: bool,
     /// chown entries to their tar uid/gid (true when running as root; when false, skip chown
     /// silently).
@@ -22,7 +23,7 @@ pub struct ApplyOptions {
 }
 
 impl Default for ApplyOptions {
-    /// `trusted.overlay.*`, and chown when running as root.
+    /// The `trusted.` overlay xattrs, and chown when running as root.
     fn default() -> Self {
         Self {
             userxattr: false,
