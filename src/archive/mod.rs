@@ -7,6 +7,12 @@
 //! `fsops`): no member name, link target or symlink can make it touch anything outside the
 //! destination, and the final component of a name is never followed.
 //!
+//! Where things are: `reader`, `meta`, `pax` and `data` read a member (framing, metadata, PAX
+//! values, file data); `apply` applies it, one member loop generic over the two modes
+//! (`apply::overlay`, `apply::flatten`); `fsops` and `path` do the confined filesystem work;
+//! `whiteout` and `overlay_xattr` name the overlay2 conventions; `copy_up` gives implicit
+//! directories their lower layers' metadata; `diff` writes a layer directory back as a tar.
+//!
 //! Conversions and choices, in short:
 //! - Names: leading `/` and `./` stripped, `//` and `.` collapsed, `..` refused; `.` is the
 //!   destination itself and may only be a directory.
@@ -122,8 +128,8 @@ mod writeback;
 mod tests;
 
 use std::io;
-use std::path::PathBuf;
 
+pub use apply::Flattener;
 pub(crate) use copy_up::copy_up;
 pub use error::ArchiveError;
 pub use options::{ApplyOptions, ApplyStats};
@@ -137,7 +143,11 @@ pub fn apply_layer<R: io::Read>(
     dest: &std::path::Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats, ArchiveError> {
-    apply::apply(reader, dest, opts, None)
+    if opts.flatten {
+        apply::flatten::apply(reader, dest, opts, None)
+    } else {
+        apply::overlay::apply(reader, dest, opts)
+    }
 }
 
 /// Writes a layer directory in overlay2 format (what [`apply_layer`] makes of a layer) back as a
@@ -155,48 +165,4 @@ pub fn write_layer_tar<W: io::Write>(
     root_entry: bool,
 ) -> Result<u64, ArchiveError> {
     diff::write(dir, out, root_entry)
-}
-
-/// Flattens an image's layers, applied bottom first, into one directory: the image's merged
-/// view as a plain directory tree (see "Flatten mode" in the module documentation).
-///
-/// Directories whose mode lacks owner read, write or search permission (`/proc` is 0555) stay
-/// owner-accessible until [`Flattener::finish`], so that later layers can still change what is
-/// below them when the process has no `CAP_DAC_OVERRIDE` (unprivileged export).
-#[derive(Debug)]
-pub struct Flattener {
-    dest: PathBuf,
-    opts: ApplyOptions,
-    deferred: apply::DeferredModes,
-}
-
-impl Flattener {
-    /// Flattens into the existing directory `dest` (normally empty at first) with `opts`
-    /// (whose `flatten` is forced on).
-    pub fn new(dest: &std::path::Path, opts: &ApplyOptions) -> Self {
-        Self {
-            dest: dest.to_path_buf(),
-            opts: ApplyOptions {
-                flatten: true,
-                ..opts.clone()
-            },
-            deferred: Default::default(),
-        }
-    }
-
-    /// The directory flattened into.
-    pub fn dest(&self) -> &std::path::Path {
-        &self.dest
-    }
-
-    /// Applies the next layer's tar stream (as [`apply_layer`] does: trailing bytes are not
-    /// drained).
-    pub fn apply_layer<R: io::Read>(&mut self, reader: R) -> Result<ApplyStats, ArchiveError> {
-        apply::apply(reader, &self.dest, &self.opts, Some(&mut self.deferred))
-    }
-
-    /// Gives the directories kept owner-accessible their modes; call after the last layer.
-    pub fn finish(self) -> Result<(), ArchiveError> {
-        apply::restore_modes(&self.dest, &self.deferred)
-    }
 }

@@ -1,6 +1,7 @@
-//! The member loop: one handler per member kind, all filesystem work through [`Root`].
+//! The member loop shared by both modes: one handler per member kind, all filesystem work
+//! through [`Root`]; where the modes differ, it calls its [`ApplyMode`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::ffi::OsString;
 use std::fs::File;
@@ -9,20 +10,20 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
-use super::data::{self, CopyError, Layout};
-use super::error::{ArchiveError, from_fs, fs_err, invalid, lossy};
-use super::fsops::{self, DirFd, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
-use super::meta::{self, Meta};
-use super::options::{ApplyOptions, ApplyStats};
-use super::overlay_xattr;
-use super::path::{self, MemberPath};
-use super::reader::{Member, Reader};
-use super::whiteout::{self, Kind as Name};
-use super::writeback::Writeback;
+use super::mode::{ApplyMode, DirMeta};
+use crate::archive::data::{self, CopyError, Layout};
+use crate::archive::error::{ArchiveError, from_fs, fs_err, invalid, lossy};
+use crate::archive::fsops::{self, DirFd, IMPLICIT_DIR_MODE, RealPath, Root, timestamps};
+use crate::archive::meta::{self, Meta};
+use crate::archive::options::{ApplyOptions, ApplyStats};
+use crate::archive::path::{self, MemberPath};
+use crate::archive::reader::{Member, Reader};
+use crate::archive::whiteout::{self, Kind as Name};
+use crate::archive::writeback::Writeback;
 
 /// File data is copied through a buffer of this size, allocated once per layer.
 const BUF_SIZE: usize = 256 * 1024;
@@ -56,144 +57,43 @@ impl Kind {
     }
 }
 
-/// A directory's mode and times, applied at the end.
-struct DirMeta {
-    mode: u32,
-    atime: Timespec,
-    mtime: Timespec,
-    /// Its real path (flatten mode only).
-    real: Option<RealPath>,
-}
-
-/// Modes of directories kept owner-writable while later layers are flattened onto them, by
-/// real path (see [`super::Flattener`]).
-pub(crate) type DeferredModes = HashMap<Vec<u8>, u32>;
-
-/// Flatten mode's bookkeeping for one layer.
-#[derive(Default)]
-struct Flat {
-    /// Real paths (symlinks resolved) this layer created, directories its opaque markers and
-    /// whiteouts name as parents, and all their ancestors: what its whiteouts and opaque
-    /// markers must not remove.
-    touched: HashSet<Vec<u8>>,
-    /// Whiteouts and opaque markers, carried out in order at the end of the layer, once
-    /// everything the layer creates is known (a layer's own entries win in any order).
-    removals: Vec<Removal>,
-    /// Times of the directories this layer changes, by real path, from before the change:
-    /// those that are not members of the layer get them back at its end (as umoci does), so
-    /// that a directory keeps the times of the layer that last listed it.
-    times: HashMap<Vec<u8>, (Timespec, Timespec)>,
-}
-
-/// Records the times of the directory `fd` at `real` unless known already.
-fn note_times(
-    times: &mut HashMap<Vec<u8>, (Timespec, Timespec)>,
-    real: &[u8],
-    fd: BorrowedFd<'_>,
-) -> Result<(), Errno> {
-    if !times.contains_key(real) {
-        let st = rfs::fstat(fd)?;
-        let ts = |sec, nsec| Timespec {
-            tv_sec: sec,
-            tv_nsec: nsec as _,
-        };
-        times.insert(
-            real.to_vec(),
-            (
-                ts(st.st_atime, st.st_atime_nsec),
-                ts(st.st_mtime, st.st_mtime_nsec),
-            ),
-        );
-    }
-    Ok(())
-}
-
-enum Removal {
-    /// `PARENT/.wh.NAME`: remove NAME.
-    Whiteout {
-        parent: Vec<u8>,
-        name: Vec<u8>,
-        shown: String,
-    },
-    /// `DIR/.wh..wh..opq`: remove what is below DIR.
-    Opaque { dir: Vec<u8>, shown: String },
-}
-
-/// Overlay mode: a whiteout or opaque marker, applied again at the end of the layer against
-/// what the layer then holds (see [`Applier::overlay_marks`]).
-enum Mark {
-    /// `PARENT/.wh.NAME`, with the owner its device gets.
-    Whiteout {
-        parent: Vec<u8>,
-        name: Vec<u8>,
-        owner: (u32, u32),
-        shown: String,
-    },
-    /// `DIR/.wh..wh..opq`.
-    Opaque { dir: Vec<u8>, shown: String },
-}
-
-/// Adds `path` and its ancestors to `touched`.
-fn touch(touched: &mut HashSet<Vec<u8>>, mut path: &[u8]) {
-    while !path.is_empty() && touched.insert(path.to_vec()) {
-        path = match path.iter().rposition(|&b| b == b'/') {
-            Some(i) => &path[..i],
-            None => &[],
-        };
-    }
-}
-
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
-    if !parent.is_empty() {
-        p.extend_from_slice(parent);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
-struct Applier<'o> {
+/// Applies one layer's members in mode `M`.
+struct Applier<'o, M> {
     root: Root,
     opts: &'o ApplyOptions,
     /// Directory members by normalised path (later members of the same name win).
     dirs: HashMap<Vec<u8>, DirMeta>,
     buf: Vec<u8>,
     stats: ApplyStats,
-    /// Flatten mode's bookkeeping (`None` in overlay mode).
-    flat: Option<Flat>,
-    /// Overlay mode: the layer's whiteouts and opaque markers, in order.
-    marks: Vec<Mark>,
-    /// Where restrictive directory modes go instead of onto the directories (flatten only).
-    deferred: Option<&'o mut DeferredModes>,
+    /// What the mode does where the modes differ, with its bookkeeping.
+    mode: M,
     /// Large files, once written, go here to have their writeback started.
     writeback: Writeback,
 }
 
-pub(crate) fn apply<R: Read>(
-    reader: R,
-    dest: &Path,
-    opts: &ApplyOptions,
-    deferred: Option<&mut DeferredModes>,
-) -> Result<ApplyStats, ArchiveError> {
-    let mut root = Root::open(dest).map_err(|source| ArchiveError::Dest {
+/// Opens the destination `dest` as the [`Root`] a layer is applied to.
+pub(crate) fn open_root(dest: &Path) -> Result<Root, ArchiveError> {
+    Root::open(dest).map_err(|source| ArchiveError::Dest {
         path: dest.to_path_buf(),
         source,
-    })?;
-    if opts.flatten {
-        root.track_real_paths();
-    } else {
-        root.track_implicit_dirs();
-    }
+    })
+}
+
+/// Applies the tar stream `reader` to `root` (set up for `mode`) in `mode`, up to the
+/// end-of-archive marker.
+pub(crate) fn run<M: ApplyMode, R: Read>(
+    root: Root,
+    opts: &ApplyOptions,
+    mode: M,
+    reader: R,
+) -> Result<ApplyStats, ArchiveError> {
     let mut applier = Applier {
         root,
         opts,
         dirs: HashMap::new(),
         buf: Vec::new(),
         stats: ApplyStats::default(),
-        flat: opts.flatten.then(Flat::default),
-        marks: Vec::new(),
-        deferred: if opts.flatten { deferred } else { None },
+        mode,
         writeback: Writeback::default(),
     };
     let mut tar = Reader::new(reader);
@@ -228,7 +128,7 @@ fn kind_of(raw: u8, name: &[u8]) -> Result<Kind, String> {
     })
 }
 
-impl Applier<'_> {
+impl<M: ApplyMode> Applier<'_, M> {
     /// Applies one member; its data, if any, is read from `data` (the reader skips what is
     /// left).
     fn entry(&mut self, member: &Member, data: &mut impl Read) -> Result<(), ArchiveError> {
@@ -274,8 +174,12 @@ impl Applier<'_> {
             };
         };
         match whiteout::classify(name).map_err(|e| invalid(&shown, e))? {
-            Name::Opaque => self.opaque(parent, &shown),
-            Name::Whiteout(target) => self.whiteout(parent, target, &meta, &shown),
+            Name::Opaque => self.mode.opaque(&mut self.root, parent, &shown),
+            Name::Whiteout(target) => {
+                let owner = (meta.uid, meta.gid);
+                self.mode
+                    .whiteout(&mut self.root, parent, target, owner, &shown)
+            }
             Name::Ordinary => match kind {
                 Kind::File => self.file(data, &path, parent, name, &meta, &shown),
                 Kind::Dir => self.directory(&path, parent, name, &meta, &shown),
@@ -289,7 +193,7 @@ impl Applier<'_> {
     }
 
     /// The parent directory of a member (symlinks followed inside the root, missing
-    /// directories created), and its real path in flatten mode.
+    /// directories created), and its real path when the root tracks them.
     fn parent(
         &mut self,
         parent: &[u8],
@@ -300,18 +204,8 @@ impl Applier<'_> {
             .dir_real(parent, true)
             .map_err(|e| from_fs(shown, e))?
             .ok_or_else(|| invalid(shown, "parent directory could not be resolved"))?;
-        if let (Some(flat), Some(real)) = (&mut self.flat, &real) {
-            note_times(&mut flat.times, real, fd.as_fd())
-                .map_err(|e| fs_err(shown, "inspecting parent directory", e))?;
-        }
+        self.mode.parent(fd.as_fd(), real.as_deref(), shown)?;
         Ok((fd, real))
-    }
-
-    /// Flatten mode: records that this layer created `name` in the directory at `real`.
-    fn created(&mut self, real: Option<&[u8]>, name: &[u8]) {
-        if let (Some(flat), Some(real)) = (&mut self.flat, real) {
-            touch(&mut flat.touched, &join(real, name));
-        }
     }
 
     /// Bookkeeping after `create_replacing` removed something at `path`.
@@ -392,7 +286,7 @@ impl Applier<'_> {
             })
             .map_err(|e| fs_err(shown, "creating file", e))?;
         self.removed(path, removed);
-        self.created(real.as_deref(), name);
+        self.mode.created(real.as_deref(), name);
         let file = File::from(fd);
         let layout = match &meta.sparse {
             Some(sparse) => Layout::Sparse(sparse),
@@ -460,28 +354,23 @@ impl Applier<'_> {
             }
             Err(e) => return Err(fs_err(shown, "creating directory", e)),
         }
-        if replaced && self.flat.is_none() {
-            // Overlay mode: what it replaces replaced the lower directory (entries apply in
-            // order), so nothing of that may show through this one.
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let fd = rfs::openat(dir.as_fd(), name, flags, Mode::empty())
-                .map_err(|e| fs_err(shown, "opening directory", e))?;
-            self.set_opaque(fd.as_fd(), shown)?;
+        if replaced {
+            self.mode.dir_replaced(dir.as_fd(), name, shown)?;
         }
         if made && self.root.has_implicit_dirs() {
             let st = rfs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| fs_err(shown, "inspecting directory", e))?;
             self.root.forget_implicit(st.st_ino);
         }
-        self.created(real.as_deref(), name);
+        self.mode.created(real.as_deref(), name);
         // Owner and xattrs now; mode and times at the end.
         let chown = match existing_owner {
             Some(owner) => self.opts.same_owner && owner != (meta.uid, meta.gid),
             None => self.chown_wanted(meta),
         };
-        // Flatten mode: a directory over a directory (from a lower layer) has this member's
-        // xattrs only, as in an overlay mount (and as umoci does).
-        let clear = self.flat.is_some() && existing_owner.is_some();
+        // On the lower layers: a directory over a directory (from a lower layer) has this
+        // member's xattrs only, as in an overlay mount (and as umoci does).
+        let clear = M::ON_LOWER_LAYERS && existing_owner.is_some();
         if clear || !meta.xattrs.is_empty() {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let fd = rfs::openat(dir.as_fd(), name, flags, Mode::empty())
@@ -495,7 +384,7 @@ impl Applier<'_> {
             fsops::lchownat(dir.as_fd(), name, meta.uid, meta.gid)
                 .map_err(|e| fs_err(shown, format!("chown to {}:{}", meta.uid, meta.gid), e))?;
         }
-        let real = real.map(|r| RealPath::from(join(&r, name)));
+        let real = real.map(|r| RealPath::from(path::join(&r, name)));
         self.dirs.insert(
             path.as_bytes().to_vec(),
             DirMeta {
@@ -509,8 +398,8 @@ impl Applier<'_> {
     }
 
     fn root_dir(&mut self, meta: &Meta, shown: &str) -> Result<(), ArchiveError> {
-        if self.flat.is_some() {
-            // Flatten mode: the lower layers' root takes this member's xattrs only.
+        if M::ON_LOWER_LAYERS {
+            // The lower layers' root takes this member's xattrs only.
             fsops::clear_xattrs(self.root.root_fd())
                 .map_err(|e| fs_err(shown, "clearing the xattrs of the root", e))?;
         }
@@ -523,7 +412,7 @@ impl Applier<'_> {
                 mode: meta.mode,
                 atime: meta.atime,
                 mtime: meta.mtime,
-                real: self.flat.is_some().then(|| RealPath::from(&[][..])),
+                real: M::ON_LOWER_LAYERS.then(|| RealPath::from(&[][..])),
             },
         );
         Ok(())
@@ -554,7 +443,7 @@ impl Applier<'_> {
             })
             .map_err(|e| fs_err(shown, "creating symlink", e))?;
         self.removed(path, removed);
-        self.created(real.as_deref(), name);
+        self.mode.created(real.as_deref(), name);
         if self.chown_wanted(meta) {
             fsops::lchownat(dir.as_fd(), name, meta.uid, meta.gid)
                 .map_err(|e| fs_err(shown, format!("chown to {}:{}", meta.uid, meta.gid), e))?;
@@ -578,9 +467,8 @@ impl Applier<'_> {
         let Some((tparent, tname)) = target.split_last() else {
             return Err(invalid(shown, "hardlink target is the layer root"));
         };
-        let flatten = self.flat.is_some();
         let not_found = || {
-            let hint = if flatten {
+            let hint = if M::ON_LOWER_LAYERS {
                 ""
             } else {
                 " (it must be an earlier member of this layer)"
@@ -615,7 +503,7 @@ impl Applier<'_> {
         }) {
             Ok((_, removed)) => {
                 self.removed(path, removed);
-                self.created(real.as_deref(), name);
+                self.mode.created(real.as_deref(), name);
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => Err(not_found()),
@@ -661,12 +549,12 @@ impl Applier<'_> {
         }) {
             Ok((_, removed)) => {
                 self.removed(path, removed);
-                self.created(real.as_deref(), name);
+                self.mode.created(real.as_deref(), name);
             }
             // Flattening must not silently drop a device the image has.
             Err(e)
                 if e.raw_os_error() == Some(Errno::PERM.raw_os_error())
-                    && self.flat.is_some()
+                    && M::DEVICES_REQUIRED
                     && kind != Kind::Fifo =>
             {
                 return Err(invalid(
@@ -714,314 +602,9 @@ impl Applier<'_> {
             .map_err(|e| fs_err(shown, "setting times", e))
     }
 
-    /// `DIR/.wh.NAME`: a 0/0 character device NAME, unless NAME exists (this layer made it:
-    /// its own entry wins) or DIR goes through a symlink or a non-directory (nothing to hide
-    /// there). Applied again at the end of the layer (see [`Applier::overlay_marks`]).
-    fn whiteout(
-        &mut self,
-        parent: &[u8],
-        target: &[u8],
-        meta: &Meta,
-        shown: &str,
-    ) -> Result<(), ArchiveError> {
-        if let Some(flat) = &mut self.flat {
-            // Carried out at the end; the parent counts as this layer's (as in overlay mode,
-            // where the whiteout's parent is a directory of the layer).
-            touch(&mut flat.touched, parent);
-            flat.removals.push(Removal::Whiteout {
-                parent: parent.to_vec(),
-                name: target.to_vec(),
-                shown: shown.to_string(),
-            });
-            return Ok(());
-        }
-        self.marks.push(Mark::Whiteout {
-            parent: parent.to_vec(),
-            name: target.to_vec(),
-            owner: (meta.uid, meta.gid),
-            shown: shown.to_string(),
-        });
-        let Some(dir) = self
-            .root
-            .dir(parent, false)
-            .map_err(|e| from_fs(shown, e))?
-        else {
-            return Ok(());
-        };
-        self.whiteout_device(dir.as_fd(), target, (meta.uid, meta.gid), shown)
-    }
-
-    /// Makes the whiteout device `name` in `dir`, owned by `owner`, unless `name` exists.
-    fn whiteout_device(
-        &self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        (uid, gid): (u32, u32),
-        shown: &str,
-    ) -> Result<(), ArchiveError> {
-        match rfs::mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), 0) {
-            Ok(()) => {}
-            Err(Errno::EXIST) => return Ok(()),
-            Err(e) => {
-                return Err(fs_err(
-                    shown,
-                    format!("creating whiteout device {}", fsops::show(name)),
-                    e,
-                ));
-            }
-        }
-        if self.opts.same_owner && self.root.needs_chown(uid, gid) {
-            fsops::lchownat(dir, name, uid, gid)
-                .map_err(|e| fs_err(shown, format!("chown whiteout to {uid}:{gid}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Sets the opaque xattr on the directory `fd` (opened for reading).
-    fn set_opaque(&self, fd: BorrowedFd<'_>, shown: &str) -> Result<(), ArchiveError> {
-        let xattr = overlay_xattr::opaque(self.opts.userxattr);
-        fsops::fsetxattr(fd, xattr, b"y")
-            .map_err(|e| fs_err(shown, format!("setting {}", xattr.to_string_lossy()), e))
-    }
-
-    /// `DIR/.wh..wh..opq`: mark DIR opaque (creating it if missing), unless DIR goes through a
-    /// symlink or a non-directory. Applied again at the end of the layer (see
-    /// [`Applier::overlay_marks`]).
-    fn opaque(&mut self, dir_path: &[u8], shown: &str) -> Result<(), ArchiveError> {
-        if self.flat.is_some() {
-            return self.flat_opaque(dir_path, shown);
-        }
-        self.marks.push(Mark::Opaque {
-            dir: dir_path.to_vec(),
-            shown: shown.to_string(),
-        });
-        let Some(dir) = self
-            .root
-            .dir(dir_path, false)
-            .map_err(|e| from_fs(shown, e))?
-        else {
-            return Ok(());
-        };
-        // The handle is O_PATH (fsetxattr refuses those): reopen it for reading.
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = rfs::openat(dir.as_fd(), c".", flags, Mode::empty())
-            .map_err(|e| fs_err(shown, "opening directory", e))?;
-        self.set_opaque(fd.as_fd(), shown)
-    }
-
-    /// Overlay mode, end of a layer: the whiteouts and opaque markers once more, against what
-    /// the layer holds now, since later members may have replaced what they applied to. They
-    /// hide lower content whatever their position in the layer and never the layer's own
-    /// entries (the OCI meaning), so: a whiteout of a name that is now a directory of the
-    /// layer makes it opaque (the lower one is deleted: none of its content may show through
-    /// the layer's directory); one of a missing name in a directory gets its device (again: a
-    /// later member may have replaced its parent, device included, by a new directory); one of
-    /// anything else does nothing (the layer's entry replaces the lower one anyway). An opaque
-    /// marker's directory that is still one is made opaque. Paths are resolved without
-    /// following symlinks and creating nothing: below a symlink or a non-directory, nothing is
-    /// hidden.
-    fn overlay_marks(&mut self) -> Result<(), ArchiveError> {
-        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        for mark in std::mem::take(&mut self.marks) {
-            match mark {
-                Mark::Whiteout {
-                    parent,
-                    name,
-                    owner,
-                    shown,
-                } => {
-                    let dir = match self.root.existing_dir_nofollow(&parent) {
-                        Ok(fd) => fd,
-                        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-                        Err(e) => return Err(fs_err(&shown, "resolving whiteout parent", e)),
-                    };
-                    match rfs::statat(&dir, &name[..], AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                            let fd = rfs::openat(&dir, &name[..], dir_flags, Mode::empty())
-                                .map_err(|e| fs_err(&shown, "opening directory", e))?;
-                            self.set_opaque(fd.as_fd(), &shown)?;
-                        }
-                        Ok(_) => {}
-                        Err(Errno::NOENT) => {
-                            self.whiteout_device(dir.as_fd(), &name, owner, &shown)?
-                        }
-                        Err(e) => return Err(fs_err(&shown, "inspecting whiteout target", e)),
-                    }
-                }
-                Mark::Opaque { dir, shown } => match self.root.existing_dir_nofollow(&dir) {
-                    Ok(fd) => self.set_opaque(fd.as_fd(), &shown)?,
-                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
-                    Err(e) => return Err(fs_err(&shown, "resolving opaque directory", e)),
-                },
-            }
-        }
-        Ok(())
-    }
-
-    /// Flatten mode's opaque marker: DIR (created when missing, as overlay mode does) becomes
-    /// this layer's, and what is below it goes at the end. Ignored when DIR goes through a
-    /// symlink or is not a directory (nothing to hide below it).
-    fn flat_opaque(&mut self, dir_path: &[u8], shown: &str) -> Result<(), ArchiveError> {
-        match self.root.existing_dir_nofollow(dir_path) {
-            Ok(_) => {}
-            Err(Errno::NOENT) => {
-                if self
-                    .root
-                    .dir(dir_path, false)
-                    .map_err(|e| from_fs(shown, e))?
-                    .is_none()
-                {
-                    return Ok(());
-                }
-            }
-            Err(Errno::LOOP | Errno::NOTDIR) => return Ok(()),
-            Err(e) => return Err(fs_err(shown, "resolving opaque directory", e)),
-        }
-        if let Some(flat) = &mut self.flat {
-            touch(&mut flat.touched, dir_path);
-            flat.removals.push(Removal::Opaque {
-                dir: dir_path.to_vec(),
-                shown: shown.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Flatten mode, end of a layer: the whiteouts and opaque markers, in order, removing
-    /// nothing this layer created. A whiteout of a directory this layer created (or needed as
-    /// a parent) removes what is below it as an opaque marker does: the lower directory is
-    /// deleted, so none of its content may remain in the layer's (an overlay-mode layer makes
-    /// that directory opaque). A whiteout whose parent goes through a symlink or is not a
-    /// directory is ignored; one of a missing name is fine.
-    fn flat_removals(&mut self, flat: &mut Flat) -> Result<(), ArchiveError> {
-        for removal in &flat.removals {
-            match removal {
-                Removal::Whiteout {
-                    parent,
-                    name,
-                    shown,
-                } => {
-                    let path = join(parent, name);
-                    if flat.touched.contains(&path) {
-                        // Nothing happens unless it is a directory (not through a symlink).
-                        self.clear_below(&path, &flat.touched, &mut flat.times, shown)?;
-                        continue;
-                    }
-                    let dir = match self.root.existing_dir_nofollow(parent) {
-                        Ok(fd) => fd,
-                        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-                        Err(e) => return Err(fs_err(shown, "resolving whiteout parent", e)),
-                    };
-                    note_times(&mut flat.times, parent, dir.as_fd())
-                        .map_err(|e| fs_err(shown, "inspecting whiteout parent", e))?;
-                    self.root
-                        .remove(dir.as_fd(), name)
-                        .map_err(|e| fs_err(shown, format!("removing {}", fsops::show(name)), e))?;
-                }
-                Removal::Opaque { dir, shown } => {
-                    self.clear_below(dir, &flat.touched, &mut flat.times, shown)?
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes everything below the directory `top` that is not in `touched`, descending into
-    /// the directories that are (iteratively, not following symlinks).
-    fn clear_below(
-        &mut self,
-        top: &[u8],
-        touched: &HashSet<Vec<u8>>,
-        times: &mut HashMap<Vec<u8>, (Timespec, Timespec)>,
-        shown: &str,
-    ) -> Result<(), ArchiveError> {
-        let mut todo = vec![top.to_vec()];
-        while let Some(dir_path) = todo.pop() {
-            let fd = match self.root.existing_dir_nofollow(&dir_path) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-                Err(e) => {
-                    return Err(fs_err(
-                        shown,
-                        format!("opening {}", fsops::show(&dir_path)),
-                        e,
-                    ));
-                }
-            };
-            let listing =
-                |e: Errno| fs_err(shown, format!("listing {}", fsops::show(&dir_path)), e);
-            let mut children = Vec::new();
-            let mut dir = rfs::Dir::read_from(&fd).map_err(listing)?;
-            while let Some(entry) = dir.read() {
-                let entry = entry.map_err(listing)?;
-                let name = entry.file_name().to_bytes();
-                if name != b"." && name != b".." {
-                    children.push((name.to_vec(), entry.file_type()));
-                }
-            }
-            for (name, file_type) in children {
-                let child = join(&dir_path, &name);
-                if !touched.contains(&child) {
-                    note_times(times, &dir_path, fd.as_fd()).map_err(|e| {
-                        fs_err(shown, format!("inspecting {}", fsops::show(&dir_path)), e)
-                    })?;
-                    self.root.remove(fd.as_fd(), &name).map_err(|e| {
-                        fs_err(shown, format!("removing {}", fsops::show(&child)), e)
-                    })?;
-                    continue;
-                }
-                let is_dir = match file_type {
-                    FileType::Directory => true,
-                    FileType::Unknown => rfs::statat(&fd, &name[..], AtFlags::SYMLINK_NOFOLLOW)
-                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
-                    _ => false,
-                };
-                if is_dir {
-                    todo.push(child);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Flatten mode: the directories this layer changed without listing them get their times
-    /// back.
-    fn restore_times(&self, flat: &Flat) -> Result<(), ArchiveError> {
-        let listed: HashSet<&[u8]> = self
-            .dirs
-            .values()
-            .filter_map(|m| m.real.as_deref())
-            .collect();
-        for (real, (atime, mtime)) in &flat.times {
-            if listed.contains(&real[..]) {
-                continue;
-            }
-            let shown = if real.is_empty() {
-                ".".to_string()
-            } else {
-                lossy(real)
-            };
-            let fd = match self.root.existing_dir_nofollow(real) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-                Err(e) => return Err(fs_err(&shown, "opening directory", e)),
-            };
-            rfs::futimens(&fd, &timestamps(*atime, *mtime))
-                .map_err(|e| fs_err(&shown, "restoring times", e))?;
-        }
-        Ok(())
-    }
-
-    /// Directory modes and times, deepest first (after flatten mode's removals and overlay
-    /// mode's marks). With
-    /// `deferred`, a mode without owner rwx is given owner rwx for now and recorded.
+    /// After the mode's end of the layer, directory modes and times, deepest first.
     fn finish(&mut self) -> Result<(), ArchiveError> {
-        if let Some(mut flat) = self.flat.take() {
-            self.flat_removals(&mut flat)?;
-            self.restore_times(&flat)?;
-        }
-        self.overlay_marks()?;
-        let flatten = self.opts.flatten;
+        self.mode.end_of_layer(&mut self.root, &self.dirs)?;
         let mut dirs: Vec<(Vec<u8>, DirMeta)> = self.dirs.drain().collect();
         dirs.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(path::depth(p)));
         let created_mode = self.root.created_dir_mode();
@@ -1045,17 +628,9 @@ impl Applier<'_> {
                     Err(e) => return Err(fs_err(&shown, "opening directory", e)),
                 }
             };
-            let mut mode = m.mode;
-            if let (Some(deferred), Some(real)) = (&mut self.deferred, &m.real) {
-                if mode & 0o700 == 0o700 {
-                    deferred.remove(&real[..]);
-                } else {
-                    deferred.insert(real.to_vec(), mode);
-                    mode |= 0o700;
-                }
-            }
-            // Flatten mode: the directory may come from a lower layer, with any mode.
-            if flatten || p.is_empty() || created_mode != Some(mode) {
+            let mode = self.mode.dir_mode(m.real.as_deref(), m.mode);
+            // On the lower layers, the directory may come from one of them, with any mode.
+            if M::ON_LOWER_LAYERS || p.is_empty() || created_mode != Some(mode) {
                 rfs::fchmod(fd, Mode::from_raw_mode(mode))
                     .map_err(|e| fs_err(&shown, format!("chmod to {:o}", mode), e))?;
             }
@@ -1064,30 +639,4 @@ impl Applier<'_> {
         }
         Ok(())
     }
-}
-
-/// Gives the directories recorded in `deferred` (by real path) their modes, deepest first;
-/// those gone or replaced since are skipped.
-pub(crate) fn restore_modes(dest: &Path, deferred: &DeferredModes) -> Result<(), ArchiveError> {
-    let root = Root::open(dest).map_err(|source| ArchiveError::Dest {
-        path: dest.to_path_buf(),
-        source,
-    })?;
-    let mut dirs: Vec<(&Vec<u8>, &u32)> = deferred.iter().collect();
-    dirs.sort_unstable_by_key(|(p, _)| std::cmp::Reverse(path::depth(p)));
-    for (p, &mode) in dirs {
-        let shown = if p.is_empty() {
-            ".".to_string()
-        } else {
-            lossy(p)
-        };
-        let fd = match root.existing_dir_nofollow(p) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-            Err(e) => return Err(fs_err(&shown, "opening directory", e)),
-        };
-        rfs::fchmod(&fd, Mode::from_raw_mode(mode))
-            .map_err(|e| fs_err(&shown, format!("chmod to {mode:o}"), e))?;
-    }
-    Ok(())
 }
