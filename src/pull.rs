@@ -2,8 +2,6 @@
 //! registry) into the [store sink](crate::sink::StoreSink), then the image recorded and
 //! tagged. Also when to pull ([`PullPolicy`], [`ensure_image`]).
 
-pub(crate) mod lower;
-
 use std::sync::Arc;
 
 use crate::archive::ApplyOptions;

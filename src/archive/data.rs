@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 
-use super::meta::{PaxSparse, parse_u64};
+use super::pax::{PaxSparse, parse_u64};
 
 /// Holes are detected in blocks of this size (aligned in the file).
 const HOLE_BLOCK: usize = 4096;

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use super::ArchiveError;
+use super::error::ArchiveError;
+use super::overlay_xattr;
 use super::whiteout::OPAQUE_MARKER;
 
 /// Writes the layer directory `dir` as a tar stream to `out` (see the module documentation);
@@ -106,8 +107,9 @@ impl<W: Write> Writer<'_, W> {
     /// `.wh..wh..opq` in `rel` when the directory at `abs` is opaque.
     fn opaque_marker(&mut self, rel: &Path, abs: &Path) -> Result<(), ArchiveError> {
         let mut opaque = false;
-        for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
-            let value = get_xattr(abs, name).map_err(|e| fs_err(abs, "reading xattrs", e))?;
+        for name in [overlay_xattr::TRUSTED_OPAQUE, overlay_xattr::USER_OPAQUE] {
+            let value = get_xattr(abs, &name.to_string_lossy())
+                .map_err(|e| fs_err(abs, "reading xattrs", e))?;
             opaque |= value.as_deref() == Some(&b"y"[..]);
         }
         if opaque {
@@ -152,7 +154,7 @@ impl<W: Write> Writer<'_, W> {
         if !ft.is_symlink() {
             let xattrs = list_xattrs(abs).map_err(|e| fs_err(abs, "reading xattrs", e))?;
             for (name, value) in xattrs {
-                if !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"user.overlay.") {
+                if !overlay_xattr::is_overlay(&name) {
                     let mut key = b"SCHILY.xattr.".to_vec();
                     key.extend_from_slice(&name);
                     match String::from_utf8(key) {

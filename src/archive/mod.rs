@@ -7,6 +7,12 @@
 //! `fsops`): no member name, link target or symlink can make it touch anything outside the
 //! destination, and the final component of a name is never followed.
 //!
+//! Where things are: `reader`, `meta`, `pax` and `data` read a member (framing, metadata, PAX
+//! values, file data); `apply` applies it, one member loop generic over the two modes
+//! (`apply::overlay`, `apply::flatten`); `fsops` and `path` do the confined filesystem work;
+//! `whiteout` and `overlay_xattr` name the overlay2 conventions; `copy_up` gives implicit
+//! directories their lower layers' metadata; `diff` writes a layer directory back as a tar.
+//!
 //! Conversions and choices, in short:
 //! - Names: leading `/` and `./` stripped, `//` and `.` collapsed, `..` refused; `.` is the
 //!   destination itself and may only be a directory.
@@ -104,11 +110,16 @@
 //! - Directory modes are always set (the directory may come from a lower layer).
 
 mod apply;
+mod copy_up;
 mod data;
 mod diff;
+mod error;
 mod fsops;
 mod meta;
+mod options;
+mod overlay_xattr;
 mod path;
+mod pax;
 mod reader;
 mod whiteout;
 mod writeback;
@@ -117,115 +128,11 @@ mod writeback;
 mod tests;
 
 use std::io;
-use std::path::PathBuf;
 
-/// How to apply a layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplyOptions {
-    /// Overlay xattr namespace: false => "trusted.overlay.*", true => "user.overlay.*"
-    /// (rootless/userxattr mode).
-    pub userxattr: bool,
-    /// chown entries to their tar uid/gid (true when running as root; when false, skip chown
-    /// silently).
-    pub same_owner: bool,
-    /// Flatten mode: apply on top of the lower layers' result, deleting what whiteouts and
-    /// opaque markers hide instead of recording them (see the module documentation). False
-    /// (overlay mode) expects an empty destination.
-    pub flatten: bool,
-    /// Start writing large files to disk as soon as they are written, for a caller that syncs
-    /// the layer before using it (the sync then has little left to wait for). Without a sync to
-    /// come, it would only spend CPU the kernel's flusher spends later anyway.
-    pub writeback: bool,
-}
-
-impl Default for ApplyOptions {
-    /// `trusted.overlay.*`, and chown when running as root.
-    fn default() -> Self {
-        Self {
-            userxattr: false,
-            same_owner: rustix::process::geteuid().is_root(),
-            flatten: false,
-            writeback: true,
-        }
-    }
-}
-
-/// What a layer held.
-#[derive(Debug, Default, Clone)]
-pub struct ApplyStats {
-    /// Members applied (every member: files, directories, links, devices, whiteouts).
-    pub entries: u64,
-    /// Regular-file content bytes (logical sizes; hardlinks count nothing).
-    pub bytes: u64,
-    /// Overlay mode: the directories the layer did not list but needed as parents (of members,
-    /// whiteouts, opaque markers, or symlink targets), which it therefore created with
-    /// default metadata, and which are still such at the end of the layer: not named by a
-    /// directory member, not removed or replaced by a later member. Relative to the
-    /// destination, normalised, with symlinks resolved (the path where the directory is),
-    /// sorted (parents before children). Always empty in flatten mode.
-    pub implicit_dirs: Vec<PathBuf>,
-}
-
-/// Why a layer could not be applied. Every variant about a member names it.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    /// The destination directory could not be opened.
-    #[error("opening layer directory {}: {source}", path.display())]
-    Dest {
-        /// The destination given.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-    /// Reading the tar stream itself failed: a read error, a corrupt header, or data cut short.
-    #[error("reading the layer tar stream{}: {source}", at_entry(entry))]
-    Io {
-        /// The member whose data was being read, if any (lossy UTF-8).
-        entry: Option<String>,
-        /// The error (`UnexpectedEof` when the stream ends inside a member).
-        #[source]
-        source: io::Error,
-    },
-    /// A member that must not be applied: a name escaping the layer, an unsupported type, a
-    /// malformed field or PAX record, an invalid whiteout, a missing hardlink target, ...
-    #[error("entry {path:?}: {reason}")]
-    Invalid {
-        /// The member name as found in the archive (lossy UTF-8).
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A filesystem operation for a member failed.
-    #[error("entry {path:?}: {op}: {source}")]
-    Fs {
-        /// The member name as found in the archive (lossy UTF-8).
-        path: String,
-        /// What was being done.
-        op: String,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn at_entry(entry: &Option<String>) -> String {
-    entry
-        .as_ref()
-        .map(|e| format!(" (entry {e:?})"))
-        .unwrap_or_default()
-}
-
-impl ArchiveError {
-    /// The member the error is about, if any.
-    pub fn entry(&self) -> Option<&str> {
-        match self {
-            Self::Dest { .. } => None,
-            Self::Io { entry, .. } => entry.as_deref(),
-            Self::Invalid { path, .. } | Self::Fs { path, .. } => Some(path),
-        }
-    }
-}
+pub use apply::Flattener;
+pub(crate) use copy_up::copy_up;
+pub use error::ArchiveError;
+pub use options::{ApplyOptions, ApplyStats};
 
 /// Applies the tar stream `reader` to the existing directory `dest`, which must be empty unless
 /// [`ApplyOptions::flatten`] is set (then it holds the lower layers). Reads entries until the
@@ -236,7 +143,11 @@ pub fn apply_layer<R: io::Read>(
     dest: &std::path::Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats, ArchiveError> {
-    apply::apply(reader, dest, opts, None)
+    if opts.flatten {
+        apply::flatten::apply(reader, dest, opts, None)
+    } else {
+        apply::overlay::apply(reader, dest, opts)
+    }
 }
 
 /// Writes a layer directory in overlay2 format (what [`apply_layer`] makes of a layer) back as a
@@ -254,48 +165,4 @@ pub fn write_layer_tar<W: io::Write>(
     root_entry: bool,
 ) -> Result<u64, ArchiveError> {
     diff::write(dir, out, root_entry)
-}
-
-/// Flattens an image's layers, applied bottom first, into one directory: the image's merged
-/// view as a plain directory tree (see "Flatten mode" in the module documentation).
-///
-/// Directories whose mode lacks owner read, write or search permission (`/proc` is 0555) stay
-/// owner-accessible until [`Flattener::finish`], so that later layers can still change what is
-/// below them when the process has no `CAP_DAC_OVERRIDE` (unprivileged export).
-#[derive(Debug)]
-pub struct Flattener {
-    dest: PathBuf,
-    opts: ApplyOptions,
-    deferred: apply::DeferredModes,
-}
-
-impl Flattener {
-    /// Flattens into the existing directory `dest` (normally empty at first) with `opts`
-    /// (whose `flatten` is forced on).
-    pub fn new(dest: &std::path::Path, opts: &ApplyOptions) -> Self {
-        Self {
-            dest: dest.to_path_buf(),
-            opts: ApplyOptions {
-                flatten: true,
-                ..opts.clone()
-            },
-            deferred: Default::default(),
-        }
-    }
-
-    /// The directory flattened into.
-    pub fn dest(&self) -> &std::path::Path {
-        &self.dest
-    }
-
-    /// Applies the next layer's tar stream (as [`apply_layer`] does: trailing bytes are not
-    /// drained).
-    pub fn apply_layer<R: io::Read>(&mut self, reader: R) -> Result<ApplyStats, ArchiveError> {
-        apply::apply(reader, &self.dest, &self.opts, Some(&mut self.deferred))
-    }
-
-    /// Gives the directories kept owner-accessible their modes; call after the last layer.
-    pub fn finish(self) -> Result<(), ArchiveError> {
-        apply::restore_modes(&self.dest, &self.deferred)
-    }
 }

@@ -91,6 +91,17 @@ pub(crate) fn depth(path: &[u8]) -> usize {
     }
 }
 
+/// `parent/name`, or `name` when `parent` is the root (empty).
+pub(crate) fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        p.extend_from_slice(parent);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
 /// True when `path` is `ancestor` or lies below it (both normalised; the root is everyone's
 /// ancestor).
 pub(crate) fn is_within(path: &[u8], ancestor: &[u8]) -> bool {

@@ -37,9 +37,8 @@ use std::io::{self, ErrorKind, Read};
 
 use tar::Header;
 
-use super::ArchiveError;
-use super::apply::{invalid, lossy};
-use super::meta::PaxSparse;
+use super::error::{ArchiveError, invalid, lossy};
+use super::pax::{PaxSparse, parse_u64};
 
 const BLOCK: usize = 512;
 
@@ -262,7 +261,7 @@ impl<R: Read> Reader<R> {
             0 => header_size,
             1 => match pax(b"size") {
                 None => header_size,
-                Some(v) => super::meta::parse_u64(v)
+                Some(v) => parse_u64(v)
                     .filter(|&s| i64::try_from(s).is_ok())
                     .ok_or_else(|| invalid(&shown, "invalid PAX record \"size\""))?,
             },

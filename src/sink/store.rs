@@ -3,7 +3,7 @@
 //!
 //! A layer whose tar left out parent directories (the applier reports them as implicit) and
 //! that has layers below it commits only once those layers are in the store, and gives those
-//! directories the metadata of the same directories there (see `pull::lower`).
+//! directories the metadata of the same directories there (see `archive::copy_up`).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -98,7 +98,7 @@ impl LayerSink for StoreSink {
                 .iter()
                 .map(|chain| self.store.layer_dir(chain).join("diff"))
                 .collect();
-            crate::pull::lower::copy_up(
+            archive::copy_up(
                 &pending.diff_dir,
                 &stats.implicit_dirs,
                 &lowers,

@@ -1,6 +1,6 @@
 //! Implicit parent directories of a layer take the metadata of the same directory in the lower
 //! layers, as overlay copy-up would give it (see "Missing parent directories" in the `archive`
-//! documentation): a layer with `usr/local/bin/x` but no `usr/` entry must not make `/usr` of
+//! module documentation): a layer with `usr/local/bin/x` but no `usr/` entry must not make `/usr` of
 //! the mounted image 0755, root-owned and new, when the base layer's `/usr` is something else.
 //!
 //! [`lookup`] is the overlay lookup of one path in a list of lower layer directories, nearest
@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
-use crate::archive::ApplyOptions;
+use super::options::ApplyOptions;
+use super::overlay_xattr;
 
 /// What [`lookup`] copies from a lower layer's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +38,8 @@ pub(crate) struct DirMeta {
     pub xattrs: Vec<(CString, Vec<u8>)>,
 }
 
-/// A failed operation on an implicit directory or a lower layer (becomes
-/// [`super::LayerError::ImplicitDir`]).
+/// A failed operation on an implicit directory or a lower layer (`pull` reports it as
+/// `LayerError::ImplicitDir`).
 #[derive(Debug)]
 pub(crate) struct CopyUpError {
     /// The implicit directory (relative to the layer).
@@ -53,7 +54,7 @@ pub(crate) struct CopyUpError {
 const PATH_FLAGS: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 /// Gives every directory of `dirs` (relative, normalised paths below `diff`, a layer's
-/// staging directory, as [`crate::archive::ApplyStats::implicit_dirs`] lists them) the
+/// staging directory, as [`super::ApplyStats::implicit_dirs`] lists them) the
 /// metadata [`lookup`] finds in `lowers` (the image's lower layer directories, nearest first):
 /// owner (only with [`ApplyOptions::same_owner`]), mode, xattrs, times. A directory no lower
 /// layer has keeps its metadata; one that is no longer a directory (or is reached through a
@@ -183,11 +184,7 @@ pub(crate) fn lookup(
     userxattr: bool,
 ) -> Result<Option<DirMeta>, CopyUpError> {
     let comps = components(path)?;
-    let opaque: &CStr = if userxattr {
-        c"user.overlay.opaque"
-    } else {
-        c"trusted.overlay.opaque"
-    };
+    let opaque = overlay_xattr::opaque(userxattr);
     for layer in lowers {
         let root = rfs::open(
             layer,
@@ -307,7 +304,7 @@ fn read_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<(CString, Vec<u8>)>, Errno> {
     };
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+        if overlay_xattr::is_overlay(name) {
             continue;
         }
         let Ok(cname) = CString::new(name) else {
