@@ -1,6 +1,6 @@
 //! strata: pull OCI/Docker images from a registry into a Docker-style overlay2 store.
 //!
-//! Data flows one way: [`reference`] -> [`registry`] (manifests, platform, blobs) ->
+//! Data flows one way: [`reference`] -> [`registry`] (manifests, blobs, read with [`image`]) ->
 //! [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
 //! (overlay2 layout, metadata, locks). [`pull`] drives that flow; [`export`] drives the same
 //! verified stream into one flattened directory instead of the store.
@@ -12,6 +12,7 @@ pub mod config;
 pub mod container;
 pub mod digest;
 pub mod export;
+pub mod image;
 pub mod inspect;
 pub mod mount;
 pub mod pull;

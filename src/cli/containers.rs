@@ -9,9 +9,9 @@ use clap::Args;
 
 use strata::bundle::{self, RunOptions};
 use strata::container::{self, ContainerView};
+use strata::image::parse_config;
 use strata::pull::{self, PullStatus};
 use strata::reference::Reference;
-use strata::registry::manifest;
 use strata::store::{ContainerRecord, Store};
 
 use super::{Global, PullArg, progress, runtime};
@@ -233,7 +233,7 @@ fn write_bundle(
     opts: &RunOptions,
 ) -> Result<PathBuf> {
     let merged = container::mount_container(store, record)?;
-    let config = manifest::parse_config(&store.image_config(&record.image_id)?)?;
+    let config = parse_config(&store.image_config(&record.image_id)?)?;
     let spec = bundle::build_spec(&config, &merged, &record.id, opts)?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating bundle dir {}", dir.display()))?;

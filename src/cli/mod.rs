@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use strata::image::Platform;
 use strata::pull::{PullOptions, PullPolicy};
 use strata::registry::RegistryClient;
-use strata::registry::platform::Platform;
 use strata::store::Store;
 
 /// strata: pull OCI/Docker images into a Docker-style overlay2 store and mount them.

@@ -21,11 +21,11 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use super::channel::{CHANNEL_CHUNKS, ChannelReader};
 use super::{LayerError, Observer, PullEvent};
 use crate::archive::{self, ApplyOptions, ApplyStats, ArchiveError};
-use crate::compression::{self, Compression};
+use crate::compression;
 use crate::digest::{Digest, HashingReader, VerifyError};
+use crate::image::{Compression, Descriptor};
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::registry::manifest::Descriptor;
 use crate::store::{LayerRecord, LockGuard, Staging, Store};
 
 /// Everything needed to bring one layer into the store.

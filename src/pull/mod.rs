@@ -13,13 +13,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::archive::{ApplyOptions, ArchiveError};
-use crate::compression::{Compression, CompressionError};
+use crate::compression::CompressionError;
 use crate::digest::{Digest, DigestError};
-use crate::reference::Reference;
-use crate::registry::manifest::{
-    self, Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError,
+use crate::image::{
+    Compression, Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError, Platform,
+    PlatformError, layer_compression, parse_config, parse_manifest, select,
 };
-use crate::registry::platform::{self, Platform, PlatformError};
+use crate::reference::Reference;
 use crate::registry::{FetchedManifest, RegistryClient, RegistryError};
 use crate::store::{ImageRecord, LayerRef, Store, StoreError, chain_ids};
 use layer::LayerJob;
@@ -288,36 +288,30 @@ pub(crate) async fn resolve(
 
     let top = client.fetch_manifest(reference).await.map_err(registry)?;
     let top_digest = top.digest.clone();
-    let fetched =
-        match manifest::parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
-            Manifest::Image(_) => top,
-            Manifest::Index(index) => {
-                let chosen = platform::select(&index.manifests, wanted).map_err(|source| {
-                    PullError::Platform {
-                        image: image.clone(),
-                        source,
-                    }
+    let fetched = match parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
+        Manifest::Image(_) => top,
+        Manifest::Index(index) => {
+            let chosen =
+                select(&index.manifests, wanted).map_err(|source| PullError::Platform {
+                    image: image.clone(),
+                    source,
                 })?;
-                client
-                    .fetch_manifest_by_digest(reference, &chosen.digest)
-                    .await
-                    .map_err(registry)?
-            }
-        };
-    let manifest: ImageManifest = match manifest::parse_manifest(
-        &fetched.bytes,
-        &fetched.media_type,
-    )
-    .map_err(bad_manifest)?
-    {
-        Manifest::Image(m) => m,
-        Manifest::Index(_) => {
-            return Err(PullError::Invalid {
-                image,
-                message: format!("index {} points at another index", fetched.digest),
-            });
+            client
+                .fetch_manifest_by_digest(reference, &chosen.digest)
+                .await
+                .map_err(registry)?
         }
     };
+    let manifest: ImageManifest =
+        match parse_manifest(&fetched.bytes, &fetched.media_type).map_err(bad_manifest)? {
+            Manifest::Image(m) => m,
+            Manifest::Index(_) => {
+                return Err(PullError::Invalid {
+                    image,
+                    message: format!("index {} points at another index", fetched.digest),
+                });
+            }
+        };
     if manifest.config.size > MAX_CONFIG_SIZE {
         return Err(PullError::Invalid {
             image,
@@ -336,7 +330,7 @@ pub(crate) async fn resolve(
         )
         .await
         .map_err(registry)?;
-    let config = manifest::parse_config(&config_bytes).map_err(bad_manifest)?;
+    let config = parse_config(&config_bytes).map_err(bad_manifest)?;
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Err(PullError::Invalid {
@@ -350,12 +344,11 @@ pub(crate) async fn resolve(
     }
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (blob, diff_id) in manifest.layers.iter().zip(diff_ids) {
-        let compression =
-            manifest::layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
-                image: image.clone(),
-                layer: blob.digest.clone(),
-                source: LayerError::MediaType(e),
-            })?;
+        let compression = layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
+            image: image.clone(),
+            layer: blob.digest.clone(),
+            source: LayerError::MediaType(e),
+        })?;
         layers.push(ResolvedLayer {
             blob: blob.clone(),
             compression,

@@ -1,5 +1,6 @@
 //! Registry client (OCI distribution API, pull side): endpoints and mirrors, TLS, auth,
-//! retries, manifests, platforms, blobs.
+//! retries, manifests, blobs. What the bytes mean (manifests, platforms, configs) is
+//! [`crate::image`]'s business.
 //!
 //! Every request for a registry goes to its configured mirrors first (pull-through caches: same
 //! repository path), then to the registry itself; a mirror that fails is logged and the next
@@ -20,8 +21,6 @@
 pub mod auth;
 pub mod credentials;
 pub mod endpoint;
-pub mod manifest;
-pub mod platform;
 pub mod retry;
 #[cfg(test)]
 mod tests;
@@ -40,25 +39,11 @@ use reqwest::header::{
 
 use self::credentials::Credentials;
 use self::endpoint::Endpoint;
-pub use self::manifest::{
-    Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError, layer_compression,
-    parse_config, parse_manifest,
-};
-pub use self::platform::{Platform, PlatformError, select};
 pub use self::retry::RetryPolicy;
 use crate::digest::Digest;
+use crate::image::MAX_MANIFEST_SIZE;
+use crate::image::media_type::{MANIFEST_ACCEPT, base_media_type, is_schema1_type};
 use crate::reference::Reference;
-
-/// Media types sent in `Accept` for manifests: OCI index and manifest, Docker list and
-/// schema 2, and schema 1 (only so that it can be recognised and refused clearly).
-pub const MANIFEST_ACCEPT: &str = concat!(
-    "application/vnd.oci.image.index.v1+json, ",
-    "application/vnd.oci.image.manifest.v1+json, ",
-    "application/vnd.docker.distribution.manifest.list.v2+json, ",
-    "application/vnd.docker.distribution.manifest.v2+json, ",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5, ",
-    "application/vnd.docker.distribution.manifest.v1+json;q=0.5"
-);
 
 /// strata's own certs dir (`--certs-dir` default).
 pub const DEFAULT_CERTS_DIR: &str = "/etc/strata/certs.d";
@@ -872,7 +857,7 @@ impl RegistryClient {
             )
             .await?;
         let url = source.url;
-        let limit = manifest::MAX_MANIFEST_SIZE;
+        let limit = MAX_MANIFEST_SIZE;
         let too_large = || RegistryError::TooLarge {
             what: "manifest",
             url: url.clone(),
@@ -913,9 +898,8 @@ impl RegistryClient {
             .as_ref()
             .and_then(|p| p.media_type.clone())
             .filter(|m| !m.is_empty());
-        let media_type =
-            body_type.unwrap_or_else(|| manifest::base_media_type(&content_type).to_string());
-        if manifest::is_schema1_type(&media_type)
+        let media_type = body_type.unwrap_or_else(|| base_media_type(&content_type).to_string());
+        if is_schema1_type(&media_type)
             || probe
                 .as_ref()
                 .and_then(|p| p.schema_version.as_ref())
