@@ -66,6 +66,11 @@ impl RetryPolicy {
     }
 }
 
+/// A delay as shown in messages: `1.5 s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
 /// Parses a `Retry-After` value: delay seconds (`120`) or an HTTP date
 /// (`Wed, 21 Oct 2015 07:28:00 GMT`, relative to `now`; a date in the past is zero).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::digest::Digest;
 use crate::image::{Manifest, Platform, media_type, parse_config, parse_manifest, select};
+use crate::reference::Reference;
 
 // ---------------------------------------------------------------- scripted server
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RegistryError;
+use super::error::{RegistryError, error_chain};
 
 /// TLS material for one registry.
 #[derive(Default)]
@@ -107,7 +107,7 @@ pub(crate) fn load(certs_dirs: &[PathBuf], authority: &str) -> Result<TlsFiles, 
                         &path,
                         format!(
                             "client certificate and key {key_name} unusable: {}",
-                            super::error_chain(&e)
+                            error_chain(&e)
                         ),
                     )
                 })?;
@@ -153,7 +153,7 @@ pub(crate) fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<Tls
         current = e.source();
     }
     // The rustls error may sit behind wrappers that hide it from downcasting: read the text.
-    let text = super::error_chain(err);
+    let text = error_chain(err);
     let lower = text.to_ascii_lowercase();
     if let Some(pos) = lower.find("invalid peer certificate") {
         let detail = &text[pos..];
