@@ -3,6 +3,7 @@
 mod containers;
 mod export;
 mod images;
+mod log;
 mod login;
 mod progress;
 
@@ -169,6 +170,7 @@ enum Command {
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
 pub fn main() -> ExitCode {
+    log::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::client::RegistryClient;
-use super::error::{RegistryError, Target, error_chain, error_from_response, header_str, warn};
+use super::error::{RegistryError, Target, error_chain, error_from_response, header_str};
 use super::request::{AttemptError, Source};
 use super::retry::{self, seconds};
 use crate::digest::Digest;
@@ -139,7 +139,7 @@ impl BlobStream {
             }
             let delay = policy.delay(self.resumes, None);
             self.resumes += 1;
-            warn(&format!(
+            tracing::warn!(
                 "download of {} interrupted after {} of {} bytes ({reason}); resuming in {} (retry {} of {})",
                 self.digest,
                 self.received,
@@ -149,7 +149,7 @@ impl BlobStream {
                 seconds(delay),
                 self.resumes,
                 policy.retries
-            ));
+            );
             tokio::time::sleep(delay).await;
             match self.reopen().await {
                 Ok(()) => return Ok(()),

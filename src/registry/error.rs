@@ -216,11 +216,6 @@ pub(super) enum Target<'a> {
     Blob { digest: &'a Digest },
 }
 
-/// Prints a warning on stderr.
-pub(super) fn warn(message: &str) {
-    eprintln!("warning: {message}");
-}
-
 /// A header's value, when it is text.
 pub(super) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())

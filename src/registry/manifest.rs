@@ -6,7 +6,7 @@ use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 
 use super::client::RegistryClient;
-use super::error::{RegistryError, Target, error_chain, header_str, warn};
+use super::error::{RegistryError, Target, error_chain, header_str};
 use super::retry::seconds;
 use crate::digest::Digest;
 use crate::image::MAX_MANIFEST_SIZE;
@@ -60,11 +60,11 @@ impl RegistryClient {
                 Err(RegistryError::Body { url, reason }) if retry < policy.retries => {
                     let delay = policy.delay(retry, None);
                     retry += 1;
-                    warn(&format!(
+                    tracing::warn!(
                         "reading {url}: {reason}; retrying in {} (retry {retry} of {})",
                         seconds(delay),
                         policy.retries
-                    ));
+                    );
                     tokio::time::sleep(delay).await;
                 }
                 other => return other,

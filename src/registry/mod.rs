@@ -16,7 +16,8 @@
 //! exponential backoff and jitter (honouring `Retry-After`, see [`retry`]); a blob download
 //! that breaks off or stalls resumes with a `Range` request inside [`BlobStream`], invisibly
 //! to its reader. This module touches the filesystem only to read certs dirs and Docker's
-//! config.json.
+//! config.json, and never prints: warnings (a mirror failed, a request is retried) are
+//! `tracing` events at WARN level, shown as the program using the library decides.
 
 pub mod auth;
 mod blob;

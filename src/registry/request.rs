@@ -9,7 +9,7 @@ use super::auth;
 use super::client::{HttpClient, RegistryClient};
 use super::endpoint::{self, Endpoint};
 use super::error::{
-    RegistryError, Target, error_chain, error_from_response, header_str, read_error_detail, warn,
+    RegistryError, Target, error_chain, error_from_response, header_str, read_error_detail,
 };
 use super::retry::{self, RetryPolicy, seconds};
 use super::tls;
@@ -86,28 +86,22 @@ impl RegistryClient {
                     if !ep.mirror {
                         return Err(err);
                     }
-                    warn(&format!(
-                        "mirror {} failed: {err}; trying the next endpoint",
-                        ep.base
-                    ));
+                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
                     attempts.push(format!("{url}: {err}"));
                 }
                 Err(AttemptError::Registry(err)) => {
                     if !ep.mirror {
                         return Err(err);
                     }
-                    warn(&format!(
-                        "mirror {} failed: {err}; trying the next endpoint",
-                        ep.base
-                    ));
+                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
                     attempts.push(format!("{url}: {err}"));
                 }
                 Err(AttemptError::Transport { message, .. }) => {
                     if ep.mirror && !ep.probe {
-                        warn(&format!(
+                        tracing::warn!(
                             "mirror {} failed: {message}; trying the next endpoint",
                             ep.base
-                        ));
+                        );
                     }
                     attempts.push(message);
                 }
@@ -156,11 +150,11 @@ impl RegistryClient {
             };
             let delay = policy.delay(retry, retry_after);
             retry += 1;
-            warn(&format!(
+            tracing::warn!(
                 "{url}: {reason}; retrying in {} (retry {retry} of {})",
                 seconds(delay),
                 policy.retries
-            ));
+            );
             tokio::time::sleep(delay).await;
         }
     }
