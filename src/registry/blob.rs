@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::client::RegistryClient;
 use super::error::{RegistryError, Target, error_chain, error_from_response, header_str};
 use super::request::{AttemptError, Source};
-use super::retry::{self, seconds};
+use super::retry::{self, Attempt, seconds};
 use crate::digest::Digest;
 use crate::reference::Reference;
 
@@ -42,14 +42,6 @@ impl fmt::Debug for BlobStream {
             .field("resumes", &self.resumes)
             .finish()
     }
-}
-
-/// Why a resumption did not work.
-enum ResumeError {
-    /// Worth another try.
-    Transient(String),
-    /// Final.
-    Fatal(RegistryError),
 }
 
 impl BlobStream {
@@ -121,46 +113,64 @@ impl BlobStream {
 
     /// Reconnects after an interruption (backoff, `Range` request), retrying while attempts
     /// are left.
-    async fn resume(&mut self, mut reason: String) -> Result<(), RegistryError> {
+    async fn resume(&mut self, reason: String) -> Result<(), RegistryError> {
         let policy = self.client.inner.config.retry;
-        loop {
-            if self.resumes >= policy.retries {
-                return Err(RegistryError::Body {
-                    url: self.source.url.clone(),
-                    reason: format!(
-                        "{reason} (after {} of {} bytes; gave up after {} attempts)",
-                        self.received,
-                        self.content_length
-                            .map(|l| l.to_string())
-                            .unwrap_or_else(|| "?".to_string()),
-                        self.resumes + 1
-                    ),
-                });
+        let mut spent = self.resumes;
+        // The interruption is the first failure: the loop starts with its backoff.
+        let mut interrupted = Some(reason);
+        let this = &*self;
+        let outcome = retry::retry(
+            &policy,
+            &mut spent,
+            || {
+                let failed = interrupted.take();
+                async move {
+                    match failed {
+                        Some(reason) => Attempt::Failed(reason, None),
+                        None => this.reopen().await,
+                    }
+                }
+            },
+            |reason, retrying| {
+                format!(
+                    "download of {} interrupted after {} of {} bytes ({reason}); resuming {retrying}",
+                    this.digest,
+                    this.received,
+                    this.total()
+                )
+            },
+        )
+        .await;
+        self.resumes = spent;
+        match outcome {
+            Ok(Ok((response, skip))) => {
+                self.response = Some(response);
+                self.skip = skip;
+                Ok(())
             }
-            let delay = policy.delay(self.resumes, None);
-            self.resumes += 1;
-            tracing::warn!(
-                "download of {} interrupted after {} of {} bytes ({reason}); resuming in {} (retry {} of {})",
-                self.digest,
-                self.received,
-                self.content_length
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| "?".to_string()),
-                seconds(delay),
-                self.resumes,
-                policy.retries
-            );
-            tokio::time::sleep(delay).await;
-            match self.reopen().await {
-                Ok(()) => return Ok(()),
-                Err(ResumeError::Transient(r)) => reason = r,
-                Err(ResumeError::Fatal(e)) => return Err(e),
-            }
+            Ok(Err(e)) => Err(e),
+            Err(reason) => Err(RegistryError::Body {
+                url: self.source.url.clone(),
+                reason: format!(
+                    "{reason} (after {} of {} bytes; gave up after {} attempts)",
+                    self.received,
+                    self.total(),
+                    self.resumes + 1
+                ),
+            }),
         }
     }
 
-    /// One `Range: bytes=N-` request to the endpoint that served the blob.
-    async fn reopen(&mut self) -> Result<(), ResumeError> {
+    /// The expected size as shown in messages (`?` when unknown).
+    fn total(&self) -> String {
+        self.content_length
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "?".to_string())
+    }
+
+    /// One `Range: bytes=N-` request to the endpoint that served the blob: the response and
+    /// how many of its first bytes to drop, or why not.
+    async fn reopen(&self) -> Attempt<Result<(reqwest::Response, u64), RegistryError>, String> {
         let offset = self.received;
         let response = match self
             .client
@@ -174,20 +184,18 @@ impl BlobStream {
             .await
         {
             Ok(r) => r,
-            Err(AttemptError::Transport { message, .. }) => {
-                return Err(ResumeError::Transient(message));
-            }
-            Err(AttemptError::Registry(e)) => return Err(ResumeError::Fatal(e)),
+            Err(AttemptError::Transport { message, .. }) => return Attempt::Failed(message, None),
+            Err(AttemptError::Registry(e)) => return Attempt::Done(Err(e)),
         };
         let status = response.status().as_u16();
-        match status {
+        let skip = match status {
             206 => {
                 let start = header_str(response.headers(), "content-range")
                     .and_then(|v| v.trim().strip_prefix("bytes "))
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.trim().parse::<u64>().ok());
                 if start != Some(offset) {
-                    return Err(ResumeError::Fatal(RegistryError::Body {
+                    return Attempt::Done(Err(RegistryError::Body {
                         url: self.source.url.clone(),
                         reason: format!(
                             "asked to resume at byte {offset}, the server sent Content-Range {:?}",
@@ -195,23 +203,21 @@ impl BlobStream {
                         ),
                     }));
                 }
-                self.skip = 0;
+                0
             }
-            200 => self.skip = offset,
-            s if retry::retriable_status(s) => {
-                return Err(ResumeError::Transient(format!("HTTP {s}")));
-            }
+            // The whole blob again: drop what was handed out already.
+            200 => offset,
+            s if retry::retriable_status(s) => return Attempt::Failed(format!("HTTP {s}"), None),
             _ => {
                 let url = self.source.url.clone();
                 let target = Target::Blob {
                     digest: &self.digest,
                 };
                 let err = error_from_response(response, &url, &self.reference, target).await;
-                return Err(ResumeError::Fatal(err));
+                return Attempt::Done(Err(err));
             }
-        }
-        self.response = Some(response);
-        Ok(())
+        };
+        Attempt::Done(Ok((response, skip)))
     }
 }
 

@@ -7,7 +7,7 @@ use reqwest::header::CONTENT_TYPE;
 
 use super::client::RegistryClient;
 use super::error::{RegistryError, Target, error_chain, header_str};
-use super::retry::seconds;
+use super::retry::{Attempt, retry, seconds};
 use crate::digest::Digest;
 use crate::image::MAX_MANIFEST_SIZE;
 use crate::image::media_type::{MANIFEST_ACCEPT, base_media_type, is_schema1_type};
@@ -53,23 +53,20 @@ impl RegistryClient {
         expected: Option<&Digest>,
         shown: &Reference,
     ) -> Result<FetchedManifest, RegistryError> {
-        let policy = self.inner.config.retry;
-        let mut retry = 0;
-        loop {
-            match self.get_manifest_once(reference, expected, shown).await {
-                Err(RegistryError::Body { url, reason }) if retry < policy.retries => {
-                    let delay = policy.delay(retry, None);
-                    retry += 1;
-                    tracing::warn!(
-                        "reading {url}: {reason}; retrying in {} (retry {retry} of {})",
-                        seconds(delay),
-                        policy.retries
-                    );
-                    tokio::time::sleep(delay).await;
+        // A body that broke off is fetched again; other failures are final.
+        retry(
+            &self.inner.config.retry,
+            &mut 0,
+            || async move {
+                match self.get_manifest_once(reference, expected, shown).await {
+                    Err(e @ RegistryError::Body { .. }) => Attempt::Failed(e, None),
+                    other => Attempt::Done(other),
                 }
-                other => return other,
-            }
-        }
+            },
+            |e, retrying| format!("{e}; retrying {retrying}"),
+        )
+        .await
+        .unwrap_or_else(Err)
     }
 
     async fn get_manifest_once(

@@ -11,7 +11,7 @@ use super::endpoint::{self, Endpoint};
 use super::error::{
     RegistryError, Target, error_chain, error_from_response, header_str, read_error_detail,
 };
-use super::retry::{self, RetryPolicy, seconds};
+use super::retry::{self, Attempt, RetryPolicy};
 use super::tls;
 use crate::reference::Reference;
 
@@ -128,35 +128,40 @@ impl RegistryClient {
         } else {
             self.inner.config.retry
         };
-        let mut retry = 0;
-        loop {
-            let (reason, retry_after) = match self.attempt(ep, reference, url, accept, None).await {
-                Ok(response)
-                    if retry::retriable_status(response.status().as_u16())
-                        && retry < policy.retries =>
-                {
-                    let retry_after = header_str(response.headers(), RETRY_AFTER.as_str())
-                        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-                    if retry_after.is_some_and(|d| d > retry::MAX_RETRY_AFTER) {
-                        return Ok(response);
+        // A failure is the response (429, 5xx) or the transport error, returned as is when no
+        // retry is left.
+        retry::retry(
+            &policy,
+            &mut 0,
+            || async move {
+                match self.attempt(ep, reference, url, accept, None).await {
+                    Ok(response) if retry::retriable_status(response.status().as_u16()) => {
+                        let retry_after = header_str(response.headers(), RETRY_AFTER.as_str())
+                            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                        if retry_after.is_some_and(|d| d > retry::MAX_RETRY_AFTER) {
+                            return Attempt::Done(Ok(response));
+                        }
+                        Attempt::Failed(Ok(response), retry_after)
                     }
-                    (format!("HTTP {}", response.status().as_u16()), retry_after)
+                    Err(
+                        e @ AttemptError::Transport {
+                            retriable: true, ..
+                        },
+                    ) => Attempt::Failed(Err(e), None),
+                    other => Attempt::Done(other),
                 }
-                Err(AttemptError::Transport {
-                    message,
-                    retriable: true,
-                }) if retry < policy.retries => (message, None),
-                other => return other,
-            };
-            let delay = policy.delay(retry, retry_after);
-            retry += 1;
-            tracing::warn!(
-                "{url}: {reason}; retrying in {} (retry {retry} of {})",
-                seconds(delay),
-                policy.retries
-            );
-            tokio::time::sleep(delay).await;
-        }
+            },
+            |failure, retrying| {
+                let reason = match failure {
+                    Ok(response) => format!("HTTP {}", response.status().as_u16()),
+                    Err(AttemptError::Transport { message, .. }) => message.clone(),
+                    Err(AttemptError::Registry(e)) => e.to_string(),
+                };
+                format!("{url}: {reason}; retrying {retrying}")
+            },
+        )
+        .await
+        .unwrap_or_else(|failure| failure)
     }
 
     /// One request to one endpoint (with `Range: bytes=N-` when `range`), answering a 401
