@@ -2,6 +2,7 @@
 
 mod containers;
 mod export;
+mod hints;
 mod images;
 mod log;
 mod login;
@@ -181,7 +182,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, skipping causes whose text a higher level already includes.
+/// The error and its causes, skipping causes whose text a higher level already includes, with
+/// the command-line hint for a registry error.
 pub fn describe(e: &anyhow::Error) -> String {
     let mut message = e.to_string();
     for cause in e.chain().skip(1) {
@@ -191,7 +193,7 @@ pub fn describe(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
-    message
+    hints::add(message, e)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

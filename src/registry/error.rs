@@ -49,11 +49,16 @@ pub enum RegistryError {
         reason: String,
     },
     /// TLS failed: the registry's certificate is not trusted, or it refused ours. The message
-    /// names the host and what to do.
+    /// names the host and where its certificates go.
     #[error("{message}")]
     Tls {
         /// `host[:port]`.
         registry: String,
+        /// Which side refused the connection.
+        problem: TlsProblem,
+        /// The registry's directory in the first certs dir (`<certs dir>/<host[:port]>`),
+        /// where its CA and client certificates go.
+        certs_dir: PathBuf,
         /// The full explanation.
         message: String,
     },
@@ -92,9 +97,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// Authentication failed or is missing (`UNAUTHORIZED`, 401).
-    #[error(
-        "unauthorized: access to {repository} was refused: {reason}{detail}; log in with `strata login {registry}` (strata reads Docker's config.json and credential helpers)"
-    )]
+    #[error("unauthorized: access to {repository} was refused: {reason}{detail}")]
     Unauthorized {
         /// `registry/repository` (or the registry for a login).
         repository: String,
@@ -117,7 +120,7 @@ pub enum RegistryError {
     },
     /// Rate limited (`TOOMANYREQUESTS`, 429).
     #[error(
-        "too many requests: {registry} is rate-limiting pulls{}; wait and retry, or log in (`strata login`) for a higher limit{detail}",
+        "too many requests: {registry} is rate-limiting pulls{}; wait and retry, or log in for a higher limit{detail}",
         retry_after.as_ref().map(|r| format!(" (Retry-After: {r})")).unwrap_or_default()
     )]
     TooManyRequests {
@@ -205,6 +208,15 @@ pub enum RegistryError {
         /// The error and its causes.
         reason: String,
     },
+}
+
+/// What went wrong in a TLS handshake ([`RegistryError::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// strata does not trust the registry's certificate (unknown CA, wrong name, expired).
+    Untrusted,
+    /// The registry refused the handshake: it wants a client certificate it trusts.
+    Refused,
 }
 
 /// What a request is for, to word errors.

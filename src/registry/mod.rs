@@ -39,6 +39,6 @@ pub use self::client::RegistryClient;
 pub use self::config::{
     DEFAULT_CERTS_DIR, DEFAULT_STALL_TIMEOUT, DOCKER_CERTS_DIR, RegistryConfig,
 };
-pub use self::error::RegistryError;
+pub use self::error::{RegistryError, TlsProblem};
 pub use self::manifest::FetchedManifest;
 pub use self::retry::RetryPolicy;

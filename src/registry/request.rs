@@ -9,7 +9,8 @@ use super::auth;
 use super::client::{HttpClient, RegistryClient};
 use super::endpoint::{self, Endpoint};
 use super::error::{
-    RegistryError, Target, error_chain, error_from_response, header_str, read_error_detail,
+    RegistryError, Target, TlsProblem, error_chain, error_from_response, header_str,
+    read_error_detail,
 };
 use super::retry::{self, Attempt, RetryPolicy};
 use super::tls;
@@ -270,6 +271,8 @@ impl RegistryClient {
             Some(tls::TlsFailure::Untrusted(reason)) => {
                 Err(AttemptError::Registry(RegistryError::Tls {
                     registry: ep.authority.clone(),
+                    problem: TlsProblem::Untrusted,
+                    certs_dir: tls::registry_dir(certs_dirs, &ep.authority),
                     message: tls::untrusted_message(
                         &ep.authority,
                         &reason,
@@ -281,6 +284,8 @@ impl RegistryClient {
             Some(tls::TlsFailure::Refused(reason)) => {
                 Err(AttemptError::Registry(RegistryError::Tls {
                     registry: ep.authority.clone(),
+                    problem: TlsProblem::Refused,
+                    certs_dir: tls::registry_dir(certs_dirs, &ep.authority),
                     message: tls::handshake_message(&ep.authority, &reason, certs_dirs),
                 }))
             }
