@@ -1,7 +1,7 @@
 //! strata: pull OCI/Docker images from a registry into a Docker-style overlay2 store.
 //!
-//! Data flows one way: [`reference`] -> [`registry`] (manifests, blobs, read with [`image`]) ->
-//! [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
+//! Data flows one way: [`reference`](mod@reference) -> [`registry`] (manifests, blobs, read
+//! with [`image`]) -> [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
 //! (overlay2 layout, metadata, locks). [`pull`] drives that flow; [`export`] drives the same
 //! verified stream into one flattened directory instead of the store.
 

@@ -16,7 +16,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Errors from talking to registries.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The [`RegistryConfig`] is unusable (bad mirror URL, ...).
+    /// The [`RegistryConfig`](super::RegistryConfig) is unusable (bad mirror URL, ...).
     #[error("invalid registry configuration: {0}")]
     Config(String),
     /// The HTTP client could not be built.

@@ -1,5 +1,5 @@
 //! Retry policy: bounded attempts with exponential backoff and jitter, and the registry's
-//! `Retry-After` header (seconds or an HTTP date); and [`retry`], the one loop that applies it.
+//! `Retry-After` header (seconds or an HTTP date); and `retry`, the one loop that applies it.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
