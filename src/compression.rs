@@ -1,40 +1,9 @@
-//! Layer compression: chosen by media type, confirmed by magic bytes.
+//! Layer decompression: the decoder for the compression a layer's media type declares
+//! ([`Compression`], from the image model), once the magic bytes confirm it.
 
 use std::io::{self, BufRead, BufReader, Read};
 
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// A plain tar stream.
-    None,
-    /// gzip.
-    Gzip,
-    /// zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// What the first bytes of a blob say it is.
-    pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// Lower-case name, as in media types.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "uncompressed tar",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
+use crate::image::Compression;
 
 /// Errors from setting up decompression.
 #[derive(Debug, thiserror::Error)]

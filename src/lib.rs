@@ -1,7 +1,7 @@
 //! strata: pull OCI/Docker images from a registry into a Docker-style overlay2 store.
 //!
-//! Data flows one way: [`reference`] -> [`registry`] (manifests, platform, blobs) ->
-//! [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
+//! Data flows one way: [`reference`](mod@reference) -> [`registry`] (manifests, blobs, read
+//! with [`image`]) -> [`digest`] checks -> [`compression`] -> [`archive`] (confined tar apply) -> [`store`]
 //! (overlay2 layout, metadata, locks). [`pull`] drives that flow; [`export`] drives the same
 //! verified stream into one flattened directory instead of the store.
 
@@ -13,6 +13,7 @@ pub mod container;
 pub mod digest;
 pub mod export;
 pub mod id;
+pub mod image;
 pub mod mount;
 pub mod pipeline;
 pub mod pull;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::archive::ApplyOptions;
 use crate::digest::Digest;
+use crate::image::Platform;
 use crate::pipeline;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::registry::platform::Platform;
 use crate::sink::{LayerJob, StoreSink};
 use crate::source::RegistrySource;
 use crate::store::{ImageRecord, LayerRef, Store, StoreError, chain_ids};

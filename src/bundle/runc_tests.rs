@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::registry::manifest::{ContainerConfig, ImageConfig, RootFs};
+use crate::image::{ContainerConfig, ImageConfig, RootFs};
 
 const RUNTIME: &str = "runc";
 

@@ -21,7 +21,7 @@ use oci_spec::runtime::{
 
 use super::user::lookup_user;
 use super::{BundleError, RunOptions};
-use crate::registry::manifest::{ContainerConfig, ImageConfig};
+use crate::image::{ContainerConfig, ImageConfig};
 
 /// `PATH` given to containers whose image sets none (Docker's default).
 pub const DEFAULT_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -378,7 +378,7 @@ pub fn default_linux() -> Linux {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::manifest::RootFs;
+    use crate::image::RootFs;
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
+use strata::image::Platform;
 use strata::pull::{PullOptions, PullPolicy};
 use strata::registry::RegistryClient;
-use strata::registry::platform::Platform;
 use strata::store::Store;
 
 /// Options every command takes.

@@ -1,9 +1,9 @@
 //! How an error is printed: its message and causes on one line, then what to do about it.
 
-use super::container_hints;
+use super::{container_hints, hints};
 
-/// The error and its causes, skipping causes whose text a higher level already includes, and
-/// the hint for container and mount errors.
+/// The error and its causes, skipping causes whose text a higher level already includes, with
+/// the command-line hint for a registry, container or mount error.
 pub fn describe(e: &anyhow::Error) -> String {
     let mut message = e.to_string();
     for cause in e.chain().skip(1) {
@@ -13,6 +13,7 @@ pub fn describe(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
+    let mut message = hints::add(message, e);
     if let Some(hint) = container_hints::hint(e) {
         message.push_str(&hint);
     }

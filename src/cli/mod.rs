@@ -6,8 +6,10 @@ mod container_hints;
 mod containers;
 mod describe;
 mod export;
+mod hints;
 mod images;
 mod inspect;
+mod log;
 mod login;
 mod progress;
 
@@ -90,6 +92,7 @@ enum Command {
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
 pub fn main() -> ExitCode {
+    log::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::error::ContainerError;
 use super::lifecycle::Container;
 use crate::bundle::{self, RunOptions};
-use crate::registry::manifest;
+use crate::image::parse_config;
 
 impl Container {
     /// Writes `<dir>/config.json` for the container, creating `dir`: mounts the container if
@@ -13,7 +13,7 @@ impl Container {
     /// path of `config.json`.
     pub fn write_bundle(&self, dir: &Path, opts: &RunOptions) -> Result<PathBuf, ContainerError> {
         let merged = self.mount()?;
-        let config = manifest::parse_config(&self.store().image_config(&self.record().image_id)?)?;
+        let config = parse_config(&self.store().image_config(&self.record().image_id)?)?;
         let spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
         std::fs::create_dir_all(dir).map_err(|source| ContainerError::BundleDir {
             dir: dir.to_path_buf(),

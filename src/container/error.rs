@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::bundle::BundleError;
+use crate::image::ManifestError;
 use crate::mount::MountError;
-use crate::registry::manifest::ManifestError;
 use crate::store::StoreError;
 
 /// Errors of container operations.

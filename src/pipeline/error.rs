@@ -5,8 +5,8 @@ use std::io;
 use crate::archive::ArchiveError;
 use crate::compression::CompressionError;
 use crate::digest::{Digest, DigestError};
-use crate::registry::manifest::ManifestError;
-use crate::registry::platform::PlatformError;
+use crate::image::ManifestError;
+use crate::image::PlatformError;
 use crate::source::SourceError;
 use crate::store::StoreError;
 
@@ -21,7 +21,7 @@ pub enum LayerError {
     DiffId(DigestError),
     /// The download failed.
     #[error("download failed: {0}")]
-    Download(SourceError),
+    Download(#[source] SourceError),
     /// The blob stream broke off or was longer than declared.
     #[error("reading blob: {0}")]
     Stream(io::Error),

@@ -2,14 +2,14 @@
 //! fetched and checked against the manifest, one diff_id and a known media type per layer.
 
 use super::{LayerError, PullError, PullEvent};
-use crate::compression::Compression;
 use crate::digest::Digest;
+use crate::image::Compression;
+use crate::image::{
+    Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError, Platform, layer_compression,
+    parse_config, parse_manifest, select,
+};
 use crate::reference::Reference;
 use crate::registry::FetchedManifest;
-use crate::registry::manifest::{
-    self, Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError,
-};
-use crate::registry::platform::{self, Platform};
 use crate::source::{ImageSource, SourceError};
 
 /// Largest image config accepted (Docker's limit is 8 MiB).
@@ -77,36 +77,30 @@ pub async fn resolve<S: ImageSource>(
 
     let top = source.manifest().await.map_err(fetch_err)?;
     let top_digest = top.digest.clone();
-    let fetched =
-        match manifest::parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
-            Manifest::Image(_) => top,
-            Manifest::Index(index) => {
-                let chosen = platform::select(&index.manifests, wanted).map_err(|source| {
-                    PullError::Platform {
-                        image: image.clone(),
-                        source,
-                    }
+    let fetched = match parse_manifest(&top.bytes, &top.media_type).map_err(bad_manifest)? {
+        Manifest::Image(_) => top,
+        Manifest::Index(index) => {
+            let chosen =
+                select(&index.manifests, wanted).map_err(|source| PullError::Platform {
+                    image: image.clone(),
+                    source,
                 })?;
-                source
-                    .manifest_by_digest(&chosen.digest)
-                    .await
-                    .map_err(fetch_err)?
-            }
-        };
-    let manifest: ImageManifest = match manifest::parse_manifest(
-        &fetched.bytes,
-        &fetched.media_type,
-    )
-    .map_err(bad_manifest)?
-    {
-        Manifest::Image(m) => m,
-        Manifest::Index(_) => {
-            return Err(PullError::Invalid {
-                image,
-                message: format!("index {} points at another index", fetched.digest),
-            });
+            source
+                .manifest_by_digest(&chosen.digest)
+                .await
+                .map_err(fetch_err)?
         }
     };
+    let manifest: ImageManifest =
+        match parse_manifest(&fetched.bytes, &fetched.media_type).map_err(bad_manifest)? {
+            Manifest::Image(m) => m,
+            Manifest::Index(_) => {
+                return Err(PullError::Invalid {
+                    image,
+                    message: format!("index {} points at another index", fetched.digest),
+                });
+            }
+        };
     if manifest.config.size > MAX_CONFIG_SIZE {
         return Err(PullError::Invalid {
             image,
@@ -120,7 +114,7 @@ pub async fn resolve<S: ImageSource>(
         .blob_bytes(&manifest.config, MAX_CONFIG_SIZE)
         .await
         .map_err(fetch_err)?;
-    let config = manifest::parse_config(&config_bytes).map_err(bad_manifest)?;
+    let config = parse_config(&config_bytes).map_err(bad_manifest)?;
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Err(PullError::Invalid {
@@ -134,12 +128,11 @@ pub async fn resolve<S: ImageSource>(
     }
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (blob, diff_id) in manifest.layers.iter().zip(diff_ids) {
-        let compression =
-            manifest::layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
-                image: image.clone(),
-                layer: blob.digest.clone(),
-                source: LayerError::MediaType(e),
-            })?;
+        let compression = layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
+            image: image.clone(),
+            layer: blob.digest.clone(),
+            source: LayerError::MediaType(e),
+        })?;
         layers.push(ResolvedLayer {
             blob: blob.clone(),
             compression,

@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use super::channel::{CHANNEL_CHUNKS, ChannelReader};
 use super::{LayerError, Observer, PullEvent};
 use crate::archive::{ApplyStats, ArchiveError};
-use crate::compression::{self, Compression};
+use crate::compression;
 use crate::digest::{Digest, HashingReader, VerifyError};
-use crate::registry::manifest::Descriptor;
+use crate::image::Compression;
+use crate::image::Descriptor;
 use crate::source::{BlobChunks, ImageSource};
 
 /// Downloads the blob `blob` from `source` and streams its bytes to `unpack`, which runs on a

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::RegistryError;
+use super::error::{RegistryError, describe_error_body, error_chain};
 
 /// Token lifetime when the server does not say (the distribution spec's default).
 const DEFAULT_TOKEN_LIFETIME: u64 = 60;
@@ -400,7 +400,7 @@ async fn fetch_token(
             let response = request
                 .send()
                 .await
-                .map_err(|e| fail(super::error_chain(&e.without_url())))?;
+                .map_err(|e| fail(error_chain(&e.without_url())))?;
             let (status, body) = read_small(response, &fail).await?;
             match q.creds {
                 Some(c) if matches!(status, 404 | 405) && !c.username.is_empty() => {
@@ -417,7 +417,7 @@ async fn fetch_token(
         let detail = format!(
             ": token server {} answered HTTP {status}{}",
             q.realm,
-            super::describe_error_body(&body)
+            describe_error_body(&body)
         );
         if matches!(status, 401 | 403) {
             return Err(match q.creds {
@@ -433,10 +433,7 @@ async fn fetch_token(
                 },
             });
         }
-        return Err(fail(format!(
-            "HTTP {status}{}",
-            super::describe_error_body(&body)
-        )));
+        return Err(fail(format!("HTTP {status}{}", describe_error_body(&body))));
     }
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|e| fail(format!("token response is not the expected JSON: {e}")))?;
@@ -471,7 +468,7 @@ async fn post_form(
         .body(form_encode(form))
         .send()
         .await
-        .map_err(|e| fail(super::error_chain(&e.without_url())))?;
+        .map_err(|e| fail(error_chain(&e.without_url())))?;
     read_small(response, fail).await
 }
 
@@ -484,7 +481,7 @@ async fn read_small(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| fail(super::error_chain(&e.without_url())))?
+        .map_err(|e| fail(error_chain(&e.without_url())))?
     {
         if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
             return Err(fail("token response larger than 1 MiB".to_string()));

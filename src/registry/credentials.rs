@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde::Deserialize;
 
-use super::RegistryError;
+use super::error::RegistryError;
 
 /// Docker Hub's key in `config.json` and the server URL its credential helpers know.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";

@@ -7,7 +7,8 @@
 
 use std::net::IpAddr;
 
-use super::{RegistryConfig, RegistryError};
+use super::config::RegistryConfig;
+use super::error::RegistryError;
 
 /// Docker Hub's API host.
 pub const DOCKER_HUB_ENDPOINT: &str = "https://registry-1.docker.io";

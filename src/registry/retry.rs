@@ -1,6 +1,7 @@
 //! Retry policy: bounded attempts with exponential backoff and jitter, and the registry's
-//! `Retry-After` header (seconds or an HTTP date).
+//! `Retry-After` header (seconds or an HTTP date); and `retry`, the one loop that applies it.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 /// Default number of retries after the first attempt.
@@ -64,6 +65,75 @@ impl RetryPolicy {
             None => self.backoff(retry, fastrand::f64()),
         }
     }
+}
+
+/// One attempt's outcome, for [`retry`].
+pub(crate) enum Attempt<T, F> {
+    /// Final: a success, or a failure another try would not fix.
+    Done(T),
+    /// A failure worth another try, with the delay the server asked for (`Retry-After`).
+    Failed(F, Option<Duration>),
+}
+
+/// Where a retry stands, as warnings word it: `in 0.5 s (retry 1 of 5)`.
+pub(crate) struct Retrying {
+    /// The wait before the retry.
+    pub delay: Duration,
+    /// The retry's number, from 1.
+    pub retry: u32,
+    /// Retries allowed in all.
+    pub retries: u32,
+}
+
+impl fmt::Display for Retrying {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "in {} (retry {} of {})",
+            seconds(self.delay),
+            self.retry,
+            self.retries
+        )
+    }
+}
+
+/// Runs `attempt` until it is [`Attempt::Done`] (its value is returned) or a failure finds no
+/// retry left (`Err` with that failure). Before each retry it waits [`RetryPolicy::delay`]
+/// and emits a warning that `warning` words. `spent` counts the retries made so far, so that
+/// several calls can share one budget (the resumptions of one download); it is updated.
+pub(crate) async fn retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    spent: &mut u32,
+    mut attempt: impl FnMut() -> Fut,
+    warning: impl Fn(&F, &Retrying) -> String,
+) -> Result<T, F>
+where
+    Fut: Future<Output = Attempt<T, F>>,
+{
+    loop {
+        let (failure, retry_after) = match attempt().await {
+            Attempt::Done(done) => return Ok(done),
+            Attempt::Failed(failure, retry_after) => (failure, retry_after),
+        };
+        if *spent >= policy.retries {
+            return Err(failure);
+        }
+        let delay = policy.delay(*spent, retry_after);
+        *spent += 1;
+        let retrying = Retrying {
+            delay,
+            retry: *spent,
+            retries: policy.retries,
+        };
+        let message = warning(&failure, &retrying);
+        tracing::warn!("{message}");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// A delay as shown in messages: `1.5 s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }
 
 /// Parses a `Retry-After` value: delay seconds (`120`) or an HTTP date
@@ -143,6 +213,129 @@ mod tests {
         assert_eq!(
             reset_time(Duration::from_secs(60), now),
             "Wed, 21 Oct 2015 07:29:00 GMT"
+        );
+    }
+
+    fn quick(retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            retries,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
+    }
+
+    /// Runs [`retry`] over `outcomes` (one per attempt; `Err` is a retryable failure) and
+    /// returns its result, the attempts made, the retries spent and the warnings.
+    fn run(
+        policy: RetryPolicy,
+        spent: u32,
+        outcomes: &[Result<&'static str, &'static str>],
+    ) -> (Result<&'static str, &'static str>, usize, u32, Vec<String>) {
+        let calls = std::cell::Cell::new(0);
+        let warnings = std::cell::RefCell::new(Vec::new());
+        let mut spent = spent;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let result = rt.block_on(retry(
+            &policy,
+            &mut spent,
+            || {
+                let n = calls.get();
+                calls.set(n + 1);
+                let outcome = outcomes[n];
+                async move {
+                    match outcome {
+                        Ok(v) => Attempt::Done(v),
+                        Err(f) => Attempt::Failed(f, None),
+                    }
+                }
+            },
+            |failure, r| {
+                let text = format!("{failure}; retrying {r}");
+                warnings.borrow_mut().push(text.clone());
+                text
+            },
+        ));
+        (result, calls.get(), spent, warnings.into_inner())
+    }
+
+    #[test]
+    fn retry_counts_attempts_until_done() {
+        let (result, calls, spent, warnings) = run(quick(5), 0, &[Err("a"), Err("b"), Ok("done")]);
+        assert_eq!(result, Ok("done"));
+        assert_eq!((calls, spent), (3, 2));
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0].starts_with("a; retrying in 0.0 s (retry 1 of 5)"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].ends_with("(retry 2 of 5)"), "{warnings:?}");
+    }
+
+    #[test]
+    fn retry_gives_up_after_the_budget() {
+        let fail = [Err("x"); 10];
+        let (result, calls, spent, warnings) = run(quick(3), 0, &fail);
+        assert_eq!(result, Err("x"), "the last failure is returned");
+        assert_eq!(
+            (calls, spent, warnings.len()),
+            (4, 3, 3),
+            "one try and three retries"
+        );
+        // A budget partly spent by earlier calls leaves fewer retries.
+        let (result, calls, spent, _) = run(quick(3), 2, &fail);
+        assert_eq!((result, calls, spent), (Err("x"), 2, 3));
+        // No retries at all: one attempt.
+        let (result, calls, spent, warnings) = run(RetryPolicy::none(), 0, &fail);
+        assert_eq!((result, calls, spent), (Err("x"), 1, 0));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn retry_stops_at_once_on_a_final_outcome() {
+        let (result, calls, spent, warnings) = run(quick(5), 0, &[Ok("final error")]);
+        assert_eq!((result, calls, spent), (Ok("final error"), 1, 0));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn retry_waits_as_the_server_asks() {
+        let policy = RetryPolicy {
+            retries: 1,
+            base_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(60),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut first = true;
+        let started = std::time::Instant::now();
+        let result: Result<(), ()> = rt.block_on(retry(
+            &policy,
+            &mut 0,
+            || {
+                let failed = std::mem::take(&mut first);
+                async move {
+                    if failed {
+                        Attempt::Failed((), Some(Duration::from_millis(20)))
+                    } else {
+                        Attempt::Done(())
+                    }
+                }
+            },
+            |_, r| {
+                assert_eq!(r.to_string(), "in 0.0 s (retry 1 of 1)");
+                String::new()
+            },
+        ));
+        assert_eq!(result, Ok(()));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(20) && waited < Duration::from_secs(30),
+            "Retry-After, not the 60 s backoff: {waited:?}"
         );
     }
 

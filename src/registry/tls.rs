@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RegistryError;
+use super::config::DEFAULT_CERTS_DIR;
+use super::error::{RegistryError, error_chain};
 
 /// TLS material for one registry.
 #[derive(Default)]
@@ -107,7 +108,7 @@ pub(crate) fn load(certs_dirs: &[PathBuf], authority: &str) -> Result<TlsFiles, 
                         &path,
                         format!(
                             "client certificate and key {key_name} unusable: {}",
-                            super::error_chain(&e)
+                            error_chain(&e)
                         ),
                     )
                 })?;
@@ -153,7 +154,7 @@ pub(crate) fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<Tls
         current = e.source();
     }
     // The rustls error may sit behind wrappers that hide it from downcasting: read the text.
-    let text = super::error_chain(err);
+    let text = error_chain(err);
     let lower = text.to_ascii_lowercase();
     if let Some(pos) = lower.find("invalid peer certificate") {
         let detail = &text[pos..];
@@ -202,6 +203,15 @@ fn describe_rustls(err: &rustls::Error) -> TlsFailure {
     }
 }
 
+/// The directory of `authority` in the first certs dir (where messages say its certificates
+/// go), or in strata's default one when there is no certs dir.
+pub(crate) fn registry_dir(certs_dirs: &[PathBuf], authority: &str) -> PathBuf {
+    certs_dirs
+        .first()
+        .map(|d| d.join(authority))
+        .unwrap_or_else(|| Path::new(DEFAULT_CERTS_DIR).join(authority))
+}
+
 /// The message for a certificate that is not trusted.
 pub(crate) fn untrusted_message(
     authority: &str,
@@ -209,10 +219,7 @@ pub(crate) fn untrusted_message(
     certs_dirs: &[PathBuf],
     ca_files: &[PathBuf],
 ) -> String {
-    let dir = certs_dirs
-        .first()
-        .map(|d| d.join(authority).display().to_string())
-        .unwrap_or_else(|| format!("/etc/strata/certs.d/{authority}"));
+    let dir = registry_dir(certs_dirs, authority).display().to_string();
     let known = if ca_files.is_empty() {
         String::new()
     } else {
@@ -223,18 +230,15 @@ pub(crate) fn untrusted_message(
         )
     };
     format!(
-        "TLS certificate of {authority} is not trusted: {reason}{known}; put the CA certificate that signed it in {dir}/ca.crt (or choose another certs dir with --certs-dir; /etc/docker/certs.d/{authority}/ca.crt works too), or, on a network you trust, use --insecure-registry {authority}"
+        "TLS certificate of {authority} is not trusted: {reason}{known}; put the CA certificate that signed it in {dir}/ca.crt"
     )
 }
 
 /// The message for a handshake the registry refused (client certificate missing or unknown).
 pub(crate) fn handshake_message(authority: &str, reason: &str, certs_dirs: &[PathBuf]) -> String {
-    let dir = certs_dirs
-        .first()
-        .map(|d| d.join(authority).display().to_string())
-        .unwrap_or_else(|| format!("/etc/strata/certs.d/{authority}"));
+    let dir = registry_dir(certs_dirs, authority).display().to_string();
     format!(
-        "TLS handshake with {authority} failed: {reason}; client certificates go in {dir}/client.cert and {dir}/client.key (see --certs-dir)"
+        "TLS handshake with {authority} failed: {reason}; client certificates go in {dir}/client.cert and {dir}/client.key"
     )
 }
 
@@ -326,9 +330,19 @@ mod tests {
         assert!(
             m.contains("r.example:5000")
                 && m.contains("/etc/strata/certs.d/r.example:5000/ca.crt")
-                && m.contains("--certs-dir")
-                && m.contains("--insecure-registry r.example:5000"),
+                && m.ends_with("put the CA certificate that signed it in /etc/strata/certs.d/r.example:5000/ca.crt"),
             "{m}"
+        );
+        // Command-line remedies (`--certs-dir`, `--insecure-registry`) are the CLI's to add.
+        assert!(!m.contains("--"), "{m}");
+        let m = handshake_message("r.example:5000", "refused", &dirs);
+        assert!(
+            m.ends_with("client certificates go in /etc/strata/certs.d/r.example:5000/client.cert and /etc/strata/certs.d/r.example:5000/client.key"),
+            "{m}"
+        );
+        assert_eq!(
+            registry_dir(&[], "r:1"),
+            PathBuf::from("/etc/strata/certs.d/r:1")
         );
         let m = untrusted_message("r.example:5000", "x", &dirs, &[PathBuf::from("/c/ca.crt")]);
         assert!(m.contains("/c/ca.crt, do not match"), "{m}");

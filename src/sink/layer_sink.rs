@@ -3,10 +3,10 @@
 use std::io::Read;
 
 use crate::archive::{ApplyStats, ArchiveError};
-use crate::compression::Compression;
 use crate::digest::Digest;
+use crate::image::Compression;
+use crate::image::Descriptor;
 use crate::pipeline::LayerError;
-use crate::registry::manifest::Descriptor;
 
 /// One layer of an image, as the pipeline hands it to a sink.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::SourceError;
 use crate::digest::Digest;
+use crate::image::Descriptor;
 use crate::registry::FetchedManifest;
-use crate::registry::manifest::Descriptor;
 
 /// Something that holds one image (or a multi-platform index): it hands out manifests,
 /// small blobs and layer blob streams. Manifests and small blobs come back verified against

@@ -4,8 +4,8 @@ use bytes::Bytes;
 
 use super::{BlobChunks, ImageSource, SourceError};
 use crate::digest::Digest;
+use crate::image::Descriptor;
 use crate::reference::Reference;
-use crate::registry::manifest::Descriptor;
 use crate::registry::{BlobStream, FetchedManifest, RegistryClient};
 
 /// An image in a registry (or its mirrors), named by a reference.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{LockGuard, Store, StoreError, fsutil, io_err, layout};
-use crate::compression::Compression;
 use crate::digest::{Digest, Hasher};
+use crate::image::Compression;
 
 /// What the store knows about a present layer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

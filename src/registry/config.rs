@@ -1,0 +1,63 @@
+//! Client settings: mirrors, insecure registries, certs dirs, retries, timeouts.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::retry::RetryPolicy;
+
+/// strata's own certs dir (`--certs-dir` default).
+pub const DEFAULT_CERTS_DIR: &str = "/etc/strata/certs.d";
+/// Docker's certs dir, also searched.
+pub const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
+/// Default stall timeout: a download that receives nothing for this long is retried.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `User-Agent` sent when [`RegistryConfig::user_agent`] is not set.
+pub(super) const DEFAULT_USER_AGENT: &str = concat!("strata/", env!("CARGO_PKG_VERSION"));
+/// How long connecting to an endpoint may take.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Registry host (`docker.io`, `127.0.0.1:5000`) -> mirror base URLs
+    /// (`http://127.0.0.1:5000`, `https://mirror.example`, or `host[:port]`), tried in order
+    /// before the registry itself.
+    pub mirrors: HashMap<String, Vec<String>>,
+    /// Extra insecure registries: `host[:port]`, `host` (any port) or a CIDR. `localhost`,
+    /// `127.0.0.0/8` and `::1` are insecure too (as in Docker) unless a CA certificate for
+    /// them is in a certs dir. Insecure means HTTPS without certificate verification first,
+    /// then plain HTTP.
+    pub insecure: Vec<String>,
+    /// Docker config.json to read credentials from (`None`: `$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`, if present).
+    pub docker_config: Option<PathBuf>,
+    /// `User-Agent` header (default `strata/<version>`).
+    pub user_agent: Option<String>,
+    /// Directories holding `HOST[:PORT]/` subdirectories with `*.crt` CA certificates and
+    /// `*.cert`/`*.key` client certificates, searched in order; the first is the one named in
+    /// messages. Default: [`DEFAULT_CERTS_DIR`], [`DOCKER_CERTS_DIR`].
+    pub certs_dirs: Vec<PathBuf>,
+    /// Retries of failed requests and of interrupted blob downloads.
+    pub retry: RetryPolicy,
+    /// A request or download that receives nothing for this long is abandoned and retried.
+    pub stall_timeout: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            mirrors: HashMap::new(),
+            insecure: Vec::new(),
+            docker_config: None,
+            user_agent: None,
+            certs_dirs: vec![
+                PathBuf::from(DEFAULT_CERTS_DIR),
+                PathBuf::from(DOCKER_CERTS_DIR),
+            ],
+            retry: RetryPolicy::default(),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        }
+    }
+}

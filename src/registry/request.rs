@@ -1,0 +1,315 @@
+//! Requests to a registry: endpoints in order (mirrors first), retries, answering 401s, and
+//! wording transport and TLS failures.
+
+use std::time::SystemTime;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
+
+use super::auth;
+use super::client::{HttpClient, RegistryClient};
+use super::endpoint::{self, Endpoint};
+use super::error::{
+    RegistryError, Target, TlsProblem, error_chain, error_from_response, header_str,
+    read_error_detail,
+};
+use super::retry::{self, Attempt, RetryPolicy};
+use super::tls;
+use crate::reference::Reference;
+
+/// Where a response came from: the endpoint and the URL asked (before redirects).
+#[derive(Debug, Clone)]
+pub(super) struct Source {
+    /// The endpoint that answered.
+    pub(super) endpoint: Endpoint,
+    /// The URL asked.
+    pub(super) url: String,
+}
+
+/// Why one endpoint did not answer.
+pub(super) enum AttemptError {
+    /// Connection, timeout or protocol failure (already worded, URL included).
+    Transport {
+        /// What happened.
+        message: String,
+        /// Worth retrying (connection refused or reset, timeouts).
+        retriable: bool,
+    },
+    /// A failure worth reporting as is (auth, TLS trust).
+    Registry(RegistryError),
+}
+
+/// The token scope for pulling from `reference`'s repository.
+fn pull_scope(reference: &Reference) -> String {
+    format!("repository:{}:pull", reference.repository)
+}
+
+impl RegistryClient {
+    /// The endpoints for `registry`, the one that answered last first.
+    fn ordered_endpoints(&self, registry: &str) -> Result<Vec<Endpoint>, RegistryError> {
+        let has_ca = |a: &str| self.has_ca(a);
+        let mut eps = endpoint::endpoints(&self.inner.config, registry, &has_ca)?;
+        let preferred = self
+            .inner
+            .preferred
+            .lock()
+            .ok()
+            .and_then(|p| p.get(registry).cloned());
+        if let Some(base) = preferred
+            && let Some(pos) = eps.iter().position(|e| e.base == base)
+        {
+            let ep = eps.remove(pos);
+            eps.insert(0, ep);
+        }
+        Ok(eps)
+    }
+
+    /// GET `/v2/<repository>/<path>` on the first endpoint that answers successfully.
+    /// Returns the response and where it came from.
+    pub(super) async fn get(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: Option<&str>,
+        target: Target<'_>,
+    ) -> Result<(reqwest::Response, Source), RegistryError> {
+        let mut attempts: Vec<String> = Vec::new();
+        for ep in self.ordered_endpoints(&reference.registry)? {
+            let url = format!("{}/v2/{}/{}", ep.base, reference.repository, path);
+            match self.request(&ep, reference, &url, accept).await {
+                Ok(response) if response.status().is_success() => {
+                    if let Ok(mut preferred) = self.inner.preferred.lock() {
+                        preferred.insert(reference.registry.clone(), ep.base.clone());
+                    }
+                    return Ok((response, Source { endpoint: ep, url }));
+                }
+                Ok(response) => {
+                    let err = error_from_response(response, &url, reference, target).await;
+                    if !ep.mirror {
+                        return Err(err);
+                    }
+                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
+                    attempts.push(format!("{url}: {err}"));
+                }
+                Err(AttemptError::Registry(err)) => {
+                    if !ep.mirror {
+                        return Err(err);
+                    }
+                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
+                    attempts.push(format!("{url}: {err}"));
+                }
+                Err(AttemptError::Transport { message, .. }) => {
+                    if ep.mirror && !ep.probe {
+                        tracing::warn!(
+                            "mirror {} failed: {message}; trying the next endpoint",
+                            ep.base
+                        );
+                    }
+                    attempts.push(message);
+                }
+            }
+        }
+        Err(RegistryError::Unreachable {
+            registry: reference.registry.clone(),
+            attempts: attempts.join("; "),
+        })
+    }
+
+    /// [`RegistryClient::attempt`] with retries (backoff and jitter, `Retry-After`) on
+    /// transport failures, 429 and 5xx. Mirrors and HTTPS probes are not retried: the next
+    /// endpoint is.
+    async fn request(
+        &self,
+        ep: &Endpoint,
+        reference: &Reference,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let policy = if ep.mirror || ep.probe {
+            RetryPolicy::none()
+        } else {
+            self.inner.config.retry
+        };
+        // A failure is the response (429, 5xx) or the transport error, returned as is when no
+        // retry is left.
+        retry::retry(
+            &policy,
+            &mut 0,
+            || async move {
+                match self.attempt(ep, reference, url, accept, None).await {
+                    Ok(response) if retry::retriable_status(response.status().as_u16()) => {
+                        let retry_after = header_str(response.headers(), RETRY_AFTER.as_str())
+                            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                        if retry_after.is_some_and(|d| d > retry::MAX_RETRY_AFTER) {
+                            return Attempt::Done(Ok(response));
+                        }
+                        Attempt::Failed(Ok(response), retry_after)
+                    }
+                    Err(
+                        e @ AttemptError::Transport {
+                            retriable: true, ..
+                        },
+                    ) => Attempt::Failed(Err(e), None),
+                    other => Attempt::Done(other),
+                }
+            },
+            |failure, retrying| {
+                let reason = match failure {
+                    Ok(response) => format!("HTTP {}", response.status().as_u16()),
+                    Err(AttemptError::Transport { message, .. }) => message.clone(),
+                    Err(AttemptError::Registry(e)) => e.to_string(),
+                };
+                format!("{url}: {reason}; retrying {retrying}")
+            },
+        )
+        .await
+        .unwrap_or_else(|failure| failure)
+    }
+
+    /// One request to one endpoint (with `Range: bytes=N-` when `range`), answering a 401
+    /// once.
+    pub(super) async fn attempt(
+        &self,
+        ep: &Endpoint,
+        reference: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<u64>,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let http = self
+            .http_client(&ep.authority, ep.skip_verify)
+            .map_err(AttemptError::Registry)?;
+        let scope = pull_scope(reference);
+        let cached = self.inner.auth.cached(&ep.authority, &scope);
+        let response = self
+            .send(&http, ep, url, accept, cached.as_deref(), range)
+            .await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenges = challenges_of(response.headers());
+        drop(response);
+        let creds = self
+            .credentials(&ep.creds_host)
+            .await
+            .map_err(AttemptError::Registry)?;
+        let repository = reference.repo_name();
+        let header = self
+            .inner
+            .auth
+            .answer(
+                auth::AuthRequest {
+                    challenges: &challenges,
+                    authority: &ep.authority,
+                    scope: &scope,
+                    rejected: cached.as_deref(),
+                    creds: creds.as_ref(),
+                    registry: &ep.creds_host,
+                    repository: &repository,
+                },
+                |u| self.client_for_url(u),
+            )
+            .await
+            .map_err(AttemptError::Registry)?;
+        let response = self
+            .send(&http, ep, url, accept, Some(&header), range)
+            .await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        // Refused with fresh credentials: forget them so the next request asks again.
+        self.inner.auth.forget(&ep.authority, &header);
+        let detail = read_error_detail(response).await;
+        let err = match creds {
+            Some(_) => RegistryError::Unauthorized {
+                repository: repository.clone(),
+                registry: ep.creds_host.clone(),
+                reason: format!(
+                    "the credentials for {} were refused or do not give access to this repository",
+                    ep.creds_host
+                ),
+                detail,
+            },
+            None => RegistryError::Unauthorized {
+                repository: repository.clone(),
+                registry: ep.creds_host.clone(),
+                reason: format!(
+                    "the repository may not exist, or it needs credentials and none were found for {}",
+                    ep.creds_host
+                ),
+                detail,
+            },
+        };
+        Err(AttemptError::Registry(err))
+    }
+
+    /// Sends one GET; failures are worded (TLS trust problems as [`RegistryError::Tls`]).
+    pub(super) async fn send(
+        &self,
+        http: &HttpClient,
+        ep: &Endpoint,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+        range: Option<u64>,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let mut req = http.client.get(url);
+        if let Some(accept) = accept {
+            req = req.header(ACCEPT, accept);
+        }
+        if let Some(authorization) = authorization {
+            req = req.header(AUTHORIZATION, authorization);
+        }
+        if let Some(offset) = range {
+            req = req.header(RANGE, format!("bytes={offset}-"));
+        }
+        let err = match req.send().await {
+            Ok(response) => return Ok(response),
+            Err(e) => e,
+        };
+        let certs_dirs = &self.inner.config.certs_dirs;
+        match tls::tls_failure(&err) {
+            Some(tls::TlsFailure::Untrusted(reason)) => {
+                Err(AttemptError::Registry(RegistryError::Tls {
+                    registry: ep.authority.clone(),
+                    problem: TlsProblem::Untrusted,
+                    certs_dir: tls::registry_dir(certs_dirs, &ep.authority),
+                    message: tls::untrusted_message(
+                        &ep.authority,
+                        &reason,
+                        certs_dirs,
+                        &http.ca_files,
+                    ),
+                }))
+            }
+            Some(tls::TlsFailure::Refused(reason)) => {
+                Err(AttemptError::Registry(RegistryError::Tls {
+                    registry: ep.authority.clone(),
+                    problem: TlsProblem::Refused,
+                    certs_dir: tls::registry_dir(certs_dirs, &ep.authority),
+                    message: tls::handshake_message(&ep.authority, &reason, certs_dirs),
+                }))
+            }
+            Some(tls::TlsFailure::Other(reason)) => Err(AttemptError::Transport {
+                message: format!("{url}: TLS: {reason}"),
+                retriable: false,
+            }),
+            None => {
+                let retriable = err.is_connect() || err.is_timeout() || err.is_request();
+                Err(AttemptError::Transport {
+                    message: format!("{url}: {}", error_chain(&err.without_url())),
+                    retriable,
+                })
+            }
+        }
+    }
+}
+
+/// The challenges of a 401's `WWW-Authenticate` headers.
+pub(super) fn challenges_of(headers: &HeaderMap) -> Vec<auth::Challenge> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(auth::parse_challenges)
+        .collect()
+}
