@@ -18,3 +18,4 @@ pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod sys;

@@ -1,13 +1,15 @@
 //! Small filesystem helpers: directories with exact modes, atomic writes.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
 
 use super::{StoreError, io_err};
+use crate::sys;
+use crate::sys::atomic::Durability;
 
 /// Creates `path` (and parents) if missing and sets its mode exactly (umask-free).
 pub(crate) fn mkdir_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
@@ -25,30 +27,11 @@ pub(crate) fn mkdir_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", path))
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, then rename.
+/// Writes `bytes` to `path` atomically (see [`sys::atomic`]) with mode `mode` exactly. No fsync:
+/// the store's files are made durable by the pull's `syncfs` (or knowingly not, `--no-sync`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), unique()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
-        f.write_all(bytes).map_err(io_err("writing", &tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err("chmod", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("renaming into", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    sys::atomic::write_file(path, bytes, mode, Durability::NoSync)
+        .map_err(|e| io_err(e.step.as_str(), &e.path)(e.source))
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -110,12 +93,6 @@ pub(crate) fn spread_subdirs(dir: &Path) {
     {
         let _ = ioctl_setflags(&handle, flags | IFlags::TOPDIR);
     }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]
