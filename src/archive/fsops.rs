@@ -26,6 +26,8 @@ use rustix::fs::{
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
+use crate::sys::xattr::{self, Target};
+
 /// Mode of directories created implicitly (missing parents) and of every directory until its
 /// own metadata is applied at the end.
 pub(crate) const IMPLICIT_DIR_MODE: u32 = 0o755;
@@ -754,28 +756,8 @@ pub(crate) fn lutimesat(parent: BorrowedFd<'_>, name: &[u8], ts: &Timestamps) ->
 /// Removes every xattr of an open (non-`O_PATH`) fd that this process may remove; the others
 /// (e.g. `trusted.*` for an unprivileged process, which cannot even list them) stay.
 pub(crate) fn clear_xattrs(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    let names = loop {
-        let len = match rfs::flistxattr_query(fd) {
-            Ok(len) => len,
-            Err(Errno::OPNOTSUPP) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if len == 0 {
-            return Ok(());
-        }
-        let mut buf = vec![0u8; len];
-        match rfs::flistxattr(fd, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                break buf;
-            }
-            // Grew in between.
-            Err(Errno::RANGE) => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        match rfs::fremovexattr(fd, name) {
+    for name in xattr::list(Target::Fd(fd))? {
+        match xattr::remove(Target::Fd(fd), &name) {
             Ok(()) | Err(Errno::NODATA | Errno::PERM | Errno::ACCESS | Errno::OPNOTSUPP) => {}
             Err(e) => return Err(e),
         }
@@ -785,7 +767,7 @@ pub(crate) fn clear_xattrs(fd: BorrowedFd<'_>) -> Result<(), Errno> {
 
 /// Sets one xattr on an open (non-`O_PATH`) fd.
 pub(crate) fn fsetxattr(fd: impl AsFd, name: &CStr, value: &[u8]) -> Result<(), Errno> {
-    rfs::fsetxattr(fd, name, value, rfs::XattrFlags::empty())
+    xattr::set(Target::Fd(fd.as_fd()), name, value)
 }
 
 /// Sets one xattr on `name` in `parent` (a device or fifo, which must not be opened), through
@@ -802,8 +784,7 @@ pub(crate) fn setxattr_at(
         OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC),
         Mode::empty(),
     )?;
-    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rfs::setxattr(link.as_str(), xname, value, rfs::XattrFlags::empty())
+    xattr::set(Target::ProcFd(fd.as_fd()), xname, value)
 }
 
 /// The process umask from /proc/self/status (reading it with umask(2) would race with other

@@ -8,3 +8,4 @@
 //! failed step): callers map them to their own typed errors.
 
 pub mod atomic;
+pub mod xattr;
