@@ -26,6 +26,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
+use crate::sys;
 use crate::sys::xattr::{self, Target};
 
 /// Mode of directories created implicitly (missing parents) and of every directory until its
@@ -516,24 +517,18 @@ impl Root {
     }
 }
 
-/// `openat2` of a directory below the root `dirfd` (`resolve` has `RESOLVE_IN_ROOT`), retrying
-/// EAGAIN (a concurrent rename made the kernel unsure; harmless to retry) and EINTR. A path
-/// too long for one call (PATH_MAX is 4096 bytes, and a layer may nest deeper) is walked one
-/// component at a time by [`open_long`] instead.
+/// `openat2` of a directory below the root `dirfd` (`resolve` has `RESOLVE_IN_ROOT`), with
+/// [`sys::openat2`]'s retries. A path too long for one call (PATH_MAX is 4096 bytes, and a
+/// layer may nest deeper) is walked one component at a time by [`open_long`] instead.
 fn openat2(
     dirfd: impl AsFd,
     path: &[u8],
     flags: OFlags,
     resolve: ResolveFlags,
 ) -> Result<OwnedFd, Errno> {
-    let mut tries = 0;
-    loop {
-        match rfs::openat2(dirfd.as_fd(), path, flags, Mode::empty(), resolve) {
-            Err(Errno::AGAIN | Errno::INTR) if tries < 16 => tries += 1,
-            Err(Errno::NOSYS) => return Err(Errno::NOSYS),
-            Err(Errno::NAMETOOLONG) => return open_long(dirfd.as_fd(), path, flags, resolve),
-            r => return r,
-        }
+    match sys::openat2::openat2(dirfd.as_fd(), path, flags, resolve) {
+        Err(Errno::NAMETOOLONG) => open_long(dirfd.as_fd(), path, flags, resolve),
+        r => r,
     }
 }
 

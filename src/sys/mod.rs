@@ -8,4 +8,5 @@
 //! failed step): callers map them to their own typed errors.
 
 pub mod atomic;
+pub mod openat2;
 pub mod xattr;
