@@ -5,11 +5,10 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
-
 use super::{StoreError, io_err};
 use crate::sys;
 use crate::sys::atomic::Durability;
+use crate::sys::inode_flags;
 
 /// Creates `path` (and parents) if missing and sets its mode exactly (umask-free).
 pub(crate) fn mkdir_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
@@ -85,18 +84,15 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), StoreError> {
 /// a synced pull keeps the disk busy, with every unpacking thread waiting. A hint only: other
 /// filesystems refuse the flag, and nothing depends on it.
 pub(crate) fn spread_subdirs(dir: &Path) {
-    let Ok(handle) = fs::File::open(dir) else {
-        return;
-    };
-    if let Ok(flags) = ioctl_getflags(&handle)
-        && !flags.contains(IFlags::TOPDIR)
-    {
-        let _ = ioctl_setflags(&handle, flags | IFlags::TOPDIR);
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = inode_flags::set_topdir(&handle);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use rustix::fs::{IFlags, ioctl_getflags};
+
     use super::*;
     use crate::store::Store;
 

@@ -8,5 +8,6 @@
 //! failed step): callers map them to their own typed errors.
 
 pub mod atomic;
+pub mod inode_flags;
 pub mod openat2;
 pub mod xattr;
