@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -708,10 +708,7 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
 /// pull's one `syncfs` has little left to wait for. No journal commit, so unlike `fsync` it
 /// stalls nobody. A hint: errors (a filesystem without it) are ignored.
 pub(crate) fn start_writeback(fd: impl AsFd) {
-    // SAFETY: sync_file_range only reads its integer arguments; the fd is borrowed, so open.
-    unsafe {
-        libc::sync_file_range(fd.as_fd().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
+    let _ = sys::writeback::start_writeback(fd);
 }
 
 /// Chowns `fd`.

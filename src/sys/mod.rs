@@ -9,5 +9,15 @@
 
 pub mod atomic;
 pub mod inode_flags;
+#[allow(unsafe_code)]
+pub mod malloc;
 pub mod openat2;
+#[allow(unsafe_code)]
+pub mod page;
+#[allow(unsafe_code)]
+pub mod signals;
+#[allow(unsafe_code)]
+pub mod thread;
+#[allow(unsafe_code)]
+pub mod writeback;
 pub mod xattr;
