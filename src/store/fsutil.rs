@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
-use super::{StoreError, io_err};
+use super::error::{StoreError, io_err};
 use crate::sys;
 use crate::sys::atomic::Durability;
 use crate::sys::inode_flags;
