@@ -6,19 +6,18 @@ use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use rustix::io::{Errno, Result};
 use rustix::path::Arg;
 
-/// How many times a call failing with `EAGAIN` or `EINTR` is tried again.
-///
-/// `EAGAIN`: with `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH`, a `..` lookup fails so whenever a
-/// rename or mount anywhere on the system raced it (the kernel cannot then prove the walk
-/// stayed inside); a fresh lookup almost always succeeds. `EINTR`: a signal interrupted a
-/// lookup that waited (on a network or FUSE filesystem). Both are transient, hence the
-/// retries; bounded, because a steady stream of renames elsewhere could otherwise keep a
-/// lookup failing forever. One retry is usually enough; 64 leave a wide margin, after which
-/// the error is returned.
+/// How many times a call failing with `EAGAIN` or `EINTR` is tried again (see [`openat2`]).
 const RETRIES: u32 = 64;
 
-/// `openat2(dirfd, path, flags, 0, resolve)`, retried as [`RETRIES`] says. No file is
-/// created (`mode` 0). `ENOSYS` before Linux 5.6.
+/// `openat2(dirfd, path, flags, 0, resolve)`; no file is created. `ENOSYS` before Linux 5.6.
+///
+/// `EAGAIN` and `EINTR` are retried up to 64 times. `EAGAIN`: with `RESOLVE_IN_ROOT` or
+/// `RESOLVE_BENEATH`, a `..` lookup fails so whenever a rename or mount anywhere on the
+/// system raced it (the kernel cannot then prove the walk stayed inside); a fresh lookup
+/// almost always succeeds. `EINTR`: a signal interrupted a lookup that waited (on a network or
+/// FUSE filesystem). Both are transient, hence the retries; bounded, because a steady stream
+/// of renames elsewhere could otherwise keep a lookup failing forever. One retry is usually
+/// enough; 64 leave a wide margin, after which the error is returned.
 pub fn openat2<P: Arg>(
     dirfd: impl AsFd,
     path: P,
