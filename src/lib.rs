@@ -22,3 +22,4 @@ pub mod registry;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod sys;

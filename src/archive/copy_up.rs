@@ -10,15 +10,16 @@
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::fs::{self as rfs, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
 use super::options::ApplyOptions;
 use super::overlay_xattr;
+use crate::sys::xattr::{self, Target};
 
 /// What [`lookup`] copies from a lower layer's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,7 @@ fn apply(fd: &OwnedFd, meta: &DirMeta, opts: &ApplyOptions) -> Result<(), (Strin
     rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
         .map_err(|e| (format!("chmod to {:o}", meta.mode), e))?;
     for (name, value) in &meta.xattrs {
-        match rfs::fsetxattr(fd, name.as_c_str(), value, XattrFlags::empty()) {
+        match xattr::set(Target::Fd(fd.as_fd()), name.as_c_str(), value) {
             // As the applier does: what the filesystem cannot store is skipped, and so is what
             // an unprivileged process may not set.
             Ok(()) | Err(Errno::OPNOTSUPP) => {}
@@ -260,75 +261,28 @@ fn walk(root: &OwnedFd, comps: &[&[u8]], opaque_name: &CStr) -> Result<Walk, Err
     Ok(Walk::Missing { opaque })
 }
 
-/// The `/proc/self/fd` path of an `O_PATH` handle, through which xattrs are read (the `f*`
-/// calls refuse `O_PATH` handles, and opening the directory for reading may not be allowed).
-fn proc_path(fd: BorrowedFd<'_>) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
+/// Whether the directory `fd` (`O_PATH`) has the xattr `name` set to `y`. Read through
+/// `/proc/self/fd` (the `f*` calls refuse `O_PATH` handles, and opening the directory for
+/// reading may not be allowed).
 fn is_opaque(fd: BorrowedFd<'_>, name: &CStr) -> Result<bool, Errno> {
-    let mut buf = [0u8; 2];
-    match rfs::getxattr(proc_path(fd).as_str(), name, &mut buf[..]) {
-        Ok(n) => Ok(&buf[..n] == b"y"),
-        // Absent, unsupported, longer than "y", or not readable (trusted.* unprivileged).
-        Err(Errno::NODATA | Errno::OPNOTSUPP | Errno::RANGE | Errno::PERM | Errno::ACCESS) => {
-            Ok(false)
-        }
+    match xattr::get(Target::ProcFd(fd), name) {
+        Ok(value) => Ok(value.as_deref() == Some(&b"y"[..])),
+        // Not readable (trusted.* unprivileged).
+        Err(Errno::PERM | Errno::ACCESS) => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// The xattrs of the directory `fd` (`O_PATH`) except the overlay ones; those this process
-/// cannot read (`trusted.*` unprivileged) are not listed to it.
+/// The xattrs of the directory `fd` (`O_PATH`, read as in [`is_opaque`]) except the overlay
+/// ones; those this process cannot read (`trusted.*` unprivileged) are not listed to it.
 fn read_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<(CString, Vec<u8>)>, Errno> {
-    let path = proc_path(fd);
-    let names = loop {
-        let len = match rfs::listxattr_query(path.as_str()) {
-            Ok(len) => len,
-            Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; len];
-        match rfs::listxattr(path.as_str(), &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                break buf;
-            }
-            // Grew in between.
-            Err(Errno::RANGE) => continue,
-            Err(e) => return Err(e),
-        }
-    };
     let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if overlay_xattr::is_overlay(name) {
+    for name in xattr::list(Target::ProcFd(fd))? {
+        if overlay_xattr::is_overlay(name.as_bytes()) {
             continue;
         }
-        let Ok(cname) = CString::new(name) else {
-            continue;
-        };
-        let value = loop {
-            let len = match rfs::getxattr_query(path.as_str(), cname.as_c_str()) {
-                Ok(len) => len,
-                Err(Errno::NODATA) => break None,
-                Err(e) => return Err(e),
-            };
-            let mut buf = vec![0u8; len];
-            match rfs::getxattr(path.as_str(), cname.as_c_str(), &mut buf[..]) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    break Some(buf);
-                }
-                Err(Errno::RANGE) => continue,
-                Err(Errno::NODATA) => break None,
-                Err(e) => return Err(e),
-            }
-        };
-        if let Some(value) = value {
-            out.push((cname, value));
+        if let Some(value) = xattr::get(Target::ProcFd(fd), &name)? {
+            out.push((name, value));
         }
     }
     Ok(out)
@@ -419,7 +373,8 @@ mod tests {
     }
 
     fn setx(p: &Path, name: &str, value: &[u8]) {
-        rfs::lsetxattr(p, name, value, XattrFlags::empty()).unwrap();
+        let name = CString::new(name).unwrap();
+        xattr::set(Target::NoFollow(p), &name, value).unwrap();
     }
 
     fn found(m: Option<DirMeta>) -> (u32, (u32, u32), i64) {
@@ -635,9 +590,7 @@ mod tests {
     }
 
     fn tree_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; 256];
-        rfs::lgetxattr(p, name, &mut buf[..])
-            .ok()
-            .map(|n| buf[..n].to_vec())
+        let name = CString::new(name).unwrap();
+        xattr::get(Target::NoFollow(p), &name).ok().flatten()
     }
 }

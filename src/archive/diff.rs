@@ -15,8 +15,6 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-
-use rustix::io::Errno;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +23,7 @@ use tar::{EntryType, Header};
 use super::error::ArchiveError;
 use super::overlay_xattr;
 use super::whiteout::OPAQUE_MARKER;
+use crate::sys::xattr::{self, Target};
 
 /// Writes the layer directory `dir` as a tar stream to `out` (see the module documentation);
 /// with `root_entry` the directory itself is written first as `./`. Returns the number of
@@ -108,8 +107,8 @@ impl<W: Write> Writer<'_, W> {
     fn opaque_marker(&mut self, rel: &Path, abs: &Path) -> Result<(), ArchiveError> {
         let mut opaque = false;
         for name in [overlay_xattr::TRUSTED_OPAQUE, overlay_xattr::USER_OPAQUE] {
-            let value = get_xattr(abs, &name.to_string_lossy())
-                .map_err(|e| fs_err(abs, "reading xattrs", e))?;
+            let value = xattr::get(Target::NoFollow(abs), name)
+                .map_err(|e| fs_err(abs, "reading xattrs", io::Error::from(e)))?;
             opaque |= value.as_deref() == Some(&b"y"[..]);
         }
         if opaque {
@@ -228,54 +227,17 @@ impl<W: Write> Writer<'_, W> {
     }
 }
 
-/// One xattr of `path` (not following symlinks); `None` when it has none of that name or the
-/// filesystem has no xattrs.
-fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    loop {
-        let len = match rustix::fs::lgetxattr_query(path, name) {
-            Ok(len) => len,
-            Err(Errno::NODATA | Errno::OPNOTSUPP) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut buf = vec![0u8; len];
-        match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
-            }
-            // Grew in between.
-            Err(Errno::RANGE) => continue,
-            Err(Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 /// The xattrs of `path` this process can see (not following symlinks), by name.
 fn list_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let names = loop {
-        let len = match rustix::fs::llistxattr_query(path) {
-            Ok(len) => len,
-            Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut names = vec![0u8; len];
-        match rustix::fs::llistxattr(path, &mut names[..]) {
-            Ok(n) => {
-                names.truncate(n);
-                break names;
-            }
-            Err(Errno::RANGE) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let target = Target::NoFollow(path);
     let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let Ok(shown) = std::str::from_utf8(name) else {
+    for name in xattr::list(target)? {
+        // A PAX key must be UTF-8.
+        if std::str::from_utf8(name.as_bytes()).is_err() {
             continue;
-        };
-        if let Some(value) = get_xattr(path, shown)? {
-            out.push((name.to_vec(), value));
+        }
+        if let Some(value) = xattr::get(target, &name)? {
+            out.push((name.into_bytes(), value));
         }
     }
     out.sort();

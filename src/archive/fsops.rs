@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -25,6 +25,9 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
+
+use crate::sys;
+use crate::sys::xattr::{self, Target};
 
 /// Mode of directories created implicitly (missing parents) and of every directory until its
 /// own metadata is applied at the end.
@@ -514,24 +517,18 @@ impl Root {
     }
 }
 
-/// `openat2` of a directory below the root `dirfd` (`resolve` has `RESOLVE_IN_ROOT`), retrying
-/// EAGAIN (a concurrent rename made the kernel unsure; harmless to retry) and EINTR. A path
-/// too long for one call (PATH_MAX is 4096 bytes, and a layer may nest deeper) is walked one
-/// component at a time by [`open_long`] instead.
+/// `openat2` of a directory below the root `dirfd` (`resolve` has `RESOLVE_IN_ROOT`), with
+/// [`sys::openat2`]'s retries. A path too long for one call (PATH_MAX is 4096 bytes, and a
+/// layer may nest deeper) is walked one component at a time by [`open_long`] instead.
 fn openat2(
     dirfd: impl AsFd,
     path: &[u8],
     flags: OFlags,
     resolve: ResolveFlags,
 ) -> Result<OwnedFd, Errno> {
-    let mut tries = 0;
-    loop {
-        match rfs::openat2(dirfd.as_fd(), path, flags, Mode::empty(), resolve) {
-            Err(Errno::AGAIN | Errno::INTR) if tries < 16 => tries += 1,
-            Err(Errno::NOSYS) => return Err(Errno::NOSYS),
-            Err(Errno::NAMETOOLONG) => return open_long(dirfd.as_fd(), path, flags, resolve),
-            r => return r,
-        }
+    match sys::openat2::openat2(dirfd.as_fd(), path, flags, resolve) {
+        Err(Errno::NAMETOOLONG) => open_long(dirfd.as_fd(), path, flags, resolve),
+        r => r,
     }
 }
 
@@ -711,10 +708,7 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
 /// pull's one `syncfs` has little left to wait for. No journal commit, so unlike `fsync` it
 /// stalls nobody. A hint: errors (a filesystem without it) are ignored.
 pub(crate) fn start_writeback(fd: impl AsFd) {
-    // SAFETY: sync_file_range only reads its integer arguments; the fd is borrowed, so open.
-    unsafe {
-        libc::sync_file_range(fd.as_fd().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
+    let _ = sys::writeback::start_writeback(fd);
 }
 
 /// Chowns `fd`.
@@ -754,28 +748,8 @@ pub(crate) fn lutimesat(parent: BorrowedFd<'_>, name: &[u8], ts: &Timestamps) ->
 /// Removes every xattr of an open (non-`O_PATH`) fd that this process may remove; the others
 /// (e.g. `trusted.*` for an unprivileged process, which cannot even list them) stay.
 pub(crate) fn clear_xattrs(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    let names = loop {
-        let len = match rfs::flistxattr_query(fd) {
-            Ok(len) => len,
-            Err(Errno::OPNOTSUPP) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if len == 0 {
-            return Ok(());
-        }
-        let mut buf = vec![0u8; len];
-        match rfs::flistxattr(fd, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                break buf;
-            }
-            // Grew in between.
-            Err(Errno::RANGE) => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        match rfs::fremovexattr(fd, name) {
+    for name in xattr::list(Target::Fd(fd))? {
+        match xattr::remove(Target::Fd(fd), &name) {
             Ok(()) | Err(Errno::NODATA | Errno::PERM | Errno::ACCESS | Errno::OPNOTSUPP) => {}
             Err(e) => return Err(e),
         }
@@ -785,7 +759,7 @@ pub(crate) fn clear_xattrs(fd: BorrowedFd<'_>) -> Result<(), Errno> {
 
 /// Sets one xattr on an open (non-`O_PATH`) fd.
 pub(crate) fn fsetxattr(fd: impl AsFd, name: &CStr, value: &[u8]) -> Result<(), Errno> {
-    rfs::fsetxattr(fd, name, value, rfs::XattrFlags::empty())
+    xattr::set(Target::Fd(fd.as_fd()), name, value)
 }
 
 /// Sets one xattr on `name` in `parent` (a device or fifo, which must not be opened), through
@@ -802,8 +776,7 @@ pub(crate) fn setxattr_at(
         OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC),
         Mode::empty(),
     )?;
-    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rfs::setxattr(link.as_str(), xname, value, rfs::XattrFlags::empty())
+    xattr::set(Target::ProcFd(fd.as_fd()), xname, value)
 }
 
 /// The process umask from /proc/self/status (reading it with umask(2) would race with other

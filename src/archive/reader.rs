@@ -638,6 +638,7 @@ mod tests {
 
     use super::*;
     use crate::archive::{ApplyOptions, ApplyStats, apply_layer};
+    use crate::sys::xattr;
 
     const MTIME: u64 = 1_600_000_000;
 
@@ -783,9 +784,8 @@ mod tests {
     }
 
     fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; 1024];
-        let n = rustix::fs::lgetxattr(path, name, &mut buf[..]).ok()?;
-        Some(buf[..n].to_vec())
+        let name = std::ffi::CString::new(name).ok()?;
+        xattr::get(xattr::Target::NoFollow(path), &name).ok()?
     }
 
     /// `security.capability` v2, effective, permitted: CAP_DAC_OVERRIDE | CAP_FOWNER (0x0a).

@@ -20,10 +20,10 @@ pub mod user;
 #[cfg(test)]
 mod runc_tests;
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use crate::sys;
+use crate::sys::atomic::{Durability, WriteStep};
 
 pub use oci_spec::runtime::Spec;
 pub use runtime::{delete_container, find_runtime, run_runtime, run_runtime_with};
@@ -170,28 +170,17 @@ pub fn write_bundle(dir: &Path, spec: &Spec) -> Result<PathBuf, BundleError> {
     bytes.push(b'\n');
 
     let target = dir.join("config.json");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".config.json.{}.{nanos}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(&bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, &target).map_err(io("rename into place", &target))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync", dir))?;
+    // Synced: a container's bundle must not come back empty or torn after a crash.
+    sys::atomic::write_file(&target, &bytes, 0o600, Durability::Sync).map_err(|e| {
+        let action = match e.step {
+            WriteStep::Create => "create",
+            WriteStep::Write => "write",
+            WriteStep::Chmod => "chmod",
+            WriteStep::Sync | WriteStep::SyncDir => "sync",
+            WriteStep::Rename => "rename into place",
+        };
+        io(action, &e.path)(e.source)
+    })?;
     Ok(target)
 }
 

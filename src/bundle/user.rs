@@ -4,13 +4,13 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use rustix::fs::{self as rfs, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::BundleError;
+use crate::sys::openat2::openat2;
 
 /// Largest `/etc/passwd` or `/etc/group` read from an image.
 pub const MAX_ID_FILE_SIZE: u64 = 64 << 20;
@@ -233,19 +233,6 @@ pub fn lookup_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, BundleErro
     resolve_user(spec, passwd.as_deref(), group.as_deref(), rootfs)
 }
 
-/// `openat2`, retrying `EAGAIN` (the kernel asks for a retry when a concurrent rename raced the
-/// lookup) a bounded number of times.
-fn openat2_retry(root: &OwnedFd, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
-    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let mut tries = 0;
-    loop {
-        match rfs::openat2(root, path, flags, Mode::empty(), resolve) {
-            Err(Errno::AGAIN) if tries < 64 => tries += 1,
-            r => return r,
-        }
-    }
-}
-
 /// Reads a regular file at `path` as seen from inside `rootfs`, never leaving it.
 ///
 /// The path is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: absolute
@@ -263,7 +250,8 @@ pub fn read_file_in_root(rootfs: &Path, path: &str, limit: u64) -> io::Result<Op
     let rel = if rel.is_empty() { "." } else { rel };
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    let fd = match openat2_retry(&root, rel, flags) {
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let fd = match openat2(&root, rel, flags, resolve) {
         Ok(fd) => fd,
         Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(None),
         Err(Errno::NOSYS) => {

@@ -251,9 +251,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
 
 fn ignore_terminal_signals() {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
-        // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
-        unsafe {
-            libc::signal(signal, libc::SIG_IGN);
-        }
+        // These are valid signals, which can always be ignored.
+        let _ = strata::sys::signals::ignore(signal);
     }
 }

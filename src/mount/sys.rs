@@ -146,8 +146,7 @@ impl MountSyscalls for LinuxMount {
         // private cwd dies with it.
         std::thread::scope(|s| {
             s.spawn(|| {
-                // SAFETY: CLONE_FS only separates cwd/root/umask; fds stay shared.
-                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
+                crate::sys::thread::unshare_fs()?;
                 rustix::process::chdir(cwd)?;
                 mount()
             })
@@ -188,8 +187,6 @@ impl MountSyscalls for LinuxMount {
     }
 
     fn max_options_len(&self) -> usize {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(page).unwrap_or(4096).max(4096) - 1
+        crate::sys::page::page_size().unwrap_or(4096).max(4096) - 1
     }
 }

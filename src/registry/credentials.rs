@@ -19,6 +19,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde::Deserialize;
 
 use super::error::RegistryError;
+use crate::sys;
+use crate::sys::atomic::{Durability, WriteStep};
 
 /// Docker Hub's key in `config.json` and the server URL its credential helpers know.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
@@ -487,7 +489,7 @@ fn write_json_object(
     path: &Path,
     map: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), RegistryError> {
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::DirBuilderExt as _;
     let bad = |reason: String| RegistryError::DockerConfig {
         path: path.to_path_buf(),
         reason,
@@ -510,34 +512,13 @@ fn write_json_object(
     let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(map.clone()))
         .map_err(|e| bad(e.to_string()))?;
     text.push('\n');
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config.json".to_string());
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &target)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(bad(format!("writing: {e}")));
+    // Synced: a login must not be lost or leave a torn file. The directory's fsync is best
+    // effort: the file is in place by then.
+    match sys::atomic::write_file(&target, text.as_bytes(), 0o600, Durability::Sync) {
+        Ok(()) => Ok(()),
+        Err(e) if e.step == WriteStep::SyncDir => Ok(()),
+        Err(e) => Err(bad(format!("writing: {}", e.source))),
     }
-    Ok(())
 }
 
 /// The keys of `auths` that name `registry` (`host`, `https://host`, Hub aliases).

@@ -1,13 +1,14 @@
 //! Small filesystem helpers: directories with exact modes, atomic writes.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
-
-use super::{StoreError, io_err};
+use super::error::{StoreError, io_err};
+use crate::sys;
+use crate::sys::atomic::Durability;
+use crate::sys::inode_flags;
 
 /// Creates `path` (and parents) if missing and sets its mode exactly (umask-free).
 pub(crate) fn mkdir_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
@@ -25,30 +26,11 @@ pub(crate) fn mkdir_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", path))
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, then rename.
+/// Writes `bytes` to `path` atomically (see [`sys::atomic`]) with mode `mode` exactly. No fsync:
+/// the store's files are made durable by the pull's `syncfs` (or knowingly not, `--no-sync`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), unique()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
-        f.write_all(bytes).map_err(io_err("writing", &tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err("chmod", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("renaming into", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    sys::atomic::write_file(path, bytes, mode, Durability::NoSync)
+        .map_err(|e| io_err(e.step.as_str(), &e.path)(e.source))
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -102,24 +84,15 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), StoreError> {
 /// a synced pull keeps the disk busy, with every unpacking thread waiting. A hint only: other
 /// filesystems refuse the flag, and nothing depends on it.
 pub(crate) fn spread_subdirs(dir: &Path) {
-    let Ok(handle) = fs::File::open(dir) else {
-        return;
-    };
-    if let Ok(flags) = ioctl_getflags(&handle)
-        && !flags.contains(IFlags::TOPDIR)
-    {
-        let _ = ioctl_setflags(&handle, flags | IFlags::TOPDIR);
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = inode_flags::set_topdir(&handle);
     }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]
 mod tests {
+    use rustix::fs::{IFlags, ioctl_getflags};
+
     use super::*;
     use crate::store::Store;
 

@@ -1,0 +1,56 @@
+//! The store's error type.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A metadata file could not be parsed.
+    #[error("corrupt metadata {}: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// No image matched a name or id.
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    /// An id prefix matched several images or containers.
+    #[error("id prefix {0} is ambiguous")]
+    Ambiguous(String),
+    /// No container matched a name or id.
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    /// A container name breaks Docker's naming rule.
+    #[error(
+        "invalid container name {0:?}: use 1-128 characters [a-zA-Z0-9_.-], starting with a letter or digit"
+    )]
+    InvalidName(String),
+    /// A container name is taken.
+    #[error("the container name {0:?} is already in use")]
+    NameInUse(String),
+}
+
+/// For `map_err`: an I/O error while doing `what` on `path`.
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
