@@ -149,6 +149,14 @@ pub struct Hasher {
     len: u64,
 }
 
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hasher")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Hasher {
     /// A fresh hasher.
     pub fn new() -> Self {
@@ -184,6 +192,15 @@ pub struct HashingReader<R> {
     limit: Option<u64>,
     /// Set once more than `limit` bytes arrived: every later read fails the same way.
     overflowed: bool,
+}
+
+impl<R> fmt::Debug for HashingReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashingReader")
+            .field("hasher", &self.hasher)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: Read> HashingReader<R> {
