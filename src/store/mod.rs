@@ -29,11 +29,11 @@ pub use durable::Repair;
 pub use error::StoreError;
 pub(crate) use error::io_err;
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
-pub use layer::{LayerRecord, Staging, chain_ids};
+pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lock::LockGuard;
 
-use crate::digest::Digest;
+use crate::id::ChainId;
 
 /// A store rooted at one directory.
 #[derive(Debug, Clone)]
@@ -91,7 +91,7 @@ impl Store {
     }
 
     /// `<root>/overlay2/<id>`: a layer's directory.
-    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+    pub fn layer_dir(&self, chain: &ChainId) -> PathBuf {
         self.overlay_dir().join(chain.hex())
     }
 
