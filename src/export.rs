@@ -25,13 +25,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::archive::{self, ArchiveError, Flattener};
 use crate::digest::Digest;
+use crate::id::{ChainId, DiffId, ImageId};
 use crate::pipeline::{self, Observer, PullError};
 use crate::pull::PullOptions;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::{FlattenSink, LayerJob};
 use crate::source::RegistrySource;
-use crate::store::{ImageRecord, Store, chain_ids};
+use crate::store::{ImageRecord, Store};
 
 /// What an export produced.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub struct ExportOutcome {
     /// The digest the reference resolved to (an index's digest for multi-platform images).
     pub digest: Digest,
     /// The image id (the config's digest).
-    pub image_id: Digest,
+    pub image_id: ImageId,
     /// The directory now holding the image's root filesystem.
     pub target: PathBuf,
     /// Number of layers applied.
@@ -74,7 +75,7 @@ pub enum ExportError {
         /// The image.
         image: String,
         /// The layer's chain id (its directory in the store).
-        layer: Digest,
+        layer: ChainId,
         /// What failed.
         source: ArchiveError,
     },
@@ -135,11 +136,11 @@ pub async fn export(
     let guard = create_staging(&plan, &image)?;
     observer.event(resolved.event(reference));
 
-    let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let diff_ids: Vec<DiffId> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
     let jobs = resolved
         .layers
         .iter()
-        .zip(chain_ids(&diff_ids))
+        .zip(ChainId::of_stack(&diff_ids))
         .map(|(layer, chain_id)| LayerJob {
             blob: layer.blob.clone(),
             compression: layer.compression,

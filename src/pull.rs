@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use crate::archive::ApplyOptions;
 use crate::digest::Digest;
+use crate::id::{ChainId, DiffId};
 use crate::image::Platform;
 use crate::pipeline;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::{LayerJob, StoreSink};
 use crate::source::RegistrySource;
-use crate::store::{ImageRecord, LayerRef, Store, StoreError, chain_ids};
+use crate::store::{ImageRecord, LayerRef, Store, StoreError};
 
 pub use crate::pipeline::{LayerError, Observer, PullError, PullEvent, Silent};
 
@@ -105,8 +106,8 @@ pub async fn pull(
     store.sweep_staging().map_err(store_err)?;
     store.repair_unsynced(options.sync).map_err(store_err)?;
 
-    let diff_ids: Vec<Digest> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let chains = chain_ids(&diff_ids);
+    let diff_ids: Vec<DiffId> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = ChainId::of_stack(&diff_ids);
     let jobs = resolved
         .layers
         .iter()
@@ -140,7 +141,7 @@ pub async fn pull(
         .map(|((layer, chain_id), record)| LayerRef {
             chain_id,
             diff_id: layer.diff_id.clone(),
-            blob_digest: layer.blob.digest.clone(),
+            blob_digest: layer.blob_digest(),
             blob_size: layer.blob.size,
             size: record.size,
         })

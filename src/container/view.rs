@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::error::ContainerError;
 use super::lifecycle::Container;
+use crate::id::ImageId;
 use crate::mount;
 
 /// A container with its directories and mount state, as `ps`/`inspect`/`--json` show it.
@@ -18,7 +19,7 @@ pub struct ContainerView {
     /// Reference it was created from.
     pub image: String,
     /// Image id.
-    pub image_id: String,
+    pub image_id: ImageId,
     /// Creation time.
     pub created: String,
     /// Whether the merged dir is mounted now.
@@ -43,7 +44,7 @@ impl Container {
             id: record.id.clone(),
             name: record.name.clone(),
             image: record.image_ref.clone(),
-            image_id: record.image_id.to_string(),
+            image_id: record.image_id.clone(),
             created: record.created.clone(),
             mounted,
             merged: dirs.merged,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::ManifestError;
-use crate::digest::Digest;
+use crate::id::DiffId;
 
 /// An image config (OCI `application/vnd.oci.image.config.v1+json` or Docker's equivalent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ pub struct RootFs {
     pub r#type: String,
     /// Digests of the uncompressed layer tars, bottom first.
     #[serde(default)]
-    pub diff_ids: Vec<Digest>,
+    pub diff_ids: Vec<DiffId>,
 }
 
 /// Container defaults of an image config, in Docker's PascalCase field names.

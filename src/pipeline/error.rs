@@ -4,7 +4,8 @@ use std::io;
 
 use crate::archive::ArchiveError;
 use crate::compression::CompressionError;
-use crate::digest::{Digest, DigestError};
+use crate::digest::DigestError;
+use crate::id::BlobDigest;
 use crate::image::ManifestError;
 use crate::image::PlatformError;
 use crate::source::SourceError;
@@ -106,7 +107,7 @@ pub enum PullError {
         /// The image.
         image: String,
         /// The layer's blob digest.
-        layer: Digest,
+        layer: BlobDigest,
         /// What failed.
         source: LayerError,
     },

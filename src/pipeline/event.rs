@@ -1,6 +1,6 @@
 //! Progress of a pull or export, for display.
 
-use crate::digest::Digest;
+use crate::id::BlobDigest;
 use crate::reference::Reference;
 
 /// Progress of a pull, for display. Layers are named by their blob digest.
@@ -11,17 +11,17 @@ pub enum PullEvent {
         /// What is pulled.
         reference: Reference,
         /// The image manifest's layers, bottom first, with their blob sizes.
-        layers: Vec<(Digest, u64)>,
+        layers: Vec<(BlobDigest, u64)>,
     },
     /// The layer is in the store already.
     LayerExists {
         /// Blob digest.
-        layer: Digest,
+        layer: BlobDigest,
     },
     /// Bytes of the blob arrived.
     Downloading {
         /// Blob digest.
-        layer: Digest,
+        layer: BlobDigest,
         /// Bytes so far.
         done: u64,
         /// The blob's size.
@@ -30,12 +30,12 @@ pub enum PullEvent {
     /// The download ended; unpacking and verification finish.
     Extracting {
         /// Blob digest.
-        layer: Digest,
+        layer: BlobDigest,
     },
     /// The layer is verified and in the store.
     LayerDone {
         /// Blob digest.
-        layer: Digest,
+        layer: BlobDigest,
     },
 }
 

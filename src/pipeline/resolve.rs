@@ -3,6 +3,7 @@
 
 use super::{LayerError, PullError, PullEvent};
 use crate::digest::Digest;
+use crate::id::{BlobDigest, DiffId, ImageId};
 use crate::image::Compression;
 use crate::image::{
     Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError, Platform, layer_compression,
@@ -27,7 +28,7 @@ pub struct ResolvedImage {
     /// The parsed config.
     pub config: ImageConfig,
     /// The config's digest: the image id.
-    pub id: Digest,
+    pub id: ImageId,
     /// The layers, bottom first.
     pub layers: Vec<ResolvedLayer>,
 }
@@ -40,7 +41,14 @@ pub struct ResolvedLayer {
     /// Its compression, from the media type.
     pub compression: Compression,
     /// The config's diff_id for it.
-    pub diff_id: Digest,
+    pub diff_id: DiffId,
+}
+
+impl ResolvedLayer {
+    /// The blob digest that names this layer (in events and errors).
+    pub fn blob_digest(&self) -> BlobDigest {
+        BlobDigest::new(self.blob.digest.clone())
+    }
 }
 
 impl ResolvedImage {
@@ -51,7 +59,7 @@ impl ResolvedImage {
             layers: self
                 .layers
                 .iter()
-                .map(|l| (l.blob.digest.clone(), l.blob.size))
+                .map(|l| (l.blob_digest(), l.blob.size))
                 .collect(),
         }
     }
@@ -130,7 +138,7 @@ pub async fn resolve<S: ImageSource>(
     for (blob, diff_id) in manifest.layers.iter().zip(diff_ids) {
         let compression = layer_compression(&blob.media_type).map_err(|e| PullError::Layer {
             image: image.clone(),
-            layer: blob.digest.clone(),
+            layer: BlobDigest::new(blob.digest.clone()),
             source: LayerError::MediaType(e),
         })?;
         layers.push(ResolvedLayer {
@@ -141,7 +149,7 @@ pub async fn resolve<S: ImageSource>(
     }
     Ok(ResolvedImage {
         top_digest,
-        id: manifest.config.digest.clone(),
+        id: ImageId::new(manifest.config.digest.clone()),
         manifest: fetched,
         config_bytes,
         config,

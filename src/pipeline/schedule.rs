@@ -63,7 +63,7 @@ pub async fn run_layers<S: ImageSource, K: LayerSink>(
         let (source, sink, observer) = (source.clone(), sink.clone(), observer.clone());
         let ancestors = present[..index].to_vec();
         set.spawn(async move {
-            let layer = job.blob.digest.clone();
+            let layer = job.blob_digest();
             let permit = turn.await.ok();
             let gate = Gate { permit, ancestors };
             let result = bring_layer(source, sink, job, pipelined, observer, gate).await;
@@ -132,7 +132,7 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
     observer: Arc<dyn Observer>,
     gate: Gate,
 ) -> Result<(K::Done, bool), LayerError> {
-    let layer = job.blob.digest.clone();
+    let layer = job.blob_digest();
     let begun = {
         let (sink, job) = (sink.clone(), job.clone());
         tokio::task::spawn_blocking(move || sink.begin(&job))
@@ -162,7 +162,7 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
         }
     };
     let (pending, job, stats, diff_id) =
-        stream_blob(source.as_ref(), &blob, &observer, unpack).await?;
+        stream_blob(source.as_ref(), &blob, &layer, &observer, unpack).await?;
     // The download is over: its permit goes before the commit (a syncfs), so the next download
     // need not wait for this layer's data to reach the disk.
     if sink.needs_lowers(&job, &stats) {

@@ -14,29 +14,31 @@ use super::{LayerError, Observer, PullEvent};
 use crate::archive::{ApplyStats, ArchiveError};
 use crate::compression;
 use crate::digest::{Digest, HashingReader, VerifyError};
+use crate::id::{BlobDigest, DiffId};
 use crate::image::Compression;
 use crate::image::Descriptor;
 use crate::source::{BlobChunks, ImageSource};
 
 /// Downloads the blob `blob` from `source` and streams its bytes to `unpack`, which runs on a
 /// blocking thread at the same time (reading a [`ChannelReader`]) and must consume and verify
-/// them. Emits `Downloading` and `Extracting` (not `LayerDone`). A download error reaches
+/// them. Emits `Downloading` and `Extracting` (not `LayerDone`) for `layer`, the blob's digest. A download error reaches
 /// `unpack` as a read error; the download's own error wins when both fail.
 pub(crate) async fn stream_blob<S: ImageSource, T: Send + 'static>(
     source: &S,
     blob: &Descriptor,
+    layer: &BlobDigest,
     observer: &Arc<dyn Observer>,
     unpack: impl FnOnce(ChannelReader) -> Result<T, LayerError> + Send + 'static,
 ) -> Result<T, LayerError> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
     let unpack = tokio::task::spawn_blocking(move || unpack(ChannelReader::new(rx)));
-    let download = download(source, blob, &tx, observer.as_ref()).await;
+    let download = download(source, blob, layer, &tx, observer.as_ref()).await;
     if let Err(e) = &download {
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
     drop(tx);
     observer.event(PullEvent::Extracting {
-        layer: blob.digest.clone(),
+        layer: layer.clone(),
     });
     let unpacked = unpack.await.map_err(LayerError::join)?;
     download?;
@@ -46,10 +48,10 @@ pub(crate) async fn stream_blob<S: ImageSource, T: Send + 'static>(
 async fn download<S: ImageSource>(
     source: &S,
     blob: &Descriptor,
+    layer: &BlobDigest,
     tx: &mpsc::Sender<io::Result<Bytes>>,
     observer: &dyn Observer,
 ) -> Result<(), LayerError> {
-    let layer = &blob.digest;
     let mut body = source.open_blob(blob).await.map_err(LayerError::Download)?;
     let total = blob.size;
     let mut done = 0u64;
@@ -82,10 +84,10 @@ pub(crate) fn unpack_verified<R: Read + Send>(
     blob: R,
     descriptor: &Descriptor,
     compression: Compression,
-    diff_id: &Digest,
+    diff_id: &DiffId,
     pipelined: bool,
     apply: impl FnOnce(&mut dyn Read) -> Result<ApplyStats, ArchiveError>,
-) -> Result<(ApplyStats, Digest), LayerError> {
+) -> Result<(ApplyStats, DiffId), LayerError> {
     let mut blob = HashingReader::new(blob, Some(descriptor.size));
     let unpacked = if pipelined {
         unpack_pipelined(&mut blob, compression, apply)
@@ -106,8 +108,10 @@ pub(crate) fn unpack_verified<R: Read + Send>(
         Err(VerifyError::Digest(e)) => return Err(LayerError::Blob(e)),
     }
     let (stats, actual) = unpacked?;
-    actual.verify(diff_id).map_err(LayerError::DiffId)?;
-    Ok((stats, actual))
+    actual
+        .verify(diff_id.digest())
+        .map_err(LayerError::DiffId)?;
+    Ok((stats, DiffId::new(actual)))
 }
 
 /// [`unpack_verified`]'s two-thread form: decompression and the diff_id hash on a scoped

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::{Begun, LayerJob, LayerSink};
 use crate::archive::{ApplyStats, ArchiveError, Flattener};
-use crate::digest::Digest;
+use crate::id::DiffId;
 use crate::pipeline::LayerError;
 
 /// Applies layers, one at a time and bottom first, into one directory.
@@ -65,7 +65,7 @@ impl LayerSink for FlattenSink {
         _: (),
         _: &LayerJob,
         stats: ApplyStats,
-        _: Digest,
+        _: DiffId,
     ) -> Result<ApplyStats, LayerError> {
         Ok(stats)
     }

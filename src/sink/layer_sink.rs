@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::archive::{ApplyStats, ArchiveError};
-use crate::digest::Digest;
+use crate::id::{BlobDigest, ChainId, DiffId};
 use crate::image::Compression;
 use crate::image::Descriptor;
 use crate::pipeline::LayerError;
@@ -16,11 +16,18 @@ pub struct LayerJob {
     /// Its compression.
     pub compression: Compression,
     /// The config's diff_id for it.
-    pub diff_id: Digest,
+    pub diff_id: DiffId,
     /// Its chain ID.
-    pub chain_id: Digest,
+    pub chain_id: ChainId,
     /// Chain IDs below this layer, nearest first.
-    pub ancestors: Vec<Digest>,
+    pub ancestors: Vec<ChainId>,
+}
+
+impl LayerJob {
+    /// The blob digest that names this layer (in events and errors).
+    pub fn blob_digest(&self) -> BlobDigest {
+        BlobDigest::new(self.blob.digest.clone())
+    }
 }
 
 /// What [`LayerSink::begin`] found.
@@ -68,6 +75,6 @@ pub trait LayerSink: Send + Sync + 'static {
         pending: Self::Pending,
         job: &LayerJob,
         stats: ApplyStats,
-        diff_id: Digest,
+        diff_id: DiffId,
     ) -> Result<Self::Done, LayerError>;
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::{Begun, LayerJob, LayerSink};
 use crate::archive::{self, ApplyOptions, ApplyStats, ArchiveError};
-use crate::digest::Digest;
+use crate::id::DiffId;
 use crate::pipeline::LayerError;
 use crate::store::{LayerRecord, LockGuard, Staging, Store};
 
@@ -90,7 +90,7 @@ impl LayerSink for StoreSink {
         pending: StoreLayer,
         job: &LayerJob,
         stats: ApplyStats,
-        diff_id: Digest,
+        diff_id: DiffId,
     ) -> Result<LayerRecord, LayerError> {
         if self.needs_lowers(job, &stats) {
             let lowers: Vec<PathBuf> = job
@@ -114,7 +114,7 @@ impl LayerSink for StoreSink {
             chain_id: job.chain_id.clone(),
             diff_id,
             parent: job.ancestors.first().cloned(),
-            blob_digest: job.blob.digest.clone(),
+            blob_digest: job.blob_digest(),
             blob_size: job.blob.size,
             compression: job.compression,
             link: pending.staging.link().to_string(),

@@ -12,6 +12,7 @@ use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
 use super::{ImageRecord, Store, StoreError, fsutil, io_err, layout};
+use crate::id::ImageId;
 
 /// What the store knows about a container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct ContainerRecord {
     /// The reference the container was created from.
     pub image_ref: String,
     /// The image id (config digest).
-    pub image_id: crate::digest::Digest,
+    pub image_id: ImageId,
     /// Short link of the init layer.
     pub init_link: String,
     /// Short link of the container layer.
@@ -252,11 +253,13 @@ fn random_link() -> Result<String, StoreError> {
 mod tests {
     use super::*;
     use crate::digest::Digest;
+    use crate::id::{BlobDigest, ChainId, DiffId};
     use crate::store::LayerRef;
+    use crate::store::layer::tests::chain_id;
 
-    fn image(store: &Store, chains: &[Digest]) -> ImageRecord {
+    fn image(store: &Store, chains: &[ChainId]) -> ImageRecord {
         let record = ImageRecord {
-            id: Digest::of(b"cfg"),
+            id: ImageId::new(Digest::of(b"cfg")),
             manifest_digest: Digest::of(b"m"),
             manifest_media_type: String::new(),
             platform: "linux/amd64".into(),
@@ -264,8 +267,8 @@ mod tests {
                 .iter()
                 .map(|c| LayerRef {
                     chain_id: c.clone(),
-                    diff_id: c.clone(),
-                    blob_digest: c.clone(),
+                    diff_id: DiffId::new(c.digest().clone()),
+                    blob_digest: BlobDigest::new(c.digest().clone()),
                     blob_size: 0,
                     size: 0,
                 })
@@ -281,7 +284,7 @@ mod tests {
     fn creates_docker_layout_and_removes_it() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
-        let chains = [Digest::of(b"base"), Digest::of(b"top")];
+        let chains = [chain_id(b"base"), chain_id(b"top")];
         let img = image(&store, &chains);
         let c = store
             .create_container(&img, "docker.io/library/x:latest", Some("web"))

@@ -17,7 +17,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use super::{Store, StoreError, fsutil, io_err};
-use crate::digest::Digest;
+use crate::id::ChainId;
 
 /// Where the kernel publishes the id of the current boot.
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
@@ -36,7 +36,7 @@ pub struct Repair {
     /// Layers of this boot made durable.
     pub synced: usize,
     /// Layers of an earlier boot removed.
-    pub removed: Vec<Digest>,
+    pub removed: Vec<ChainId>,
 }
 
 impl Store {
@@ -44,12 +44,12 @@ impl Store {
         self.root.join("unsynced")
     }
 
-    fn unsynced_marker(&self, chain: &Digest) -> PathBuf {
+    fn unsynced_marker(&self, chain: &ChainId) -> PathBuf {
         self.unsynced_dir().join(chain.hex())
     }
 
     /// Records that `chain` is about to become visible before its data is known to be on disk.
-    pub(super) fn mark_unsynced(&self, chain: &Digest) -> Result<(), StoreError> {
+    pub(super) fn mark_unsynced(&self, chain: &ChainId) -> Result<(), StoreError> {
         fsutil::write_atomic(&self.unsynced_marker(chain), boot_id().as_bytes(), 0o600)
     }
 
@@ -73,7 +73,7 @@ impl Store {
         let mut this_boot = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err("listing", &dir))?;
-            let Some(chain) = entry.file_name().to_str().and_then(Digest::from_hex) else {
+            let Some(chain) = entry.file_name().to_str().and_then(ChainId::from_hex) else {
                 continue;
             };
             let marker = entry.path();
@@ -108,10 +108,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::layer::tests::record;
+    use crate::store::layer::tests::{chain_id, record};
 
-    fn commit(store: &Store, name: &[u8]) -> Digest {
-        let chain = Digest::of(name);
+    fn commit(store: &Store, name: &[u8]) -> ChainId {
+        let chain = chain_id(name);
         let staging = store.begin_layer(&chain, &[]).unwrap();
         fs::write(staging.diff_dir().join("f"), name).unwrap();
         let record = record(&chain, staging.link());

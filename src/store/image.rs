@@ -8,16 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{LockGuard, Store, StoreError, fsutil, io_err};
 use crate::digest::Digest;
+use crate::id::{BlobDigest, ChainId, DiffId, ImageId};
 
 /// One layer of an image, bottom first.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LayerRef {
     /// Chain ID (names the layer's directory).
-    pub chain_id: Digest,
+    pub chain_id: ChainId,
     /// Uncompressed digest.
-    pub diff_id: Digest,
+    pub diff_id: DiffId,
     /// Compressed blob digest.
-    pub blob_digest: Digest,
+    pub blob_digest: BlobDigest,
     /// Compressed blob size.
     pub blob_size: u64,
     /// Regular-file bytes in the layer.
@@ -28,7 +29,7 @@ pub struct LayerRef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ImageRecord {
     /// The config digest (Docker's image id).
-    pub id: Digest,
+    pub id: ImageId,
     /// The image manifest's digest.
     pub manifest_digest: Digest,
     /// The image manifest's media type.
@@ -54,11 +55,11 @@ impl ImageRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Repositories {
     /// Tagged references to image ids.
-    pub refs: BTreeMap<String, Digest>,
+    pub refs: BTreeMap<String, ImageId>,
 }
 
 impl Store {
-    fn image_dir(&self, id: &Digest) -> PathBuf {
+    fn image_dir(&self, id: &ImageId) -> PathBuf {
         self.images_dir().join(id.hex())
     }
 
@@ -88,7 +89,7 @@ impl Store {
     /// Returns the updated record.
     pub fn add_repo_digest(
         &self,
-        id: &Digest,
+        id: &ImageId,
         repo_digest: &str,
     ) -> Result<ImageRecord, StoreError> {
         let _lock = self.metadata_lock()?;
@@ -103,12 +104,12 @@ impl Store {
     }
 
     /// An image's record, if present.
-    pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>, StoreError> {
+    pub fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>, StoreError> {
         fsutil::read_json(&self.image_dir(id).join("image.json"))
     }
 
     /// An image's config bytes as pulled.
-    pub fn image_config(&self, id: &Digest) -> Result<Vec<u8>, StoreError> {
+    pub fn image_config(&self, id: &ImageId) -> Result<Vec<u8>, StoreError> {
         let path = self.image_dir(id).join("config.json");
         fs::read(&path).map_err(io_err("reading", &path))
     }
@@ -119,7 +120,7 @@ impl Store {
     }
 
     /// Points a tagged reference at an image id.
-    pub fn tag(&self, reference: &str, id: &Digest) -> Result<(), StoreError> {
+    pub fn tag(&self, reference: &str, id: &ImageId) -> Result<(), StoreError> {
         let _lock = self.metadata_lock()?;
         let mut repos = self.repositories()?;
         repos.refs.insert(reference.to_string(), id.clone());
@@ -132,7 +133,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
             let entry = entry.map_err(io_err("listing", &dir))?;
-            let Some(id) = entry.file_name().to_str().and_then(Digest::from_hex) else {
+            let Some(id) = entry.file_name().to_str().and_then(ImageId::from_hex) else {
                 continue;
             };
             if let Some(record) = self.image(&id)? {
@@ -225,7 +226,7 @@ mod tests {
 
     use super::*;
 
-    fn record(id: &Digest) -> ImageRecord {
+    fn record(id: &ImageId) -> ImageRecord {
         ImageRecord {
             id: id.clone(),
             manifest_digest: Digest::of(b"m"),
@@ -241,7 +242,7 @@ mod tests {
     fn images_resolve_by_ref_digest_and_id_prefix() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
-        let id = Digest::of(b"config");
+        let id = ImageId::new(Digest::of(b"config"));
         store.put_image(&record(&id), b"{}", b"{\"a\":1}").unwrap();
         store.tag("docker.io/library/alpine:latest", &id).unwrap();
         store

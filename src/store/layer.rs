@@ -1,4 +1,4 @@
-//! Layer records, chain IDs, and staging: a layer becomes visible only when complete and verified.
+//! Layer records and staging: a layer becomes visible only when complete and verified.
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -7,20 +7,20 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{LockGuard, Store, StoreError, fsutil, io_err, layout};
-use crate::digest::{Digest, Hasher};
+use crate::id::{BlobDigest, ChainId, DiffId};
 use crate::image::Compression;
 
 /// What the store knows about a present layer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LayerRecord {
     /// The chain ID, which also names the layer's directory.
-    pub chain_id: Digest,
+    pub chain_id: ChainId,
     /// The uncompressed content digest.
-    pub diff_id: Digest,
+    pub diff_id: DiffId,
     /// The parent's chain ID; none for a bottom layer.
-    pub parent: Option<Digest>,
+    pub parent: Option<ChainId>,
     /// The compressed blob this layer was unpacked from.
-    pub blob_digest: Digest,
+    pub blob_digest: BlobDigest,
     /// The blob's size in bytes.
     pub blob_size: u64,
     /// The blob's compression.
@@ -33,31 +33,13 @@ pub struct LayerRecord {
     pub entries: u64,
 }
 
-/// Chain IDs of a stack of diff_ids, bottom first: `chain(0) = diff(0)`,
-/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for diff in diff_ids {
-        let next = match out.last() {
-            None => diff.clone(),
-            Some(parent) => {
-                let mut h = Hasher::new();
-                h.update(format!("{parent} {diff}").as_bytes());
-                h.finish()
-            }
-        };
-        out.push(next);
-    }
-    out
-}
-
 impl Store {
-    fn layer_record_path(&self, chain: &Digest) -> PathBuf {
+    fn layer_record_path(&self, chain: &ChainId) -> PathBuf {
         self.layers_dir().join(format!("{}.json", chain.hex()))
     }
 
     /// The record of a present layer (its record written and its `diff/` in place).
-    pub fn layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, StoreError> {
+    pub fn layer(&self, chain: &ChainId) -> Result<Option<LayerRecord>, StoreError> {
         let Some(record) = fsutil::read_json::<LayerRecord>(&self.layer_record_path(chain))? else {
             return Ok(None);
         };
@@ -69,16 +51,16 @@ impl Store {
     }
 
     /// Takes the exclusive per-layer lock that guards unpacking `chain` (blocks).
-    pub fn lock_layer(&self, chain: &Digest) -> Result<LockGuard, StoreError> {
+    pub fn lock_layer(&self, chain: &ChainId) -> Result<LockGuard, StoreError> {
         LockGuard::acquire(&self.layer_lock_path(chain))
     }
 
     /// Takes the layer's lock if nobody holds it.
-    pub(super) fn try_lock_layer(&self, chain: &Digest) -> Result<Option<LockGuard>, StoreError> {
+    pub(super) fn try_lock_layer(&self, chain: &ChainId) -> Result<Option<LockGuard>, StoreError> {
         LockGuard::try_acquire(&self.layer_lock_path(chain))
     }
 
-    fn layer_lock_path(&self, chain: &Digest) -> PathBuf {
+    fn layer_lock_path(&self, chain: &ChainId) -> PathBuf {
         self.locks_dir().join(format!("layer-{}.lock", chain.hex()))
     }
 
@@ -87,8 +69,8 @@ impl Store {
     /// The caller must hold [`Store::lock_layer`] for `chain`.
     pub fn begin_layer(
         &self,
-        chain: &Digest,
-        ancestors_nearest_first: &[Digest],
+        chain: &ChainId,
+        ancestors_nearest_first: &[ChainId],
     ) -> Result<Staging, StoreError> {
         let _ = fs::remove_file(self.layer_record_path(chain));
         fsutil::remove_tree(&self.layer_dir(chain))?;
@@ -110,7 +92,7 @@ impl Store {
 
     /// Removes a layer: its record first (so that it is no longer present), its short link,
     /// then its directory.
-    pub(crate) fn remove_layer(&self, chain: &Digest) -> Result<(), StoreError> {
+    pub(crate) fn remove_layer(&self, chain: &ChainId) -> Result<(), StoreError> {
         fsutil::remove_file(&self.layer_record_path(chain))?;
         let link = self.links_dir().join(layout::short_link(chain));
         if fs::read_link(&link).is_ok_and(|t| t == Path::new(&format!("../{}/diff", chain.hex()))) {
@@ -127,7 +109,7 @@ impl Store {
         for entry in entries {
             let entry = entry.map_err(io_err("listing", &dir))?;
             let name = entry.file_name();
-            let Some(chain) = name.to_str().and_then(Digest::from_hex) else {
+            let Some(chain) = name.to_str().and_then(ChainId::from_hex) else {
                 continue;
             };
             if let Some(_guard) = self.try_lock_layer(&chain)? {
@@ -143,7 +125,7 @@ impl Store {
 #[derive(Debug)]
 pub struct Staging {
     store: Store,
-    chain: Digest,
+    chain: ChainId,
     dir: PathBuf,
     link: String,
     done: bool,
@@ -201,22 +183,20 @@ impl Drop for Staging {
 pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn chain_ids_follow_the_spec() {
-        let a = Digest::of(b"a");
-        let b = Digest::of(b"b");
-        let chains = chain_ids(&[a.clone(), b.clone()]);
-        assert_eq!(chains[0], a);
-        assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
+    use crate::digest::Digest;
+
+    /// A chain ID for tests: the digest of `name`.
+    pub(crate) fn chain_id(name: &[u8]) -> ChainId {
+        ChainId::new(Digest::of(name))
     }
 
     /// A record of a layer with nothing in it, for tests that commit layers by hand.
-    pub(crate) fn record(chain: &Digest, link: &str) -> LayerRecord {
+    pub(crate) fn record(chain: &ChainId, link: &str) -> LayerRecord {
         LayerRecord {
             chain_id: chain.clone(),
-            diff_id: chain.clone(),
+            diff_id: DiffId::new(chain.digest().clone()),
             parent: None,
-            blob_digest: chain.clone(),
+            blob_digest: BlobDigest::new(chain.digest().clone()),
             blob_size: 1,
             compression: Compression::Gzip,
             link: link.to_string(),
@@ -229,7 +209,7 @@ pub(crate) mod tests {
     fn staging_is_invisible_until_commit_and_removed_on_drop() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
-        let chain = Digest::of(b"layer");
+        let chain = chain_id(b"layer");
         let _lock = store.lock_layer(&chain).unwrap();
 
         let staging = store.begin_layer(&chain, &[]).unwrap();
@@ -240,7 +220,7 @@ pub(crate) mod tests {
         assert!(!staged.exists());
         assert!(store.layer(&chain).unwrap().is_none());
 
-        let parent = Digest::of(b"parent");
+        let parent = chain_id(b"parent");
         let staging = store
             .begin_layer(&chain, std::slice::from_ref(&parent))
             .unwrap();
@@ -270,7 +250,7 @@ pub(crate) mod tests {
     fn sweep_removes_unlocked_leftovers_only() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
-        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let (a, b) = (chain_id(b"a"), chain_id(b"b"));
         let staging_a = store.begin_layer(&a, &[]).unwrap();
         std::mem::forget(staging_a); // a killed run: no cleanup
         let _held = store.lock_layer(&b).unwrap();

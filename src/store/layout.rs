@@ -6,18 +6,18 @@ use std::path::Path;
 use data_encoding::BASE32_NOPAD;
 
 use super::{StoreError, fsutil, io_err};
-use crate::digest::Digest;
+use crate::id::ChainId;
 
 /// The 26-char `[A-Z2-7]` short id of a layer, derived from its chain ID.
 ///
 /// Docker draws these at random; deriving them lets a layer write its `lower` file before its
 /// parents exist, so layers unpack in parallel.
-pub fn short_link(chain: &Digest) -> String {
-    BASE32_NOPAD.encode(&chain.bytes()[..16])
+pub fn short_link(chain: &ChainId) -> String {
+    BASE32_NOPAD.encode(&chain.digest().bytes()[..16])
 }
 
 /// The content of a layer's `lower` file: `l/<parent>:l/<grandparent>:...`, nearest first.
-pub(crate) fn lower_value(ancestors_nearest_first: &[Digest]) -> String {
+pub(crate) fn lower_value(ancestors_nearest_first: &[ChainId]) -> String {
     ancestors_nearest_first
         .iter()
         .map(|c| format!("l/{}", short_link(c)))
@@ -60,21 +60,26 @@ pub(crate) fn install_short_link(links_dir: &Path, link: &str, id: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Digest;
+
+    fn chain_id(name: &[u8]) -> ChainId {
+        ChainId::new(Digest::of(name))
+    }
 
     #[test]
     fn short_links_are_26_base32_chars() {
-        let link = short_link(&Digest::of(b"layer"));
+        let link = short_link(&chain_id(b"layer"));
         assert_eq!(link.len(), 26);
         assert!(
             link.bytes()
                 .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
         );
-        assert_ne!(link, short_link(&Digest::of(b"other")));
+        assert_ne!(link, short_link(&chain_id(b"other")));
     }
 
     #[test]
     fn lower_lists_nearest_first() {
-        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let (a, b) = (chain_id(b"a"), chain_id(b"b"));
         assert_eq!(
             lower_value(&[b.clone(), a.clone()]),
             format!("l/{}:l/{}", short_link(&b), short_link(&a))

@@ -29,11 +29,11 @@ pub use durable::Repair;
 pub use error::StoreError;
 pub(crate) use error::io_err;
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
-pub use layer::{LayerRecord, Staging, chain_ids};
+pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lock::LockGuard;
 
-use crate::digest::Digest;
+use crate::id::ChainId;
 
 /// A store rooted at one directory.
 #[derive(Debug, Clone)]
@@ -90,8 +90,33 @@ impl Store {
         self.overlay_dir().join("l")
     }
 
-    /// `<root>/overlay2/<id>`: a layer's directory.
-    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+    /// `<root>/overlay2/<id>`: a layer's directory, named by its chain ID.
+    ///
+    /// ```no_run
+    /// use strata::id::{ChainId, DiffId};
+    /// use strata::store::Store;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::open(std::path::Path::new("/var/lib/strata"))?;
+    /// let diff_ids: Vec<DiffId> = vec![format!("sha256:{}", "ab".repeat(32)).parse()?];
+    /// let chains = ChainId::of_stack(&diff_ids);
+    /// println!("{}", store.layer_dir(&chains[0]).display());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// A diff_id names the layer's content, not its directory (the two differ for every layer
+    /// but the bottom one), so looking a directory up by one does not compile:
+    ///
+    /// ```compile_fail,E0308
+    /// use strata::id::DiffId;
+    /// use strata::store::Store;
+    ///
+    /// fn dir_of(store: &Store, diff_id: &DiffId) -> std::path::PathBuf {
+    ///     store.layer_dir(diff_id)
+    /// }
+    /// ```
+    pub fn layer_dir(&self, chain: &ChainId) -> PathBuf {
         self.overlay_dir().join(chain.hex())
     }
 
