@@ -11,6 +11,8 @@
 #          stores live: a new ext4 filesystem for every cold run (default), or a directory on
 #          the host's filesystem). Environment: BENCH_CACHE
 #          (default /var/cache/strata-bench), STRATA_BIN (binary to use, implies --no-build),
+#          STRATA_BASE_BIN (another strata binary, e.g. an older commit's: adds its pull rows,
+#          "strata pull (base)", alternating with the others, for a before/after comparison),
 #          CARGO_TARGET_DIR (honoured when building).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +84,11 @@ fi
 work=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
 cp "$strata" "$work/strata"
 strata=$work/strata
+base=
+if [ -n "${STRATA_BASE_BIN:-}" ]; then
+    cp "$STRATA_BASE_BIN" "$work/strata-base"
+    base=$work/strata-base
+fi
 
 # -- 3. cleanup of everything we start -----------------------------------------------------
 registry_pid= containerd_pid= dockerd_pid=
@@ -267,6 +274,12 @@ run_test() {
         strata-pull-nosync)
             fresh_fs; drop_caches
             measure "strata pull --no-sync" "$label" "$round" -- "$strata" --root "$state/s" -q --no-sync pull "$ref" ;;
+        base-pull)
+            fresh_fs; drop_caches
+            measure "strata pull (base)" "$label" "$round" -- "$base" --root "$state/s" -q pull "$ref" ;;
+        base-pull-nosync)
+            fresh_fs; drop_caches
+            measure "strata pull --no-sync (base)" "$label" "$round" -- "$base" --root "$state/s" -q --no-sync pull "$ref" ;;
         strata-pam)
             fresh_fs; drop_caches
             measure "strata pull-and-mount (cold)" "$label" "$round" -- \
@@ -355,6 +368,7 @@ if [ $mode = default ]; then
     v=$(image_variant default)
     push "$v"
     tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam)
+    [ -z "$base" ] || tests=(strata-pull base-pull "${tests[@]:1:2}" base-pull-nosync "${tests[@]:3}")
     say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
     for r in $(seq 1 "$rounds"); do
         say "round $r/$rounds"
