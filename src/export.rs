@@ -25,12 +25,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::archive::{self, ArchiveError, Flattener};
 use crate::digest::Digest;
-use crate::id::{ChainId, DiffId, ImageId};
+use crate::id::{ChainId, ImageId};
 use crate::pipeline::{self, Observer, PullError};
 use crate::pull::PullOptions;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::sink::{FlattenSink, LayerJob};
+use crate::sink::FlattenSink;
 use crate::source::RegistrySource;
 use crate::store::{ImageRecord, Store};
 
@@ -136,20 +136,6 @@ pub async fn export(
     let guard = create_staging(&plan, &image)?;
     observer.event(resolved.event(reference));
 
-    let diff_ids: Vec<DiffId> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let jobs = resolved
-        .layers
-        .iter()
-        .zip(ChainId::of_stack(&diff_ids))
-        .map(|(layer, chain_id)| LayerJob {
-            blob: layer.blob.clone(),
-            compression: layer.compression,
-            diff_id: layer.diff_id.clone(),
-            chain_id,
-            // A flattened tree needs no lower layers to look up.
-            ancestors: Vec::new(),
-        })
-        .collect();
     let sink = Arc::new(FlattenSink::new(Flattener::new(
         &plan.staging,
         &options.apply,
@@ -158,7 +144,7 @@ pub async fn export(
         &source,
         &sink,
         &image,
-        jobs,
+        resolved.layer_jobs(),
         options.max_concurrent_downloads,
         &observer,
     )

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use crate::archive::ApplyOptions;
 use crate::digest::Digest;
-use crate::id::{ChainId, DiffId};
+use crate::id::ChainId;
 use crate::image::Platform;
 use crate::pipeline;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
-use crate::sink::{LayerJob, StoreSink};
+use crate::sink::StoreSink;
 use crate::source::RegistrySource;
 use crate::store::{ImageRecord, LayerRef, Store, StoreError};
 
@@ -106,21 +106,8 @@ pub async fn pull(
     store.sweep_staging().map_err(store_err)?;
     store.repair_unsynced(options.sync).map_err(store_err)?;
 
-    let diff_ids: Vec<DiffId> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let chains = ChainId::of_stack(&diff_ids);
-    let jobs = resolved
-        .layers
-        .iter()
-        .zip(&chains)
-        .enumerate()
-        .map(|(i, (layer, chain))| LayerJob {
-            blob: layer.blob.clone(),
-            compression: layer.compression,
-            diff_id: layer.diff_id.clone(),
-            chain_id: chain.clone(),
-            ancestors: chains[..i].iter().rev().cloned().collect(),
-        })
-        .collect();
+    let jobs = resolved.layer_jobs();
+    let chains: Vec<ChainId> = jobs.iter().map(|job| job.chain_id.clone()).collect();
     observer.event(resolved.event(reference));
 
     let sink = Arc::new(StoreSink::new(store.clone(), &options.apply, options.sync));

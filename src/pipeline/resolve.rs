@@ -3,7 +3,7 @@
 
 use super::{LayerError, PullError, PullEvent};
 use crate::digest::Digest;
-use crate::id::{BlobDigest, DiffId, ImageId};
+use crate::id::{BlobDigest, ChainId, DiffId, ImageId};
 use crate::image::Compression;
 use crate::image::{
     Descriptor, ImageConfig, ImageManifest, Manifest, ManifestError, Platform, layer_compression,
@@ -11,6 +11,7 @@ use crate::image::{
 };
 use crate::reference::Reference;
 use crate::registry::FetchedManifest;
+use crate::sink::LayerJob;
 use crate::source::{ImageSource, SourceError};
 
 /// Largest image config accepted (Docker's limit is 8 MiB).
@@ -52,6 +53,24 @@ impl ResolvedLayer {
 }
 
 impl ResolvedImage {
+    /// The layers as sink jobs, bottom first, with their chain IDs and ancestors.
+    pub fn layer_jobs(&self) -> Vec<LayerJob> {
+        let diff_ids: Vec<DiffId> = self.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = ChainId::of_stack(&diff_ids);
+        self.layers
+            .iter()
+            .zip(&chains)
+            .enumerate()
+            .map(|(i, (layer, chain))| LayerJob {
+                blob: layer.blob.clone(),
+                compression: layer.compression,
+                diff_id: layer.diff_id.clone(),
+                chain_id: chain.clone(),
+                ancestors: chains[..i].iter().rev().cloned().collect(),
+            })
+            .collect()
+    }
+
     /// The `Resolved` event for this image.
     pub fn event(&self, reference: &Reference) -> PullEvent {
         PullEvent::Resolved {
