@@ -59,7 +59,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
-        fsutil::mkdir_mode(&store.root, 0o711)?;
+        fsutil::mkdir_mode_as(&store.root, 0o711, "cannot create store directory")?;
         fsutil::mkdir_mode(&store.overlay_dir(), 0o710)?;
         fsutil::mkdir_mode(&store.links_dir(), 0o700)?;
         for dir in [
