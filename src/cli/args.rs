@@ -110,10 +110,7 @@ impl Global {
     /// The pull options: `--platform` (else the host's), and downloads and syncing from the
     /// flags over the configuration file.
     pub(super) fn pull_options(&self) -> Result<PullOptions> {
-        let platform = match &self.platform {
-            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
-            None => Platform::host(),
-        };
+        let platform = self.platform()?;
         if self.max_concurrent_downloads == Some(0) {
             bail!("--max-concurrent-downloads must be at least 1");
         }
@@ -125,6 +122,14 @@ impl Global {
             sync: file.sync(&overrides),
             ..PullOptions::default()
         })
+    }
+
+    /// `--platform`, else the host's.
+    pub(super) fn platform(&self) -> Result<Platform> {
+        match &self.platform {
+            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}")),
+            None => Ok(Platform::host()),
+        }
     }
 
     /// A registry client with the configuration file's settings and the flags'.

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use strata::container::{Container, ContainerError};
-
+use strata::image::Platform;
 use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
@@ -71,14 +71,15 @@ pub fn list(store: &Store, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Prints `[ {inspect object} ]` for a container (by name or id) or else an image.
-pub fn inspect(store: &Store, name: &str) -> Result<()> {
+/// Prints `[ {inspect object} ]` for a container (by name or id) or else an image (of
+/// `platform` among those a reference names, e.g. an index digest).
+pub fn inspect(store: &Store, name: &str, platform: &Platform) -> Result<()> {
     let value = match Container::open(store, name) {
         Ok(container) => inspect::container_inspect(&container.view()?),
         Err(ContainerError::Store(StoreError::NoSuchContainer(_))) => {
             let key = Reference::parse(name).ok().map(|r| store_key(&r));
             let image = store
-                .resolve_image(key.as_deref(), name)
+                .resolve_image_for(key.as_deref(), name, platform)
                 .map_err(|e| match e {
                     StoreError::NoSuchImage(_) => {
                         anyhow::anyhow!("no such image or container: {name}")

@@ -108,7 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Pull { reference } => images::pull(g, &reference)?,
         Command::Images { json } => images::list(&g.store()?, json)?,
-        Command::Inspect { name } => images::inspect(&g.store()?, &name)?,
+        Command::Inspect { name } => images::inspect(&g.store()?, &name, &g.platform()?)?,
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
         Command::Ps { json } => containers::ps(&g.store()?, json)?,
         Command::Mount { container } => containers::mount(&g.store()?, &container)?,

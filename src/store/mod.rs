@@ -28,7 +28,7 @@ pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use error::StoreError;
 pub(crate) use error::io_err;
-pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
+pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339, pick_platform};
 pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lock::LockGuard;
