@@ -44,7 +44,8 @@ pub struct Global {
     /// /etc/strata/certs.d; /etc/docker/certs.d is searched too]
     #[arg(long, env = "STRATA_CERTS_DIR", global = true, value_name = "DIR")]
     certs_dir: Option<PathBuf>,
-    /// Platform to pull from multi-platform images [default: the host's]
+    /// Platform to pull from multi-platform images and to look up in the store [default: the
+    /// host's]
     #[arg(
         long,
         env = "STRATA_PLATFORM",

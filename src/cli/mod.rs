@@ -7,11 +7,13 @@ mod containers;
 mod describe;
 mod export;
 mod hints;
+mod image_list;
 mod images;
 mod inspect;
 mod log;
 mod login;
 mod progress;
+mod units;
 
 use std::process::ExitCode;
 
@@ -38,12 +40,8 @@ enum Command {
         /// Image reference, e.g. alpine, alpine:3.20, host:5000/repo@sha256:...
         reference: String,
     },
-    /// List pulled images
-    Images {
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-    },
+    /// List pulled images (-q: their ids only)
+    Images(images::ImagesArgs),
     /// Show an image or a container as Docker-shaped JSON (incl. GraphDriver.Data)
     Inspect {
         /// Container name or id, or image reference or id
@@ -107,7 +105,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Pull { reference } => images::pull(g, &reference)?,
-        Command::Images { json } => images::list(&g.store()?, json)?,
+        Command::Images(args) => images::list(&g.store()?, &args, g.quiet)?,
         Command::Inspect { name } => images::inspect(&g.store()?, &name, &g.platform()?)?,
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
         Command::Ps { json } => containers::ps(&g.store()?, json)?,

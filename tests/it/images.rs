@@ -194,3 +194,188 @@ fn a_tag_of_another_platform_is_pulled_again_or_refused() {
     let out = env.strata.pull(&tag).ok();
     assert_stderr_has(&out, &format!("Status: Image is up to date for {tag}"));
 }
+
+/// A small host image with one file.
+fn small_image(name: &str, content: &str) -> image::Image {
+    image::ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[image::Entry::file(name, content.as_bytes().to_vec())],
+            image::Compression::Gzip,
+        )
+        .build()
+}
+
+/// The first 12 hex chars of an id.
+fn short(id: &str) -> String {
+    image::hex_of(id)[..12].to_string()
+}
+
+/// `images ARGS...` lines, which must succeed.
+fn lines(s: &Strata, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["images"];
+    all.extend(args);
+    let out = s.run(&all).ok();
+    out.stdout.lines().map(str::to_string).collect()
+}
+
+/// `images --json ARGS...`.
+fn json_rows(s: &Strata, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["images", "--json"];
+    all.extend(args);
+    let out = s.run(&all).ok();
+    let v: Value = serde_json::from_str(&out.stdout).expect("images --json");
+    v.as_array().expect("an array").clone()
+}
+
+/// Docker's `%.3g` + decimal unit for sizes of 1 MB up to 1 GB.
+fn docker_mb(size: u64) -> String {
+    let mb = size as f64 / 1e6;
+    assert!((1.0..999.5).contains(&mb), "{size} is not in MB");
+    let decimals = if mb >= 99.95 {
+        0
+    } else if mb >= 9.995 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{mb:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("{text}MB")
+}
+
+#[test]
+fn untagged_images_are_listed_as_none_and_found_by_id() {
+    let env = Env::new();
+    let first = small_image("version", "1\n");
+    let newer = small_image("version", "2\n");
+    let by_digest_only = small_image("other", "x\n");
+    env.push.image("test/app", Some("v1"), &first);
+    env.push.image("test/pinned", None, &by_digest_only);
+    let tag = env.r("test/app:v1");
+    let pinned = env.r(&format!("test/pinned@{}", by_digest_only.manifest_digest));
+    env.strata.pull(&tag).ok();
+    env.strata.pull(&pinned).ok();
+
+    // A newer push of the tag, pulled: the tag moves and the first image is untagged.
+    env.push.image("test/app", Some("v1"), &newer);
+    env.push.image("test/app", Some("latest"), &newer);
+    let out = env.strata.pull(&tag).ok();
+    assert_stderr_has(&out, &format!("Status: Downloaded newer image for {tag}"));
+    env.strata.pull(&env.r("test/app:latest")).ok();
+
+    let rows = json_rows(&env.strata, &[]);
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    let tagged: Vec<&Value> = rows.iter().filter(|r| r["Dangling"] == false).collect();
+    assert_eq!(tagged.len(), 2, "{rows:#?}");
+    for r in &tagged {
+        assert_eq!(r["Repository"], env.r("test/app").as_str());
+        assert_eq!(r["Id"], newer.config_digest.as_str());
+        assert_eq!(r["Digest"], newer.manifest_digest.as_str());
+    }
+    let mut dangling: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r["Dangling"] == true)
+        .map(|r| {
+            assert_eq!(
+                (&r["Repository"], &r["Tag"]),
+                (&"<none>".into(), &"<none>".into())
+            );
+            (
+                r["Id"].as_str().unwrap().to_string(),
+                r["Digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    dangling.sort();
+    let mut expected = vec![
+        (first.config_digest.clone(), first.manifest_digest.clone()),
+        (
+            by_digest_only.config_digest.clone(),
+            by_digest_only.manifest_digest.clone(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(dangling, expected);
+
+    // Found by id (the first 12 chars, as `images` shows them).
+    for img in [&first, &by_digest_only] {
+        let v = env.strata.inspect(&short(&img.config_digest));
+        assert_eq!(v["Id"], img.config_digest.as_str());
+        assert_eq!(v["RepoTags"], serde_json::json!([]));
+    }
+
+    // -q: each id once (two tags name the newer image).
+    let mut ids = lines(&env.strata, &["-q"]);
+    ids.sort();
+    let mut want: Vec<String> = [&first, &newer, &by_digest_only]
+        .iter()
+        .map(|i| short(&i.config_digest))
+        .collect();
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(lines(&env.strata, &["--quiet", "-a"]).len(), 3);
+
+    // --filter dangling=true|false.
+    let mut ids = lines(&env.strata, &["-q", "--filter", "dangling=true"]);
+    ids.sort();
+    let mut want = vec![
+        short(&first.config_digest),
+        short(&by_digest_only.config_digest),
+    ];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(
+        lines(&env.strata, &["-q", "-f", "dangling=false"]),
+        vec![short(&newer.config_digest)]
+    );
+    let rows = json_rows(&env.strata, &["--filter", "reference=*/test/app:v1"]);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["Tag"], "v1");
+    let out = env.strata.run(&["images", "--filter", "label=x"]);
+    assert!(matches!(out.code(), Some(1 | 2)), "{}", out.describe());
+
+    // --digests: a DIGEST column.
+    let table = lines(&env.strata, &["--digests"]);
+    assert!(table[0].contains("DIGEST"), "{table:#?}");
+    let row = table
+        .iter()
+        .find(|l| l.contains(" v1 "))
+        .unwrap_or_else(|| panic!("{table:#?}"));
+    assert!(row.contains(&newer.manifest_digest), "{row}");
+    assert!(row.contains(&short(&newer.config_digest)), "{row}");
+}
+
+#[test]
+fn images_table_shows_docker_ages_and_sizes() {
+    let env = Env::new();
+    let img = image::alpine(Flavor::Oci, support::host_alpine_arch());
+    env.push.image("library/alpine", Some("3.20.3"), &img);
+    let tag = env.r("library/alpine:3.20.3");
+    env.strata.pull(&tag).ok();
+    let size = json_rows(&env.strata, &[])[0]["Size"]
+        .as_u64()
+        .expect("Size");
+
+    let table = lines(&env.strata, &[]);
+    let header: Vec<&str> = table[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
+    let row = &table[1];
+    // The test images are created 2024-09-06.
+    assert!(
+        row.contains(" years ago ") || row.contains(" months ago "),
+        "{row}"
+    );
+    assert!(
+        row.trim_end().ends_with(&format!(" {}", docker_mb(size))),
+        "{row}"
+    );
+    assert!(row.starts_with(&env.r("library/alpine")), "{row}");
+    assert!(row.contains(&short(&img.config_digest)), "{row}");
+}
