@@ -38,8 +38,17 @@ pub struct ImageRow {
     pub platform: String,
 }
 
+/// A row and the image it shows.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The row.
+    pub row: ImageRow,
+    /// Its image.
+    pub image: ImageRecord,
+}
+
 /// Every tag's row (in reference order), then a `<none>` row for each image no tag names.
-pub fn image_rows(store: &Store, now: i64) -> Result<Vec<ImageRow>, StoreError> {
+pub fn image_rows(store: &Store, now: i64) -> Result<Vec<Listed>, StoreError> {
     let images: HashMap<_, _> = store
         .images()?
         .into_iter()
@@ -73,7 +82,11 @@ pub fn image_rows(store: &Store, now: i64) -> Result<Vec<ImageRow>, StoreError> 
             .find_map(|d| d.strip_prefix(&format!("{repository}@")))
             .unwrap_or_default()
             .to_string();
-        rows.push(row(image, repository, tag, digest, created_of(image)?, now));
+        let row = row(image, repository, tag, digest, created_of(image)?, now);
+        rows.push(Listed {
+            row,
+            image: image.clone(),
+        });
     }
     let mut dangling: Vec<&ImageRecord> = images
         .values()
@@ -96,7 +109,10 @@ pub fn image_rows(store: &Store, now: i64) -> Result<Vec<ImageRow>, StoreError> 
             now,
         );
         row.dangling = true;
-        rows.push(row);
+        rows.push(Listed {
+            row,
+            image: image.clone(),
+        });
     }
     Ok(rows)
 }

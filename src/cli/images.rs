@@ -68,6 +68,7 @@ pub fn list(store: &Store, args: &ImagesArgs, ids_only: bool) -> Result<()> {
     let _ = args.all;
     let rows: Vec<ImageRow> = image_list::image_rows(store, units::now())?
         .into_iter()
+        .map(|listed| listed.row)
         .filter(|row| image_list::keep(row, &args.filters))
         .collect();
     if ids_only {

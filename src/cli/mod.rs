@@ -5,6 +5,8 @@ mod async_runtime;
 mod container_hints;
 mod containers;
 mod describe;
+mod df;
+mod disk_usage;
 mod export;
 mod hints;
 mod image_list;
@@ -13,6 +15,7 @@ mod inspect;
 mod log;
 mod login;
 mod progress;
+mod system;
 mod units;
 
 use std::process::ExitCode;
@@ -86,6 +89,9 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove the saved credentials of a registry
     Logout(login::LogoutArgs),
+    /// The store as a whole: `system df`
+    #[command(subcommand)]
+    System(system::SystemCommand),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -117,6 +123,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::export(g, &args)?,
         Command::Login(args) => login::login(g, &args)?,
         Command::Logout(args) => login::logout(&args)?,
+        Command::System(command) => system::run(g, &command)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,11 @@ pub fn human_size(bytes: u64) -> String {
     size_with_precision(bytes, 3)
 }
 
+/// `docker system df`'s size: 4 significant digits (`7.834MB`).
+pub fn human_size_precise(bytes: u64) -> String {
+    size_with_precision(bytes, 4)
+}
+
 fn size_with_precision(bytes: u64, precision: usize) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut value = bytes as f64;
@@ -135,8 +140,8 @@ mod tests {
         assert_eq!(human_size(1_000), "1kB");
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(human_size(999_999), "1e+03kB");
-        assert_eq!(size_with_precision(7_834_567, 4), "7.835MB");
-        assert_eq!(size_with_precision(2_000_000_000, 4), "2GB");
+        assert_eq!(human_size_precise(7_834_567), "7.835MB");
+        assert_eq!(human_size_precise(2_000_000_000), "2GB");
     }
 
     #[test]

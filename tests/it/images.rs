@@ -379,3 +379,119 @@ fn images_table_shows_docker_ages_and_sizes() {
     assert!(row.starts_with(&env.r("library/alpine")), "{row}");
     assert!(row.contains(&short(&img.config_digest)), "{row}");
 }
+
+/// `system df --json [-v]`.
+fn df_json(s: &Strata, verbose: bool) -> Value {
+    let mut args = vec!["system", "df", "--json"];
+    if verbose {
+        args.push("-v");
+    }
+    let out = s.run(&args).ok();
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("system df --json is not JSON ({e}):\n{}", out.describe()))
+}
+
+#[test]
+fn system_df_counts_shared_layers_once() {
+    let env = Env::new();
+    let _cleanup = Containers(&env.strata);
+    let base = [image::Entry::file("base", vec![b'b'; 1000])];
+    let two_layers = |file: &str, size: usize| {
+        image::ImageBuilder::new(Flavor::Oci)
+            .entries(&base, image::Compression::Gzip)
+            .entries(
+                &[image::Entry::file(file, vec![b'x'; size])],
+                image::Compression::Gzip,
+            )
+            .build()
+    };
+    let (a, b) = (two_layers("a", 200), two_layers("b", 300));
+    env.push.image("test/a", Some("v1"), &a);
+    env.push.image("test/b", Some("v1"), &b);
+    env.strata.pull(&env.r("test/b:v1")).ok();
+    let out = env
+        .strata
+        .run(&["pull-and-mount", "--json", &env.r("test/a:v1")])
+        .ok();
+    let ctr: Value = serde_json::from_str(&out.stdout).expect("pull-and-mount JSON");
+    let merged = ctr["merged"].as_str().expect("merged");
+    std::fs::write(format!("{merged}/written"), vec![0u8; 4096]).expect("write in the container");
+
+    let du = df_json(&env.strata, true);
+    assert_eq!(
+        du["Images"],
+        serde_json::json!({"TotalCount": 2, "Active": 1, "Size": 1500, "Reclaimable": 300}),
+        "{du:#}"
+    );
+    assert_eq!(
+        du["Containers"],
+        serde_json::json!({"TotalCount": 1, "Active": 1, "Size": 4096, "Reclaimable": 0}),
+        "{du:#}"
+    );
+    let details = du["ImageDetails"].as_array().expect("ImageDetails");
+    let of = |img: &image::Image| {
+        details
+            .iter()
+            .find(|d| d["Id"] == img.config_digest.as_str())
+            .unwrap_or_else(|| panic!("{du:#}"))
+            .clone()
+    };
+    let (da, db) = (of(&a), of(&b));
+    for (d, size, unique, containers) in [(&da, 1200, 200, 1), (&db, 1300, 300, 0)] {
+        assert_eq!(d["Size"], size, "{d:#}");
+        assert_eq!(d["SharedSize"], 1000, "{d:#}");
+        assert_eq!(d["UniqueSize"], unique, "{d:#}");
+        assert_eq!(d["Containers"], containers, "{d:#}");
+    }
+    assert_eq!(da["Tag"], "v1");
+    let containers = du["ContainerDetails"].as_array().expect("ContainerDetails");
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["Size"], 4096);
+    assert_eq!(containers[0]["Id"], ctr["id"]);
+
+    let table = env.strata.run(&["system", "df"]).ok().stdout;
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{table}"
+    );
+    assert_eq!(
+        rows[1],
+        ["Images", "2", "1", "1.5kB", "300B", "(20%)"],
+        "{table}"
+    );
+    assert_eq!(
+        rows[2],
+        ["Containers", "1", "1", "4.096kB", "0B", "(0%)"],
+        "{table}"
+    );
+
+    // Unmounted, the container's layer is reclaimable; without -v, no details.
+    let name = ctr["name"].as_str().expect("name");
+    env.strata.run(&["umount", name]).ok();
+    let du = df_json(&env.strata, false);
+    assert_eq!(du["Containers"]["Active"], 0);
+    assert_eq!(du["Containers"]["Reclaimable"], 4096);
+    assert_eq!(du["ImageDetails"], serde_json::json!([]));
+
+    let verbose = env.strata.run(&["system", "df", "-v"]).ok().stdout;
+    assert!(verbose.starts_with("Images space usage:"), "{verbose}");
+    assert!(
+        verbose.contains("SHARED SIZE") && verbose.contains("UNIQUE SIZE"),
+        "{verbose}"
+    );
+    assert!(verbose.contains("Containers space usage:"), "{verbose}");
+    assert!(verbose.contains(&short(&a.config_digest)), "{verbose}");
+    let ctr_line = verbose
+        .lines()
+        .find(|l| l.starts_with(&ctr["id"].as_str().unwrap()[..12]))
+        .unwrap_or_else(|| panic!("{verbose}"));
+    assert!(
+        ctr_line.contains("4.1kB") && ctr_line.contains("unmounted"),
+        "{ctr_line}"
+    );
+}
