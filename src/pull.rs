@@ -43,7 +43,7 @@ impl Default for PullOptions {
     }
 }
 
-/// Whether a pull fetched anything.
+/// Whether a pull fetched or changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullStatus {
     /// A layer or the image record was new, or the reference now names another image than
@@ -164,6 +164,7 @@ pub async fn pull(
             .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
             .map_err(store_err)?;
     }
+    // As Docker: "up to date" only when the reference named this very image before the pull.
     let mut named_already = store
         .image(&id)
         .map_err(store_err)?
