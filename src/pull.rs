@@ -13,7 +13,7 @@ use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::StoreSink;
 use crate::source::RegistrySource;
-use crate::store::{ImageRecord, LayerRef, Store, StoreError};
+use crate::store::{ImageRecord, LayerRef, Store, StoreError, pick_platform};
 
 pub use crate::pipeline::{LayerError, Observer, PullError, PullEvent, Silent};
 
@@ -43,12 +43,13 @@ impl Default for PullOptions {
     }
 }
 
-/// Whether a pull fetched anything.
+/// Whether a pull fetched or changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullStatus {
-    /// At least one layer or the image record was new.
+    /// A layer or the image record was new, or the reference now names another image than
+    /// before (a tag moved, or was new), as Docker's "Downloaded newer image".
     Downloaded,
-    /// Everything was present already.
+    /// Everything was present already and the reference named this image already.
     UpToDate,
 }
 
@@ -150,14 +151,25 @@ pub async fn pull(
             .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
             .map_err(store_err)?;
     }
+    // As Docker: "up to date" only when the reference named this very image before the pull.
+    let mut named_already = store
+        .image(&id)
+        .map_err(store_err)?
+        .is_some_and(|i| i.repo_digests.contains(&repo_digest));
     let image_record = store
         .add_repo_digest(&id, &repo_digest)
         .map_err(store_err)?;
     if reference.digest.is_none() || reference.tag.is_some() {
         let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
+        let before = store
+            .repositories()
+            .map_err(store_err)?
+            .refs
+            .remove(&tagged);
+        named_already = before.as_ref() == Some(&id);
         store.tag(&tagged, &id).map_err(store_err)?;
     }
-    let status = if had_image && !done.fetched {
+    let status = if had_image && !done.fetched && named_already {
         PullStatus::UpToDate
     } else {
         PullStatus::Downloaded
@@ -188,6 +200,16 @@ pub enum EnsureError {
     /// `--pull never` and the image is not present.
     #[error("image {0} is not present and the pull policy is \"never\"")]
     NotPresent(String),
+    /// `--pull never` and the reference names images of other platforms only.
+    #[error("image {image} is {found}, {wanted} was asked (and the pull policy is \"never\")")]
+    OtherPlatform {
+        /// The reference.
+        image: String,
+        /// The platforms of the images it names.
+        found: String,
+        /// The platform asked for.
+        wanted: String,
+    },
     /// Looking in the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -204,25 +226,52 @@ pub fn store_key(reference: &Reference) -> String {
     }
 }
 
-/// The stored image for `reference` when it and all its layers are in the store (layers a
-/// crash may have torn are discarded first, see `store::durable`).
-pub fn present_image(
-    store: &Store,
-    reference: &Reference,
-) -> Result<Option<ImageRecord>, StoreError> {
+/// What the store has for a reference and a platform.
+enum Stored {
+    /// The image, with all its layers.
+    Present(ImageRecord),
+    /// Images of these other platforms only.
+    OtherPlatforms(Vec<String>),
+    /// Nothing usable.
+    Absent,
+}
+
+/// Looks `reference` up for `platform` (layers a crash may have torn are discarded first, see
+/// `store::durable`).
+fn lookup(store: &Store, reference: &Reference, platform: &Platform) -> Result<Stored, StoreError> {
     store.repair_unsynced(false)?;
-    match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
-        Ok(image)
+    let images = store.images_by_ref(&store_key(reference))?;
+    let platforms: Vec<String> = images.iter().map(|i| i.platform.clone()).collect();
+    if images.is_empty() {
+        return Ok(Stored::Absent);
+    }
+    Ok(match pick_platform(images, platform) {
+        Some(image)
             if image
                 .layers
                 .iter()
                 .all(|l| matches!(store.layer(&l.chain_id), Ok(Some(_)))) =>
         {
-            Ok(Some(image))
+            Stored::Present(image)
         }
-        Ok(_) | Err(StoreError::NoSuchImage(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+        Some(_) => Stored::Absent,
+        None => Stored::OtherPlatforms(platforms),
+    })
+}
+
+/// The stored image of `reference` for `platform` when it and all its layers are in the store
+/// (layers a crash may have torn are discarded first, see `store::durable`). A reference that
+/// names images of other platforms only (a tag pulled for another one, an index digest) has
+/// none.
+pub fn present_image(
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<Option<ImageRecord>, StoreError> {
+    Ok(match lookup(store, reference, platform)? {
+        Stored::Present(image) => Some(image),
+        Stored::OtherPlatforms(_) | Stored::Absent => None,
+    })
 }
 
 /// Returns the stored image for `reference`, pulling it as `policy` says; `Ok((image, None))` when
@@ -238,11 +287,21 @@ pub async fn ensure_image(
     // Layers a crash may have torn must not be used (see `store::durable`).
     store.repair_unsynced(options.sync)?;
     if policy != PullPolicy::Always {
-        if let Some(image) = present_image(store, reference)? {
-            return Ok((image, None));
-        }
-        if policy == PullPolicy::Never {
-            return Err(EnsureError::NotPresent(reference.to_string()));
+        match lookup(store, reference, &options.platform)? {
+            Stored::Present(image) => return Ok((image, None)),
+            Stored::OtherPlatforms(found) if policy == PullPolicy::Never => {
+                return Err(EnsureError::OtherPlatform {
+                    image: reference.to_string(),
+                    found: found.join(", "),
+                    wanted: options.platform.to_string(),
+                });
+            }
+            _ if policy == PullPolicy::Never => {
+                return Err(EnsureError::NotPresent(reference.to_string()));
+            }
+            // Another platform's image is not used: the pull fetches the asked one (and moves
+            // the tag to it, as Docker does).
+            Stored::OtherPlatforms(_) | Stored::Absent => {}
         }
     }
     let outcome = pull(client, store, reference, options, observer).await?;

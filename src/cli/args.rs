@@ -44,7 +44,8 @@ pub struct Global {
     /// /etc/strata/certs.d; /etc/docker/certs.d is searched too]
     #[arg(long, env = "STRATA_CERTS_DIR", global = true, value_name = "DIR")]
     certs_dir: Option<PathBuf>,
-    /// Platform to pull from multi-platform images [default: the host's]
+    /// Platform to pull from multi-platform images and to look up in the store [default: the
+    /// host's]
     #[arg(
         long,
         env = "STRATA_PLATFORM",
@@ -110,10 +111,7 @@ impl Global {
     /// The pull options: `--platform` (else the host's), and downloads and syncing from the
     /// flags over the configuration file.
     pub(super) fn pull_options(&self) -> Result<PullOptions> {
-        let platform = match &self.platform {
-            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
-            None => Platform::host(),
-        };
+        let platform = self.platform()?;
         if self.max_concurrent_downloads == Some(0) {
             bail!("--max-concurrent-downloads must be at least 1");
         }
@@ -125,6 +123,14 @@ impl Global {
             sync: file.sync(&overrides),
             ..PullOptions::default()
         })
+    }
+
+    /// `--platform`, else the host's.
+    pub(super) fn platform(&self) -> Result<Platform> {
+        match &self.platform {
+            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}")),
+            None => Ok(Platform::host()),
+        }
     }
 
     /// A registry client with the configuration file's settings and the flags'.

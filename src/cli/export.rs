@@ -110,7 +110,8 @@ fn stored_image(
     let image = if is_store(&root) {
         let store =
             Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
-        pull::present_image(&store, reference)?.map(|image| (store, image))
+        pull::present_image(&store, reference, &g.pull_options()?.platform)?
+            .map(|image| (store, image))
     } else {
         None
     };

@@ -1,16 +1,20 @@
 //! `pull`, `images` and `inspect`.
 
+use std::collections::HashSet;
+
 use anyhow::{Context, Result};
+use clap::Args;
 
 use strata::container::{Container, ContainerError};
-
+use strata::image::Platform;
 use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 
 use super::args::Global;
 use super::async_runtime::runtime;
-use super::{inspect, progress};
+use super::image_list::{self, Filter, ImageRow};
+use super::{inspect, progress, units};
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
 pub fn pull(g: &Global, reference: &str) -> Result<()> {
@@ -39,46 +43,89 @@ pub fn pull(g: &Global, reference: &str) -> Result<()> {
     Ok(())
 }
 
-/// Prints the tagged images as a table or JSON.
-pub fn list(store: &Store, json: bool) -> Result<()> {
-    let rows = inspect::image_rows(store)?;
-    if json {
+/// `images` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// JSON output
+    #[arg(long)]
+    json: bool,
+    /// Show all images (strata keeps no intermediate images: the same as without)
+    #[arg(short, long)]
+    all: bool,
+    /// Show a DIGEST column (the digest the image was pulled by)
+    #[arg(long)]
+    digests: bool,
+    /// Filter: dangling=true|false (untagged images), reference=PATTERN (`*` and `?` globs
+    /// on REPO or REPO:TAG); repeatable
+    #[arg(short, long = "filter", value_name = "KEY=VALUE", value_parser = Filter::parse)]
+    filters: Vec<Filter>,
+}
+
+/// Prints the images (one row per tag, `<none>` rows for untagged ones) as a table, JSON, or
+/// with `ids_only` (`-q`) their ids only, each once.
+pub fn list(store: &Store, args: &ImagesArgs, ids_only: bool) -> Result<()> {
+    // Docker's -a adds intermediate images, which strata does not have.
+    let _ = args.all;
+    let rows: Vec<ImageRow> = image_list::image_rows(store, units::now())?
+        .into_iter()
+        .map(|listed| listed.row)
+        .filter(|row| image_list::keep(row, &args.filters))
+        .collect();
+    if ids_only {
+        let mut seen = HashSet::new();
+        for row in &rows {
+            if seen.insert(&row.id) {
+                println!("{}", short_id(&row.id));
+            }
+        }
+        return Ok(());
+    }
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
+    let digest_header = if args.digests {
+        format!("{:<72}", "DIGEST")
+    } else {
+        String::new()
+    };
     println!(
-        "{:<40} {:<16} {:<14} {:<22} {:>10}",
+        "{:<40} {:<16} {digest_header}{:<14} {:<22} {:>10}",
         "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
     );
     for row in rows {
-        let id = row["Id"].as_str().unwrap_or_default();
+        let digest = match (args.digests, row.digest.as_str()) {
+            (false, _) => String::new(),
+            (true, "") => format!("{:<72}", image_list::NONE),
+            (true, digest) => format!("{digest:<72}"),
+        };
         println!(
-            "{:<40} {:<16} {:<14} {:<22} {:>10}",
-            row["Repository"].as_str().unwrap_or_default(),
-            row["Tag"].as_str().unwrap_or_default(),
-            id.strip_prefix("sha256:")
-                .unwrap_or(id)
-                .get(..12)
-                .unwrap_or_default(),
-            row["Created"]
-                .as_str()
-                .unwrap_or_default()
-                .get(..19)
-                .unwrap_or_default(),
-            human_size(row["Size"].as_u64().unwrap_or_default()),
+            "{:<40} {:<16} {digest}{:<14} {:<22} {:>10}",
+            row.repository,
+            row.tag,
+            short_id(&row.id),
+            row.created_since,
+            units::human_size(row.size),
         );
     }
     Ok(())
 }
 
-/// Prints `[ {inspect object} ]` for a container (by name or id) or else an image.
-pub fn inspect(store: &Store, name: &str) -> Result<()> {
+/// The 12-hex-char id Docker's tables show.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// Prints `[ {inspect object} ]` for a container (by name or id) or else an image (of
+/// `platform` among those a reference names, e.g. an index digest).
+pub fn inspect(store: &Store, name: &str, platform: &Platform) -> Result<()> {
     let value = match Container::open(store, name) {
         Ok(container) => inspect::container_inspect(&container.view()?),
         Err(ContainerError::Store(StoreError::NoSuchContainer(_))) => {
             let key = Reference::parse(name).ok().map(|r| store_key(&r));
             let image = store
-                .resolve_image(key.as_deref(), name)
+                .resolve_image_for(key.as_deref(), name, platform)
                 .map_err(|e| match e {
                     StoreError::NoSuchImage(_) => {
                         anyhow::anyhow!("no such image or container: {name}")
@@ -91,19 +138,4 @@ pub fn inspect(store: &Store, name: &str) -> Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&[value])?);
     Ok(())
-}
-
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.1}{}", UNITS[unit])
-    }
 }

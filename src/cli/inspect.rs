@@ -1,5 +1,5 @@
 //! Docker-shaped JSON views of stored images and containers (`docker image inspect`,
-//! `docker images`, `docker container inspect`), for `images --json` and `inspect`.
+//! `docker container inspect`), for `inspect`.
 
 use serde_json::{Value, json};
 
@@ -76,39 +76,6 @@ fn graph_driver_data(store: &Store, image: &ImageRecord) -> Value {
         data["LowerDir"] = Value::String(lower.join(":"));
     }
     data
-}
-
-/// One row of `images`: a tagged reference and its image.
-pub fn image_rows(store: &Store) -> Result<Vec<Value>, StoreError> {
-    let mut rows = Vec::new();
-    for (name, id) in store.repositories()?.refs {
-        let Some(image) = store.image(&id)? else {
-            continue;
-        };
-        let (repository, tag) = match name.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
-            _ => (name.clone(), String::new()),
-        };
-        let digest = image
-            .repo_digests
-            .iter()
-            .find_map(|d| {
-                d.strip_prefix(&format!("{repository}@"))
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        let config: Value =
-            serde_json::from_slice(&store.image_config(&id)?).unwrap_or(Value::Null);
-        rows.push(json!({
-            "Repository": repository,
-            "Tag": tag,
-            "Digest": digest,
-            "Id": id.to_string(),
-            "Created": config.get("created").cloned().unwrap_or(Value::Null),
-            "Size": image.size(),
-        }));
-    }
-    Ok(rows)
 }
 
 /// `docker container inspect`'s object, reduced to what strata knows, with `GraphDriver.Data`.

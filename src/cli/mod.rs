@@ -5,13 +5,18 @@ mod async_runtime;
 mod container_hints;
 mod containers;
 mod describe;
+mod df;
+mod disk_usage;
 mod export;
 mod hints;
+mod image_list;
 mod images;
 mod inspect;
 mod log;
 mod login;
 mod progress;
+mod system;
+mod units;
 
 use std::process::ExitCode;
 
@@ -38,12 +43,8 @@ enum Command {
         /// Image reference, e.g. alpine, alpine:3.20, host:5000/repo@sha256:...
         reference: String,
     },
-    /// List pulled images
-    Images {
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-    },
+    /// List pulled images (-q: their ids only)
+    Images(images::ImagesArgs),
     /// Show an image or a container as Docker-shaped JSON (incl. GraphDriver.Data)
     Inspect {
         /// Container name or id, or image reference or id
@@ -88,6 +89,9 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove the saved credentials of a registry
     Logout(login::LogoutArgs),
+    /// The store as a whole: `system df`
+    #[command(subcommand)]
+    System(system::SystemCommand),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -107,8 +111,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Pull { reference } => images::pull(g, &reference)?,
-        Command::Images { json } => images::list(&g.store()?, json)?,
-        Command::Inspect { name } => images::inspect(&g.store()?, &name)?,
+        Command::Images(args) => images::list(&g.store()?, &args, g.quiet)?,
+        Command::Inspect { name } => images::inspect(&g.store()?, &name, &g.platform()?)?,
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
         Command::Ps { json } => containers::ps(&g.store()?, json)?,
         Command::Mount { container } => containers::mount(&g.store()?, &container)?,
@@ -119,6 +123,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::export(g, &args)?,
         Command::Login(args) => login::login(g, &args)?,
         Command::Logout(args) => login::logout(&args)?,
+        Command::System(command) => system::run(g, &command)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@ impl Container {
     /// use std::path::Path;
     ///
     /// use strata::container::Container;
+    /// use strata::image::Platform;
     /// use strata::pull::present_image;
     /// use strata::reference::Reference;
     /// use strata::store::Store;
@@ -28,7 +29,7 @@ impl Container {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let store = Store::open(Path::new("/var/lib/strata"))?;
     /// let reference = Reference::parse("alpine")?;
-    /// let image = present_image(&store, &reference)?.ok_or("alpine is not pulled")?;
+    /// let image = present_image(&store, &reference, &Platform::host())?.ok_or("alpine is not pulled")?;
     /// let container = Container::create(&store, &image, &reference.to_string(), Some("web"))?;
     /// println!("{}", container.dirs()?.merged.display());
     /// # Ok(())

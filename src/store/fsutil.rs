@@ -12,18 +12,29 @@ use crate::sys::inode_flags;
 
 /// Creates `path` (and parents) if missing and sets its mode exactly (umask-free).
 pub(crate) fn mkdir_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
-    match fs::DirBuilder::new().mode(mode).create(path) {
+    mkdir_mode_as(path, mode, "creating")
+}
+
+/// [`mkdir_mode`], with `what` saying what failed (`cannot create store directory`).
+pub(crate) fn mkdir_mode_as(path: &Path, mode: u32, what: &'static str) -> Result<(), StoreError> {
+    let create = || fs::DirBuilder::new().mode(mode).create(path);
+    let created = match create() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Parents first, then one more try only: a filesystem may refuse the directory
+            // itself with ENOENT (procfs does), which must fail here rather than loop.
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(io_err(what, parent))?;
+            }
+            create()
+        }
+        r => r,
+    };
+    match created {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-            }
-            return mkdir_mode(path, mode);
-        }
-        Err(e) => return Err(io_err("creating", path)(e)),
+        Err(e) => return Err(io_err(what, path)(e)),
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err(what, path))
 }
 
 /// Writes `bytes` to `path` atomically (see [`sys::atomic`]) with mode `mode` exactly. No fsync:
@@ -114,6 +125,43 @@ mod tests {
         if on_ext {
             assert!(ioctl_getflags(&staging).unwrap().contains(IFlags::TOPDIR));
         }
+    }
+
+    #[test]
+    fn mkdir_creates_parents_with_the_exact_mode() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b/c");
+        mkdir_mode(&dir, 0o710).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o7777,
+            0o710
+        );
+        mkdir_mode(&dir, 0o710).unwrap();
+    }
+
+    #[test]
+    fn mkdir_where_the_filesystem_refuses_fails_clearly() {
+        // procfs answers ENOENT to mkdir although the parent exists: this recursed forever.
+        if !Path::new("/proc/self").is_dir() {
+            return;
+        }
+        let err = mkdir_mode_as(
+            Path::new("/proc/strata-test"),
+            0o711,
+            "cannot create store directory",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot create store directory /proc/strata-test: "),
+            "{text}"
+        );
+        let err = Store::open(Path::new("/proc/strata-test/store")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot create store directory /proc/strata-test: "),
+            "{err}"
+        );
     }
 
     #[test]

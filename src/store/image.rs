@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{LockGuard, Store, StoreError, fsutil, io_err};
 use crate::digest::Digest;
 use crate::id::{BlobDigest, ChainId, DiffId, ImageId};
+use crate::image::Platform;
 
 /// One layer of an image, bottom first.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +50,30 @@ impl ImageRecord {
     pub fn size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
     }
+
+    /// The image's platform, parsed; `None` when the record's text is not `os/arch[/variant]`.
+    pub fn parsed_platform(&self) -> Option<Platform> {
+        Platform::parse(&self.platform).ok()
+    }
+}
+
+/// Among the images a reference names, the one for `platform`: an exact match (after
+/// normalising) first, else one that runs on it (an older variant); `None` when none does.
+pub fn pick_platform(images: Vec<ImageRecord>, platform: &Platform) -> Option<ImageRecord> {
+    let want = platform.normalized();
+    let same = |p: &Platform| {
+        let p = p.normalized();
+        p.os == want.os && p.architecture == want.architecture && p.variant == want.variant
+    };
+    let exact = images
+        .iter()
+        .position(|i| i.parsed_platform().is_some_and(|p| same(&p)));
+    let index = exact.or_else(|| {
+        images
+            .iter()
+            .position(|i| i.parsed_platform().is_some_and(|p| platform.matches(&p)))
+    })?;
+    images.into_iter().nth(index)
 }
 
 /// References (`docker.io/library/alpine:latest`) mapped to image ids.
@@ -144,26 +169,49 @@ impl Store {
         Ok(out)
     }
 
+    /// The images a normalised reference names: the one its tag points at (`name:tag`), or
+    /// every image pulled by it (`name@digest`: one per platform pulled from an index).
+    pub fn images_by_ref(&self, normalised_ref: &str) -> Result<Vec<ImageRecord>, StoreError> {
+        if let Some(id) = self.repositories()?.refs.get(normalised_ref) {
+            return Ok(self.image(id)?.into_iter().collect());
+        }
+        if !normalised_ref.contains('@') {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .images()?
+            .into_iter()
+            .filter(|i| i.repo_digests.iter().any(|d| d == normalised_ref))
+            .collect())
+    }
+
     /// Finds an image by a normalised reference (`name:tag` or `name@digest`), a full id, or an
-    /// id prefix of at least 4 hex chars.
+    /// id prefix of at least 4 hex chars; among the images of a reference, the host's.
     pub fn resolve_image(
         &self,
         normalised_ref: Option<&str>,
         raw: &str,
     ) -> Result<ImageRecord, StoreError> {
+        self.resolve_image_for(normalised_ref, raw, &Platform::host())
+    }
+
+    /// [`Store::resolve_image`], preferring `platform`'s image among those a reference names
+    /// (an index digest names one per platform pulled); another platform's when that is all
+    /// the reference has.
+    pub fn resolve_image_for(
+        &self,
+        normalised_ref: Option<&str>,
+        raw: &str,
+        platform: &Platform,
+    ) -> Result<ImageRecord, StoreError> {
         if let Some(name) = normalised_ref {
-            if let Some(id) = self.repositories()?.refs.get(name) {
-                return self
-                    .image(id)?
-                    .ok_or_else(|| StoreError::NoSuchImage(raw.to_string()));
+            let images = self.images_by_ref(name)?;
+            if let Some(first) = images.first().cloned() {
+                return Ok(pick_platform(images, platform).unwrap_or(first));
             }
-            if name.contains('@')
-                && let Some(found) = self
-                    .images()?
-                    .into_iter()
-                    .find(|i| i.repo_digests.iter().any(|d| d == name))
-            {
-                return Ok(found);
+            if self.repositories()?.refs.contains_key(name) {
+                // A tag whose image record is gone.
+                return Err(StoreError::NoSuchImage(raw.to_string()));
             }
         }
         let prefix = raw.strip_prefix("sha256:").unwrap_or(raw);
@@ -268,5 +316,35 @@ mod tests {
         ));
         assert_eq!(store.image_config(&id).unwrap(), b"{\"a\":1}");
         assert_eq!(store.images().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_index_digest_resolves_to_the_asked_platform() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let by_index = "r/alpine@sha256:index";
+        let mut ids = Vec::new();
+        // Stored in both orders of id, so the answer cannot come from the listing's order.
+        for (config, platform) in [(&b"amd"[..], "linux/amd64"), (b"arm", "linux/arm64/v8")] {
+            let id = ImageId::new(Digest::of(config));
+            let mut image = record(&id);
+            image.platform = platform.into();
+            store.put_image(&image, b"{}", b"{}").unwrap();
+            store.add_repo_digest(&id, by_index).unwrap();
+            ids.push(id);
+        }
+        assert_eq!(store.images_by_ref(by_index).unwrap().len(), 2);
+        for (platform, id) in [("linux/amd64", &ids[0]), ("linux/arm64", &ids[1])] {
+            let platform = Platform::parse(platform).unwrap();
+            let found = store.resolve_image_for(Some(by_index), "x", &platform);
+            assert_eq!(&found.unwrap().id, id, "{platform}");
+            let picked = pick_platform(store.images_by_ref(by_index).unwrap(), &platform);
+            assert_eq!(&picked.unwrap().id, id);
+        }
+        let s390x = Platform::parse("linux/s390x").unwrap();
+        assert!(pick_platform(store.images_by_ref(by_index).unwrap(), &s390x).is_none());
+        // Lookups that are not for running fall back to what the reference has.
+        assert!(store.resolve_image_for(Some(by_index), "x", &s390x).is_ok());
+        assert!(store.images_by_ref("r/alpine:latest").unwrap().is_empty());
     }
 }

@@ -28,7 +28,7 @@ pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use error::StoreError;
 pub(crate) use error::io_err;
-pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339};
+pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339, pick_platform};
 pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lock::LockGuard;
@@ -59,7 +59,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
-        fsutil::mkdir_mode(&store.root, 0o711)?;
+        fsutil::mkdir_mode_as(&store.root, 0o711, "cannot create store directory")?;
         fsutil::mkdir_mode(&store.overlay_dir(), 0o710)?;
         fsutil::mkdir_mode(&store.links_dir(), 0o700)?;
         for dir in [
