@@ -13,7 +13,7 @@ use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::{LayerJob, StoreSink};
 use crate::source::RegistrySource;
-use crate::store::{ImageRecord, LayerRef, Store, StoreError};
+use crate::store::{ImageRecord, LayerRef, LeaseKind, Store, StoreError};
 
 pub use crate::pipeline::{LayerError, Observer, PullError, PullEvent, Silent};
 
@@ -102,9 +102,21 @@ pub async fn pull(
     let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
     let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
     let id = resolved.id.clone();
+    store.recover(options.sync).map_err(store_err)?;
+    // Held from deciding which layers are present until the image is recorded and tagged:
+    // no rmi or prune removes them meanwhile.
+    let leasing = store.clone();
+    let _lease = tokio::task::spawn_blocking(move || leasing.lease(LeaseKind::Shared))
+        .await
+        .map_err(|e| {
+            store_err(StoreError::Io {
+                what: "waiting for the store lock",
+                path: store.root().to_path_buf(),
+                source: std::io::Error::other(e),
+            })
+        })?
+        .map_err(store_err)?;
     let had_image = store.image(&id).map_err(store_err)?.is_some();
-    store.sweep_staging().map_err(store_err)?;
-    store.repair_unsynced(options.sync).map_err(store_err)?;
 
     let diff_ids: Vec<DiffId> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
     let chains = ChainId::of_stack(&diff_ids);
@@ -218,12 +230,12 @@ pub fn store_key(reference: &Reference) -> String {
 }
 
 /// The stored image for `reference` when it and all its layers are in the store (layers a
-/// crash may have torn are discarded first, see `store::durable`).
+/// crash may have torn are discarded first, see [`Store::recover`]).
 pub fn present_image(
     store: &Store,
     reference: &Reference,
 ) -> Result<Option<ImageRecord>, StoreError> {
-    store.repair_unsynced(false)?;
+    store.recover(false)?;
     match store.resolve_image(Some(&store_key(reference)), &reference.to_string()) {
         Ok(image)
             if image
@@ -249,7 +261,7 @@ pub async fn ensure_image(
     observer: Arc<dyn Observer>,
 ) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
     // Layers a crash may have torn must not be used (see `store::durable`).
-    store.repair_unsynced(options.sync)?;
+    store.recover(options.sync)?;
     if policy != PullPolicy::Always {
         if let Some(image) = present_image(store, reference)? {
             return Ok((image, None));

@@ -59,11 +59,11 @@ pub struct Repositories {
 }
 
 impl Store {
-    fn image_dir(&self, id: &ImageId) -> PathBuf {
+    pub(super) fn image_dir(&self, id: &ImageId) -> PathBuf {
         self.images_dir().join(id.hex())
     }
 
-    fn repositories_path(&self) -> PathBuf {
+    pub(super) fn repositories_path(&self) -> PathBuf {
         self.root.join("repositories.json")
     }
 

@@ -1,0 +1,248 @@
+//! Removing images and collecting the layers nobody uses (`rmi`, `image prune`).
+//!
+//! A layer is garbage when no image record's chain and no container stands on it; layers are
+//! shared by chain ID, so one stays while any user is left. Reachability is computed under the
+//! exclusive store lease (no pull or container creation is half-way then), and what is garbage
+//! leaves the visible store in an order a kill cannot tear: references from
+//! `repositories.json` first, then the image's directory into the trash, then each layer
+//! (see [`Store::remove_layer`]). The trashed files are removed after the lease is dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{ImageRecord, LeaseKind, Store, StoreError, fsutil};
+use crate::id::{ChainId, ImageId};
+
+/// One thing a removal did, as Docker reports it (`{"Untagged": ...}` / `{"Deleted": ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Deletion {
+    /// A reference (`repo:tag` or `repo@digest`) removed.
+    Untagged(String),
+    /// An image id or a layer's chain ID deleted.
+    Deleted(String),
+}
+
+/// What an image removal or an image prune did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// What was untagged and deleted, in order.
+    #[serde(rename = "ImagesDeleted")]
+    pub items: Vec<Deletion>,
+    /// Bytes of the deleted layers.
+    #[serde(rename = "SpaceReclaimed")]
+    pub reclaimed: u64,
+}
+
+/// Which images [`Store::prune_images`] removes (never one a container uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneImages {
+    /// Images without a tag.
+    Dangling,
+    /// Every image.
+    All,
+}
+
+impl Store {
+    /// Removes one tagged reference from `repositories.json` (the file goes with its last
+    /// reference: an empty store is its bare skeleton); returns the image it named.
+    pub fn untag(&self, reference: &str) -> Result<Option<ImageId>, StoreError> {
+        let _lock = self.metadata_lock()?;
+        let mut repos = self.repositories()?;
+        let removed = repos.refs.remove(reference);
+        if removed.is_some() && repos.refs.is_empty() {
+            fsutil::remove_file(&self.repositories_path())?;
+        } else if removed.is_some() {
+            fsutil::write_json(&self.repositories_path(), &repos)?;
+        }
+        Ok(removed)
+    }
+
+    /// `rmi`: removes the image `raw` names (a normalised reference, a full id or an id
+    /// prefix), as Docker does. By tag: untags it, and deletes the image when that was its last
+    /// tag. By id or digest: untags all its tags and deletes it. Refused without `force` when a
+    /// container uses the image, or, by id, when tags of several repositories name it. With
+    /// `force`, the image goes but never a layer a container stands on.
+    pub fn remove_image(
+        &self,
+        normalised_ref: Option<&str>,
+        raw: &str,
+        force: bool,
+    ) -> Result<Removal, StoreError> {
+        let lease = self.lease(LeaseKind::Exclusive)?;
+        let removal = self.remove_image_leased(normalised_ref, raw, force)?;
+        drop(lease);
+        self.empty_trash()?;
+        Ok(removal)
+    }
+
+    fn remove_image_leased(
+        &self,
+        normalised_ref: Option<&str>,
+        raw: &str,
+        force: bool,
+    ) -> Result<Removal, StoreError> {
+        let repos = self.repositories()?;
+        let image = self.resolve_image(normalised_ref, raw)?;
+        let tags: Vec<&String> = repos
+            .refs
+            .iter()
+            .filter(|(_, id)| **id == image.id)
+            .map(|(tag, _)| tag)
+            .collect();
+        let users: Vec<String> = self
+            .containers()?
+            .into_iter()
+            .filter(|c| c.image_id == image.id)
+            .map(|c| c.name)
+            .collect();
+        let by_tag = normalised_ref.filter(|r| repos.refs.contains_key(*r));
+        if let Some(tag) = by_tag
+            && tags.len() > 1
+        {
+            self.untag(tag)?;
+            return Ok(Removal {
+                items: vec![Deletion::Untagged(tag.to_string())],
+                reclaimed: 0,
+            });
+        }
+        if by_tag.is_none() && !force {
+            let repos_of: BTreeSet<&str> = tags.iter().map(|t| repo_of(t)).collect();
+            if repos_of.len() > 1 {
+                return Err(StoreError::MultipleRepositories(short_id(&image.id)));
+            }
+        }
+        if !users.is_empty() && !force {
+            return Err(StoreError::ImageInUse {
+                reference: raw.to_string(),
+                containers: users.join(", "),
+            });
+        }
+        let mut removal = Removal::default();
+        self.delete_image(&image, &mut removal)?;
+        let reachable = self.reachable_layers()?;
+        let recorded: BTreeSet<ChainId> = self.layer_records()?.into_iter().collect();
+        for layer in image.layers.iter().rev() {
+            if !reachable.contains(&layer.chain_id) && recorded.contains(&layer.chain_id) {
+                self.delete_layer(&layer.chain_id, &mut removal)?;
+            }
+        }
+        Ok(removal)
+    }
+
+    /// `image prune`: removes the images `which` says that no container uses, then every
+    /// layer nobody uses (also those of interrupted deletes and failed pulls).
+    pub fn prune_images(&self, which: PruneImages) -> Result<Removal, StoreError> {
+        let lease = self.lease(LeaseKind::Exclusive)?;
+        let removal = self.prune_images_leased(which)?;
+        drop(lease);
+        self.empty_trash()?;
+        Ok(removal)
+    }
+
+    fn prune_images_leased(&self, which: PruneImages) -> Result<Removal, StoreError> {
+        let repos = self.repositories()?;
+        let mut tagged: BTreeMap<&ImageId, usize> = BTreeMap::new();
+        for id in repos.refs.values() {
+            *tagged.entry(id).or_default() += 1;
+        }
+        let used: BTreeSet<ImageId> = self.containers()?.into_iter().map(|c| c.image_id).collect();
+        let mut removal = Removal::default();
+        for image in self.images()? {
+            let dangling = !tagged.contains_key(&image.id);
+            if used.contains(&image.id) || (which == PruneImages::Dangling && !dangling) {
+                continue;
+            }
+            self.delete_image(&image, &mut removal)?;
+        }
+        let reachable = self.reachable_layers()?;
+        for chain in self.layer_records()?.into_iter().rev() {
+            if !reachable.contains(&chain) {
+                self.delete_layer(&chain, &mut removal)?;
+            }
+        }
+        Ok(removal)
+    }
+
+    /// Untags every reference to `image`, then moves its directory into the trash.
+    fn delete_image(&self, image: &ImageRecord, removal: &mut Removal) -> Result<(), StoreError> {
+        let tags: Vec<String> = self
+            .repositories()?
+            .refs
+            .into_iter()
+            .filter(|(_, id)| *id == image.id)
+            .map(|(tag, _)| tag)
+            .collect();
+        for tag in tags {
+            self.untag(&tag)?;
+            removal.items.push(Deletion::Untagged(tag));
+        }
+        for digest in &image.repo_digests {
+            removal.items.push(Deletion::Untagged(digest.clone()));
+        }
+        // Containers of older versions name their layers through the image: pin them first.
+        for container in self.containers()? {
+            if container.image_id == image.id && container.layers.is_empty() {
+                self.pin_container_layers(&container, image)?;
+            }
+        }
+        self.move_to_trash(&self.image_dir(&image.id), image.id.hex())?;
+        removal.items.push(Deletion::Deleted(image.id.to_string()));
+        Ok(())
+    }
+
+    fn delete_layer(&self, chain: &ChainId, removal: &mut Removal) -> Result<(), StoreError> {
+        let size = self.layer(chain)?.map_or(0, |l| l.size);
+        self.remove_layer(chain)?;
+        fsutil::remove_file(&self.unsynced_dir().join(chain.hex()))?;
+        removal.items.push(Deletion::Deleted(chain.to_string()));
+        removal.reclaimed += size;
+        Ok(())
+    }
+
+    /// Every layer an image record or a container stands on.
+    pub(super) fn reachable_layers(&self) -> Result<BTreeSet<ChainId>, StoreError> {
+        let mut reachable: BTreeSet<ChainId> = self
+            .images()?
+            .into_iter()
+            .flat_map(|i| i.layers.into_iter().map(|l| l.chain_id))
+            .collect();
+        for container in self.containers()? {
+            match self.container_layers(&container) {
+                Ok(layers) => reachable.extend(layers),
+                // Its image is gone and it never knew its layers: nothing to keep for it.
+                Err(StoreError::NoSuchImage(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(reachable)
+    }
+}
+
+/// The repository part of a tagged reference (`host/repo:tag` -> `host/repo`).
+fn repo_of(tag: &str) -> &str {
+    match tag.rfind(':') {
+        Some(i) if !tag[i..].contains('/') => &tag[..i],
+        _ => tag,
+    }
+}
+
+/// Docker's short image id: 12 hex chars.
+fn short_id(id: &ImageId) -> String {
+    id.hex().chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_of_strips_the_tag_only() {
+        assert_eq!(repo_of("127.0.0.1:5000/a/b:1.0"), "127.0.0.1:5000/a/b");
+        assert_eq!(
+            repo_of("docker.io/library/alpine:latest"),
+            "docker.io/library/alpine"
+        );
+        assert_eq!(repo_of("127.0.0.1:5000/a"), "127.0.0.1:5000/a");
+    }
+}
