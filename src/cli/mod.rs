@@ -6,12 +6,16 @@ mod container_hints;
 mod containers;
 mod describe;
 mod export;
+mod groups;
 mod hints;
 mod images;
 mod inspect;
 mod log;
 mod login;
 mod progress;
+mod prune;
+mod rmi;
+mod tag;
 
 use std::process::ExitCode;
 
@@ -88,6 +92,19 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove the saved credentials of a registry
     Logout(login::LogoutArgs),
+    /// Give an image another reference: SOURCE (reference or id) as TARGET
+    Tag(tag::TagArgs),
+    /// Remove images: untag, then delete what no reference and no container keeps
+    Rmi(rmi::RmiArgs),
+    /// Manage images (rm, prune)
+    #[command(subcommand)]
+    Image(groups::ImageCommand),
+    /// Manage containers (prune)
+    #[command(subcommand)]
+    Container(groups::ContainerCommand),
+    /// Manage the store (prune)
+    #[command(subcommand)]
+    System(groups::SystemCommand),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -119,6 +136,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::export(g, &args)?,
         Command::Login(args) => login::login(g, &args)?,
         Command::Logout(args) => login::logout(&args)?,
+        Command::Tag(args) => tag::tag(&g.store()?, &args)?,
+        Command::Rmi(args) => return rmi::rmi(&g.store()?, &args),
+        Command::Image(command) => return groups::image(&g.store()?, &command),
+        Command::Container(command) => return groups::container(&g.store()?, &command),
+        Command::System(command) => return groups::system(&g.store()?, &command),
     }
     Ok(ExitCode::SUCCESS)
 }

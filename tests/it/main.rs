@@ -17,6 +17,7 @@ mod containers;
 mod differential;
 mod export;
 mod hostile;
+mod lifecycle;
 mod pull;
 mod registry_auth;
 mod registry_faults;
