@@ -15,6 +15,7 @@ mod support;
 mod archive_props;
 mod containers;
 mod differential;
+mod enospc;
 mod export;
 mod hostile;
 mod lifecycle;
