@@ -13,6 +13,7 @@
 mod support;
 
 mod archive_props;
+mod concurrency;
 mod containers;
 mod differential;
 mod enospc;
