@@ -15,6 +15,7 @@ mod support;
 mod archive_props;
 mod concurrency;
 mod containers;
+mod crash;
 mod differential;
 mod enospc;
 mod export;
