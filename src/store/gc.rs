@@ -235,6 +235,125 @@ fn short_id(id: &ImageId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Digest;
+    use crate::id::{BlobDigest, DiffId};
+    use crate::store::LayerRef;
+    use crate::store::layer::tests::{chain_id, record};
+
+    /// Commits the layers (if missing) and records an image on them, tagged `tag` if given.
+    fn image(store: &Store, name: &[u8], chains: &[ChainId], tag: Option<&str>) -> ImageRecord {
+        for chain in chains {
+            if store.layer(chain).unwrap().is_none() {
+                let staging = store.begin_layer(chain, &[]).unwrap();
+                let mut layer = record(chain, staging.link());
+                layer.size = 10;
+                staging.commit(&layer).unwrap();
+            }
+        }
+        let image = ImageRecord {
+            id: ImageId::new(Digest::of(name)),
+            manifest_digest: Digest::of(b"m"),
+            manifest_media_type: String::new(),
+            platform: "linux/amd64".into(),
+            layers: chains
+                .iter()
+                .map(|c| LayerRef {
+                    chain_id: c.clone(),
+                    diff_id: DiffId::new(c.digest().clone()),
+                    blob_digest: BlobDigest::new(c.digest().clone()),
+                    blob_size: 1,
+                    size: 10,
+                })
+                .collect(),
+            repo_digests: vec![],
+            pulled_at: String::new(),
+        };
+        store.put_image(&image, b"{}", b"{}").unwrap();
+        if let Some(tag) = tag {
+            store.tag(tag, &image.id).unwrap();
+        }
+        image
+    }
+
+    #[test]
+    fn prune_removes_dangling_then_all_unused_and_keeps_shared_layers() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (base, top_a, top_b) = (chain_id(b"base"), chain_id(b"a"), chain_id(b"b"));
+        let a = image(&store, b"a", &[base.clone(), top_a.clone()], None);
+        let b = image(&store, b"b", &[base.clone(), top_b.clone()], Some("r/b:1"));
+
+        let removal = store.prune_images(PruneImages::Dangling).unwrap();
+        assert_eq!(
+            removal.items,
+            vec![
+                Deletion::Deleted(a.id.to_string()),
+                Deletion::Deleted(top_a.to_string())
+            ]
+        );
+        assert_eq!(removal.reclaimed, 10);
+        assert!(store.layer(&base).unwrap().is_some());
+        assert!(!store.layer_dir(&top_a).exists());
+        assert_eq!(store.images().unwrap(), vec![b.clone()]);
+
+        let removal = store.prune_images(PruneImages::All).unwrap();
+        assert_eq!(removal.items[0], Deletion::Untagged("r/b:1".into()));
+        assert_eq!(removal.reclaimed, 20);
+        assert!(store.layer_records().unwrap().is_empty());
+        assert!(!store.repositories_path().exists());
+        assert_eq!(fs_names(&store.trash_dir()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn forced_rmi_pins_the_layers_of_an_older_containers_record() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let chains = [chain_id(b"base"), chain_id(b"top")];
+        let img = image(&store, b"img", &chains, Some("r/img:1"));
+        let mut container = store
+            .create_container(&img, "r/img:1", Some("old"))
+            .unwrap();
+        // As an older version wrote it: no layers.
+        container.layers.clear();
+        fsutil::write_json(
+            &store
+                .containers_dir()
+                .join(format!("{}.json", container.id)),
+            &container,
+        )
+        .unwrap();
+
+        let refused = store.remove_image(Some("r/img:1"), "img", false);
+        assert!(
+            matches!(&refused, Err(StoreError::ImageInUse { containers, .. }) if containers == "old"),
+            "{refused:?}"
+        );
+        let removal = store.remove_image(Some("r/img:1"), "img", true).unwrap();
+        assert_eq!(
+            removal.items,
+            vec![
+                Deletion::Untagged("r/img:1".into()),
+                Deletion::Deleted(img.id.to_string())
+            ]
+        );
+        let container = store.container("old").unwrap();
+        assert_eq!(container.layers, chains.to_vec());
+        assert_eq!(store.container_dirs(&container).unwrap().lower.len(), 3);
+        for chain in &chains {
+            assert!(store.layer(chain).unwrap().is_some());
+        }
+        store.remove_container(&container).unwrap();
+        let removal = store.prune_images(PruneImages::Dangling).unwrap();
+        assert_eq!(removal.items.len(), 2);
+        assert!(store.layer_records().unwrap().is_empty());
+    }
+
+    fn fs_names(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
 
     #[test]
     fn repo_of_strips_the_tag_only() {
