@@ -3,12 +3,14 @@
 //! mount with all their layers, and the store stays consistent.
 
 use std::fs;
+use std::os::fd::AsRawFd as _;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::lifecycle::{assert_layer_whole, assert_skeleton, push_pair};
 use crate::support::Env;
-use crate::support::strata::Output;
+use crate::support::strata::{Output, bin};
 
 /// How long the processes loop.
 const SPAN: Duration = Duration::from_secs(15);
@@ -109,4 +111,43 @@ fn pulls_containers_rmi_and_prunes_at_once_keep_the_store_consistent() {
     s.run(&["rm", "-f", "last"]).ok();
     s.run(&["system", "prune", "-a", "-f"]).ok();
     assert_skeleton(s);
+}
+
+/// A command that cannot have the store lock at once waits, says so once, and goes on.
+#[test]
+fn a_command_waiting_for_the_store_lock_says_so_and_goes_on() {
+    let env = Env::new();
+    let s = &env.strata;
+    s.run(&["images"]).ok();
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(s.root().join("locks/store.lock"))
+        .expect("open store.lock");
+    // SAFETY: a valid open fd.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) }, 0);
+    let child = Command::new(bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["image", "prune", "-f"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata");
+    std::thread::sleep(Duration::from_millis(1800));
+    drop(lock);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = format!(
+        "warning: waiting for other strata processes on {}\n",
+        s.root().display()
+    );
+    assert_eq!(stderr, line);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Total reclaimed space: 0B\n"
+    );
 }
