@@ -53,6 +53,7 @@ pub struct ContainerDirs {
 }
 
 impl Store {
+    /// `<root>/containers`: records and state dirs.
     pub(super) fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }

@@ -59,10 +59,12 @@ pub struct Repositories {
 }
 
 impl Store {
+    /// `<root>/images/<id hex>`.
     pub(super) fn image_dir(&self, id: &ImageId) -> PathBuf {
         self.images_dir().join(id.hex())
     }
 
+    /// `<root>/repositories.json`.
     pub(super) fn repositories_path(&self) -> PathBuf {
         self.root.join("repositories.json")
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{LockGuard, Store, StoreError, fsutil, io_err};
 
 impl Store {
+    /// `<root>/trash`.
     pub(super) fn trash_dir(&self) -> PathBuf {
         self.root.join("trash")
     }
