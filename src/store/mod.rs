@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Lifecycle: [`lease`] (the store-wide reader/writer lock), [`trash`] (deletes that a kill
-//! cannot tear), [`recover`] (cleaning up after killed runs, in one place), [`gc`] (rmi and
+//! cannot tear), [`recover`] (cleaning up after killed runs, in one place), `gc` (rmi and
 //! image prune).
 
 mod containers;
