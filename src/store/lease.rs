@@ -59,8 +59,8 @@ impl Store {
         self.locks_dir().join("store.turnstile")
     }
 
-    /// Takes the store lock (blocks; after about a second of waiting, a warning "waiting for
-    /// other strata processes on <root>" goes to `tracing`, once per process).
+    /// Takes the store lock (blocks; after about a second of waiting, a warning `waiting for
+    /// other strata processes on <root>` goes to `tracing`, once per process).
     pub fn lease(&self, kind: LeaseKind) -> Result<StoreLease, StoreError> {
         let started = Instant::now();
         let turnstile = self.wait_for(started, &self.turnstile_path(), LeaseKind::Exclusive)?;
