@@ -218,9 +218,13 @@ impl Store {
     /// half-way leaves orphans that [`Store::recover`] removes, never a container with missing
     /// parts; then its layers (renamed into the trash), links and state dir.
     pub fn remove_container(&self, record: &ContainerRecord) -> Result<(), StoreError> {
-        let _lock = self.metadata_lock()?;
-        fsutil::remove_file(&self.container_record_path(&record.id))?;
-        self.remove_container_files(record)
+        {
+            let _lock = self.metadata_lock()?;
+            fsutil::remove_file(&self.container_record_path(&record.id))?;
+            self.remove_container_files(record)?;
+        }
+        self.empty_trash()?;
+        Ok(())
     }
 
     fn remove_container_files(&self, record: &ContainerRecord) -> Result<(), StoreError> {
@@ -428,6 +432,7 @@ mod tests {
 
         store.remove_container(&c).unwrap();
         assert!(!dir.exists() && !init.exists());
+        assert_eq!(fs::read_dir(store.trash_dir()).unwrap().count(), 0);
         assert!(!store.links_dir().join(&c.link).exists());
         assert!(store.containers().unwrap().is_empty());
     }

@@ -381,6 +381,13 @@ fn prunes_remove_dangling_then_unused_images_and_unmounted_containers() {
     let out = env.strata.run(&["container", "prune", "-f"]).ok();
     assert_eq!(lines(&out)[..2], ["Deleted Containers:", idle_id.as_str()]);
     assert_eq!(env.strata.ps().len(), 1);
+    let trash = fs::read_dir(env.strata.root().join("trash"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        trash, 0,
+        "a removed container's files are gone, not only trashed"
+    );
 
     let out = env
         .strata
