@@ -102,20 +102,23 @@ pub async fn pull(
     let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
     let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
     let id = resolved.id.clone();
-    store.recover(options.sync).map_err(store_err)?;
-    // Held from deciding which layers are present until the image is recorded and tagged:
-    // no rmi or prune removes them meanwhile.
-    let leasing = store.clone();
-    let _lease = tokio::task::spawn_blocking(move || leasing.lease(LeaseKind::Shared))
-        .await
-        .map_err(|e| {
-            store_err(StoreError::Io {
-                what: "waiting for the store lock",
-                path: store.root().to_path_buf(),
-                source: std::io::Error::other(e),
-            })
-        })?
-        .map_err(store_err)?;
+    // Recovery first (it may wait for the exclusive lease), then the shared lease, held from
+    // deciding which layers are present until the image is recorded and tagged: no rmi or
+    // prune removes them meanwhile. Both may block: off the async workers.
+    let (leasing, sync) = (store.clone(), options.sync);
+    let _lease = tokio::task::spawn_blocking(move || {
+        leasing.recover(sync)?;
+        leasing.lease(LeaseKind::Shared)
+    })
+    .await
+    .map_err(|e| {
+        store_err(StoreError::Io {
+            what: "waiting for the store lock",
+            path: store.root().to_path_buf(),
+            source: std::io::Error::other(e),
+        })
+    })?
+    .map_err(store_err)?;
     let had_image = store.image(&id).map_err(store_err)?.is_some();
 
     let diff_ids: Vec<DiffId> = resolved.layers.iter().map(|l| l.diff_id.clone()).collect();
