@@ -411,3 +411,57 @@ fn prunes_remove_dangling_then_unused_images_and_unmounted_containers() {
     );
     assert_skeleton(&env.strata);
 }
+
+/// `strata --root ROOT ARGS` on a terminal (util-linux `script`), answering `answer`.
+fn on_terminal(s: &Strata, args: &str, answer: &str) -> String {
+    support::require_tool("script");
+    let command = format!(
+        "{} --root {} {args}",
+        crate::support::strata::bin().display(),
+        s.root().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(answer.as_bytes())
+        .expect("answer");
+    let out = child.wait_with_output().expect("wait for script");
+    assert!(out.status.success(), "{args}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn prunes_ask_on_a_terminal_and_only_yes_removes() {
+    let env = Env::new();
+    let (a, b) = push_pair(&env);
+    let ra = env.r("test/a:v1");
+    env.strata.pull(&ra).ok();
+    // The tag moves to b: a is dangling.
+    env.push.image("test/a", Some("v1"), &b);
+    env.strata.pull(&ra).ok();
+
+    let out = on_terminal(&env.strata, "image prune", "n\n");
+    assert!(
+        out.contains("WARNING! This will remove all dangling images.")
+            && out.contains("Are you sure you want to continue? [y/N]"),
+        "{out}"
+    );
+    assert!(!out.contains("Total reclaimed space"), "{out}");
+    assert_layer_whole(&env.strata, &a.chain_ids()[1]);
+
+    let out = on_terminal(&env.strata, "system prune -a", "y\n");
+    assert!(out.contains("  - all images without at least one container associated to them"));
+    assert!(
+        out.contains(&format!("deleted: {}", a.config_digest)),
+        "{out}"
+    );
+    assert_skeleton(&env.strata);
+}
