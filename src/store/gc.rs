@@ -60,7 +60,8 @@ impl Store {
 
     /// `rmi`: removes the image `raw` names (a normalised reference, a full id or an id
     /// prefix), as Docker does. By tag: untags it, and deletes the image when that was its last
-    /// tag. By id or digest: untags all its tags and deletes it. Refused without `force` when a
+    /// tag. By `repo@digest`: removes that digest reference, and deletes the image when it has
+    /// no tag. By id: untags all its tags and deletes it. Refused without `force` when a
     /// container uses the image, or, by id, when tags of several repositories name it. With
     /// `force`, the image goes but never a layer a container stands on.
     pub fn remove_image(
@@ -97,6 +98,17 @@ impl Store {
             .map(|c| c.name)
             .collect();
         let by_tag = normalised_ref.filter(|r| repos.refs.contains_key(*r));
+        let by_digest = normalised_ref.filter(|r| image.repo_digests.iter().any(|d| d == r));
+        // Other references are left: only this one goes.
+        if let Some(digest_ref) = by_digest
+            && !tags.is_empty()
+        {
+            self.remove_repo_digest(&image.id, digest_ref)?;
+            return Ok(Removal {
+                items: vec![Deletion::Untagged(digest_ref.to_string())],
+                reclaimed: 0,
+            });
+        }
         if let Some(tag) = by_tag
             && tags.len() > 1
         {
@@ -162,6 +174,16 @@ impl Store {
             }
         }
         Ok(removal)
+    }
+
+    /// Drops one `repo@digest` name from an image's record.
+    fn remove_repo_digest(&self, id: &ImageId, digest_ref: &str) -> Result<(), StoreError> {
+        let _lock = self.metadata_lock()?;
+        let Some(mut record) = self.image(id)? else {
+            return Ok(());
+        };
+        record.repo_digests.retain(|d| d != digest_ref);
+        fsutil::write_json(&self.image_dir(id).join("image.json"), &record)
     }
 
     /// Untags every reference to `image`, then moves its directory into the trash.
@@ -346,6 +368,43 @@ mod tests {
         let removal = store.prune_images(PruneImages::Dangling).unwrap();
         assert_eq!(removal.items.len(), 2);
         assert!(store.layer_records().unwrap().is_empty());
+    }
+
+    #[test]
+    fn rmi_by_digest_drops_that_name_and_deletes_an_untagged_image() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let img = image(&store, b"img", &[chain_id(b"l")], Some("r/img:1"));
+        let by_digest = "r/img@sha256:abc";
+        store.add_repo_digest(&img.id, by_digest).unwrap();
+
+        let removal = store
+            .remove_image(Some(by_digest), by_digest, false)
+            .unwrap();
+        assert_eq!(removal.items, vec![Deletion::Untagged(by_digest.into())]);
+        assert!(
+            store
+                .image(&img.id)
+                .unwrap()
+                .unwrap()
+                .repo_digests
+                .is_empty()
+        );
+
+        store.add_repo_digest(&img.id, by_digest).unwrap();
+        store.untag("r/img:1").unwrap();
+        let removal = store
+            .remove_image(Some(by_digest), by_digest, false)
+            .unwrap();
+        assert_eq!(
+            removal.items,
+            vec![
+                Deletion::Untagged(by_digest.into()),
+                Deletion::Deleted(img.id.to_string()),
+                Deletion::Deleted(chain_id(b"l").to_string()),
+            ]
+        );
+        assert!(store.images().unwrap().is_empty());
     }
 
     fn fs_names(dir: &std::path::Path) -> Vec<String> {
