@@ -32,7 +32,7 @@ use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::FlattenSink;
 use crate::source::RegistrySource;
-use crate::store::{ImageRecord, Store};
+use crate::store::{ImageRecord, LeaseKind, Store, StoreError};
 
 /// What an export produced.
 #[derive(Debug, Clone)]
@@ -236,6 +236,21 @@ pub fn export_stored(
 ) -> Result<ExportOutcome, ExportError> {
     let plan = plan(target)?;
     let name = reference.to_string();
+    // Shared: no rmi or prune removes a layer while it is read; the image may be gone already.
+    let store_err = |source| {
+        ExportError::Pull(Box::new(PullError::Store {
+            image: name.clone(),
+            source,
+        }))
+    };
+    let _lease = store.lease(LeaseKind::Shared).map_err(store_err)?;
+    if image
+        .layers
+        .iter()
+        .any(|l| !matches!(store.layer(&l.chain_id), Ok(Some(_))))
+    {
+        return Err(store_err(StoreError::ImageRemoved(name.clone())));
+    }
     let guard = create_staging(&plan, &name)?;
     let mut flattener = Flattener::new(&plan.staging, &options.apply);
     let (mut entries, mut bytes) = (0, 0);

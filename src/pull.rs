@@ -13,7 +13,7 @@ use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::StoreSink;
 use crate::source::RegistrySource;
-use crate::store::{ImageRecord, LayerRef, Store, StoreError, pick_platform};
+use crate::store::{ImageRecord, LayerRef, LeaseKind, Store, StoreError, pick_platform};
 
 pub use crate::pipeline::{LayerError, Observer, PullError, PullEvent, Silent};
 
@@ -103,9 +103,24 @@ pub async fn pull(
     let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
     let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
     let id = resolved.id.clone();
+    // Recovery first (it may wait for the exclusive lease), then the shared lease, held from
+    // deciding which layers are present until the image is recorded and tagged: no rmi or
+    // prune removes them meanwhile. Both may block: off the async workers.
+    let (leasing, sync) = (store.clone(), options.sync);
+    let _lease = tokio::task::spawn_blocking(move || {
+        leasing.recover(sync)?;
+        leasing.lease(LeaseKind::Shared)
+    })
+    .await
+    .map_err(|e| {
+        store_err(StoreError::Io {
+            what: "waiting for the store lock",
+            path: store.root().to_path_buf(),
+            source: std::io::Error::other(e),
+        })
+    })?
+    .map_err(store_err)?;
     let had_image = store.image(&id).map_err(store_err)?.is_some();
-    store.sweep_staging().map_err(store_err)?;
-    store.repair_unsynced(options.sync).map_err(store_err)?;
 
     let jobs = resolved.layer_jobs();
     let chains: Vec<ChainId> = jobs.iter().map(|job| job.chain_id.clone()).collect();
@@ -237,9 +252,9 @@ enum Stored {
 }
 
 /// Looks `reference` up for `platform` (layers a crash may have torn are discarded first, see
-/// `store::durable`).
+/// [`Store::recover`]).
 fn lookup(store: &Store, reference: &Reference, platform: &Platform) -> Result<Stored, StoreError> {
-    store.repair_unsynced(false)?;
+    store.recover(false)?;
     let images = store.images_by_ref(&store_key(reference))?;
     let platforms: Vec<String> = images.iter().map(|i| i.platform.clone()).collect();
     if images.is_empty() {
@@ -260,7 +275,7 @@ fn lookup(store: &Store, reference: &Reference, platform: &Platform) -> Result<S
 }
 
 /// The stored image of `reference` for `platform` when it and all its layers are in the store
-/// (layers a crash may have torn are discarded first, see `store::durable`). A reference that
+/// (layers a crash may have torn are discarded first, see [`Store::recover`]). A reference that
 /// names images of other platforms only (a tag pulled for another one, an index digest) has
 /// none.
 pub fn present_image(
@@ -285,7 +300,7 @@ pub async fn ensure_image(
     observer: Arc<dyn Observer>,
 ) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
     // Layers a crash may have torn must not be used (see `store::durable`).
-    store.repair_unsynced(options.sync)?;
+    store.recover(options.sync)?;
     if policy != PullPolicy::Always {
         match lookup(store, reference, &options.platform)? {
             Stored::Present(image) => return Ok((image, None)),

@@ -8,6 +8,7 @@ mod describe;
 mod df;
 mod disk_usage;
 mod export;
+mod groups;
 mod hints;
 mod image_list;
 mod images;
@@ -15,7 +16,9 @@ mod inspect;
 mod log;
 mod login;
 mod progress;
-mod system;
+mod prune;
+mod rmi;
+mod tag;
 mod units;
 
 use std::process::ExitCode;
@@ -89,9 +92,19 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove the saved credentials of a registry
     Logout(login::LogoutArgs),
-    /// The store as a whole: `system df`
+    /// Give an image another reference: SOURCE (reference or id) as TARGET
+    Tag(tag::TagArgs),
+    /// Remove images: untag, then delete what no reference and no container keeps
+    Rmi(rmi::RmiArgs),
+    /// Manage images (rm, prune)
     #[command(subcommand)]
-    System(system::SystemCommand),
+    Image(groups::ImageCommand),
+    /// Manage containers (prune)
+    #[command(subcommand)]
+    Container(groups::ContainerCommand),
+    /// Manage the store (prune)
+    #[command(subcommand)]
+    System(groups::SystemCommand),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -123,7 +136,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::export(g, &args)?,
         Command::Login(args) => login::login(g, &args)?,
         Command::Logout(args) => login::logout(&args)?,
-        Command::System(command) => system::run(g, &command)?,
+        Command::Tag(args) => tag::tag(&g.store()?, &args)?,
+        Command::Rmi(args) => return rmi::rmi(&g.store()?, &args),
+        Command::Image(command) => return groups::image(&g.store()?, &command),
+        Command::Container(command) => return groups::container(&g.store()?, &command),
+        Command::System(command) => return groups::system(&g.store()?, &command),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::error::ContainerError;
 use crate::mount::{self, LegacyPaths, MountError, OverlaySpec};
-use crate::store::{ContainerDirs, ContainerRecord, ImageRecord, Store};
+use crate::store::{ContainerDirs, ContainerRecord, ImageRecord, LeaseKind, Store};
 
 /// A container of a store: its record, and the operations on it.
 #[derive(Debug, Clone)]
@@ -113,7 +113,9 @@ impl Container {
         }
         mount::check_privileges()?;
         // Layers a crash may have torn are discarded, never mounted.
-        self.store.repair_unsynced(false)?;
+        self.store.recover(false)?;
+        // Nothing may remove a layer between this check and the mount.
+        let _lease = self.store.lease(LeaseKind::Shared)?;
         if let Some(layer) = dirs.lower.iter().find(|l| !l.is_dir()) {
             return Err(ContainerError::LayerMissing {
                 name: self.record.name.clone(),

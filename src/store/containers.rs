@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
-use super::{ImageRecord, Store, StoreError, fsutil, io_err, layout};
-use crate::id::ImageId;
+use super::{ImageRecord, LeaseKind, Store, StoreError, fsutil, io_err, layout};
+use crate::id::{ChainId, ImageId};
 
 /// What the store knows about a container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,6 +31,10 @@ pub struct ContainerRecord {
     pub link: String,
     /// RFC 3339 creation time.
     pub created: String,
+    /// The image's layers, bottom first: they stay while the container exists, even when its
+    /// image is removed with `rmi -f`. Empty in records of older versions (then the image's).
+    #[serde(default)]
+    pub layers: Vec<ChainId>,
 }
 
 /// The directories a container's overlay mount uses, all absolute.
@@ -49,7 +53,8 @@ pub struct ContainerDirs {
 }
 
 impl Store {
-    fn containers_dir(&self) -> PathBuf {
+    /// `<root>/containers`: records and state dirs.
+    pub(super) fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }
 
@@ -63,13 +68,24 @@ impl Store {
     }
 
     /// Creates a container on `image`: its init layer, its writable layer and its record.
-    /// Fails if `name` is taken. Nothing is left behind on failure.
+    /// Fails if `name` is taken, or if another process removed the image meanwhile (checked
+    /// under the shared store lease, held until the record is written). Nothing is left
+    /// behind on failure.
     pub fn create_container(
         &self,
         image: &ImageRecord,
         image_ref: &str,
         name: Option<&str>,
     ) -> Result<ContainerRecord, StoreError> {
+        let _lease = self.lease(LeaseKind::Shared)?;
+        if self.image(&image.id)?.is_none()
+            || image
+                .layers
+                .iter()
+                .any(|l| !matches!(self.layer(&l.chain_id), Ok(Some(_))))
+        {
+            return Err(StoreError::ImageRemoved(image_ref.to_string()));
+        }
         let _lock = self.metadata_lock()?;
         let id = random_hex()?;
         let name = name
@@ -89,6 +105,7 @@ impl Store {
             init_link: random_link()?,
             link: random_link()?,
             created: super::now_rfc3339(),
+            layers: image.layers.iter().map(|l| l.chain_id.clone()).collect(),
         };
         let result = self.create_container_dirs(image, &record);
         if let Err(e) = result {
@@ -126,17 +143,26 @@ impl Store {
         layout::install_short_link(&self.links_dir(), &record.link, &record.id)
     }
 
-    /// The mount directories of a container.
-    pub fn container_dirs(&self, record: &ContainerRecord) -> Result<ContainerDirs, StoreError> {
+    /// The image layers a container stands on, bottom first (its record's, else, for records
+    /// of older versions, its image's).
+    pub fn container_layers(&self, record: &ContainerRecord) -> Result<Vec<ChainId>, StoreError> {
+        if !record.layers.is_empty() {
+            return Ok(record.layers.clone());
+        }
         let image = self
             .image(&record.image_id)?
             .ok_or_else(|| StoreError::NoSuchImage(record.image_id.to_string()))?;
+        Ok(image.layers.into_iter().map(|l| l.chain_id).collect())
+    }
+
+    /// The mount directories of a container.
+    pub fn container_dirs(&self, record: &ContainerRecord) -> Result<ContainerDirs, StoreError> {
         let init = self.overlay_dir().join(format!("{}-init", record.id));
         let mut lower = vec![init.join("diff")];
         let mut lower_links = vec![format!("l/{}", record.init_link)];
-        for layer in image.layers.iter().rev() {
-            lower.push(self.layer_dir(&layer.chain_id).join("diff"));
-            lower_links.push(format!("l/{}", layout::short_link(&layer.chain_id)));
+        for chain in self.container_layers(record)?.iter().rev() {
+            lower.push(self.layer_dir(chain).join("diff"));
+            lower_links.push(format!("l/{}", layout::short_link(chain)));
         }
         let dir = self.overlay_dir().join(&record.id);
         Ok(ContainerDirs {
@@ -188,21 +214,73 @@ impl Store {
         }
     }
 
-    /// Deletes a container's layers, links and record (the caller unmounts first).
+    /// Deletes a container (the caller unmounts first): its record first, so that a kill
+    /// half-way leaves orphans that [`Store::recover`] removes, never a container with missing
+    /// parts; then its layers (renamed into the trash), links and state dir.
     pub fn remove_container(&self, record: &ContainerRecord) -> Result<(), StoreError> {
-        let _lock = self.metadata_lock()?;
-        self.remove_container_files(record)?;
-        fsutil::remove_file(&self.container_record_path(&record.id))
+        {
+            let _lock = self.metadata_lock()?;
+            fsutil::remove_file(&self.container_record_path(&record.id))?;
+            self.remove_container_files(record)?;
+        }
+        self.empty_trash()?;
+        Ok(())
     }
 
     fn remove_container_files(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        let init_id = format!("{}-init", record.id);
+        self.move_to_trash(&self.overlay_dir().join(&record.id), &record.id)?;
+        self.move_to_trash(&self.overlay_dir().join(&init_id), &init_id)?;
         for link in [&record.link, &record.init_link] {
             fsutil::remove_file(&self.links_dir().join(link))?;
         }
-        fsutil::remove_tree(&self.container_state_dir(&record.id))?;
-        fsutil::remove_tree(&self.overlay_dir().join(format!("{}-init", record.id)))?;
-        fsutil::remove_tree(&self.overlay_dir().join(&record.id))
+        fsutil::remove_tree(&self.container_state_dir(&record.id))
     }
+
+    /// Writes `image`'s layers into a container record of an older version (which named them
+    /// through the image only), so that they outlive the image.
+    pub(super) fn pin_container_layers(
+        &self,
+        record: &ContainerRecord,
+        image: &ImageRecord,
+    ) -> Result<(), StoreError> {
+        let _lock = self.metadata_lock()?;
+        let path = self.container_record_path(&record.id);
+        // Removed meanwhile: writing it again would bring it back.
+        if fsutil::read_json::<ContainerRecord>(&path)?.is_none() {
+            return Ok(());
+        }
+        let pinned = ContainerRecord {
+            layers: image.layers.iter().map(|l| l.chain_id.clone()).collect(),
+            ..record.clone()
+        };
+        fsutil::write_json(&path, &pinned)
+    }
+
+    /// Bytes of regular files in a container's writable layer (Docker's `SizeRw`).
+    pub fn container_size(&self, record: &ContainerRecord) -> u64 {
+        tree_size(&self.overlay_dir().join(&record.id).join("diff"))
+    }
+}
+
+/// Bytes of the regular files under `dir`, not following symlinks (unreadable parts count 0;
+/// an explicit stack, so depth costs no recursion).
+fn tree_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(entry.path()),
+                Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Docker's rule for container names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (one char is enough here), at most 128.
@@ -276,6 +354,11 @@ mod tests {
             repo_digests: vec![],
             pulled_at: String::new(),
         };
+        for chain in chains {
+            let staging = store.begin_layer(chain, &[]).unwrap();
+            let layer = crate::store::layer::tests::record(chain, staging.link());
+            staging.commit(&layer).unwrap();
+        }
         store.put_image(&record, b"{}", b"{}").unwrap();
         record
     }
@@ -349,6 +432,7 @@ mod tests {
 
         store.remove_container(&c).unwrap();
         assert!(!dir.exists() && !init.exists());
+        assert_eq!(fs::read_dir(store.trash_dir()).unwrap().count(), 0);
         assert!(!store.links_dir().join(&c.link).exists());
         assert!(store.containers().unwrap().is_empty());
     }

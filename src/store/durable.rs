@@ -60,8 +60,37 @@ impl Store {
     }
 
     /// Deals with the markers that pulls left (see the module docs): removes earlier boots'
-    /// layers whose lock nobody holds, and (`sync`) syncs this boot's.
+    /// layers whose lock nobody holds, and (`sync`) syncs this boot's. Removing a layer needs
+    /// the exclusive store lease: [`Store::recover`] takes it when there is such a layer.
     pub fn repair_unsynced(&self, sync: bool) -> Result<Repair, StoreError> {
+        self.repair_unsynced_with(sync, true)
+    }
+
+    /// Whether a marker of an earlier boot is there (a layer [`Store::repair_unsynced`] would
+    /// remove).
+    pub(super) fn has_stale_unsynced(&self) -> Result<bool, StoreError> {
+        let dir = self.unsynced_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let current = boot_id();
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            if fs::read_to_string(entry.path()).is_ok_and(|boot| boot.trim() != current) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// [`Store::repair_unsynced`], leaving earlier boots' layers alone unless `remove_stale`.
+    pub(super) fn repair_unsynced_with(
+        &self,
+        sync: bool,
+        remove_stale: bool,
+    ) -> Result<Repair, StoreError> {
         let dir = self.unsynced_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -84,6 +113,9 @@ impl Store {
             };
             if boot.trim() == current {
                 this_boot.push(marker);
+                continue;
+            }
+            if !remove_stale {
                 continue;
             }
             // A pull of this layer in progress replaces it anyway.

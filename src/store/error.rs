@@ -41,6 +41,24 @@ pub enum StoreError {
     /// A container name is taken.
     #[error("the container name {0:?} is already in use")]
     NameInUse(String),
+    /// Removing an image that containers use, without force.
+    #[error(
+        "unable to remove image {reference} (must force) - image is being used by container {containers}"
+    )]
+    ImageInUse {
+        /// The image as the command named it.
+        reference: String,
+        /// The names of the containers, comma-separated.
+        containers: String,
+    },
+    /// Removing by id an image tagged in several repositories, without force.
+    #[error(
+        "conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories"
+    )]
+    MultipleRepositories(String),
+    /// The image went away between its lookup and its use (another process removed it).
+    #[error("image {0} was removed by another strata process meanwhile: pull it again")]
+    ImageRemoved(String),
 }
 
 /// For `map_err`: an I/O error while doing `what` on `path`.

@@ -84,11 +84,13 @@ pub struct Repositories {
 }
 
 impl Store {
-    fn image_dir(&self, id: &ImageId) -> PathBuf {
+    /// `<root>/images/<id hex>`.
+    pub(super) fn image_dir(&self, id: &ImageId) -> PathBuf {
         self.images_dir().join(id.hex())
     }
 
-    fn repositories_path(&self) -> PathBuf {
+    /// `<root>/repositories.json`.
+    pub(super) fn repositories_path(&self) -> PathBuf {
         self.root.join("repositories.json")
     }
 

@@ -90,15 +90,37 @@ impl Store {
         Ok(staging)
     }
 
-    /// Removes a layer: its record first (so that it is no longer present), its short link,
-    /// then its directory.
+    /// Takes a layer out of the store, in an order a kill cannot turn into a half-deleted
+    /// layer that looks present: its record (it is no longer present), its directory renamed
+    /// into the trash, then its short link. The trashed files are removed by
+    /// [`Store::empty_trash`]. The caller holds the exclusive store lease.
     pub(crate) fn remove_layer(&self, chain: &ChainId) -> Result<(), StoreError> {
         fsutil::remove_file(&self.layer_record_path(chain))?;
+        self.move_to_trash(&self.layer_dir(chain), chain.hex())?;
         let link = self.links_dir().join(layout::short_link(chain));
         if fs::read_link(&link).is_ok_and(|t| t == Path::new(&format!("../{}/diff", chain.hex()))) {
             fsutil::remove_file(&link)?;
         }
-        fsutil::remove_tree(&self.layer_dir(chain))
+        Ok(())
+    }
+
+    /// The chain IDs of every layer with a record, present or not.
+    pub(crate) fn layer_records(&self) -> Result<Vec<ChainId>, StoreError> {
+        let dir = self.layers_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name();
+            if let Some(chain) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(ChainId::from_hex)
+            {
+                out.push(chain);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Removes staging directories of killed runs (those whose layer lock nobody holds).

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{StoreError, io_err};
 
-/// Holds an exclusive lock until dropped.
+/// Holds a lock (exclusive, or shared with [`LockGuard::acquire_shared`]) until dropped.
 #[derive(Debug)]
 pub struct LockGuard {
     file: File,
@@ -17,6 +17,23 @@ impl LockGuard {
         let file = open(path)?;
         file.lock().map_err(io_err("locking", path))?;
         Ok(LockGuard { file })
+    }
+
+    /// Blocks until the lock file at `path` is locked shared (other sharers may hold it too).
+    pub fn acquire_shared(path: &Path) -> Result<Self, StoreError> {
+        let file = open(path)?;
+        file.lock_shared().map_err(io_err("locking", path))?;
+        Ok(LockGuard { file })
+    }
+
+    /// Locks `path` shared if no exclusive holder has it; `Ok(None)` when it is busy.
+    pub fn try_acquire_shared(path: &Path) -> Result<Option<Self>, StoreError> {
+        let file = open(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(LockGuard { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err("locking", path)(e)),
+        }
     }
 
     /// Locks `path` if nobody holds it; `Ok(None)` when it is busy.
@@ -57,5 +74,19 @@ mod tests {
         assert!(LockGuard::try_acquire(&path).unwrap().is_none());
         drop(first);
         assert!(LockGuard::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclude_an_exclusive_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let a = LockGuard::acquire_shared(&path).unwrap();
+        let b = LockGuard::try_acquire_shared(&path).unwrap();
+        assert!(b.is_some());
+        assert!(LockGuard::try_acquire(&path).unwrap().is_none());
+        drop((a, b));
+        let held = LockGuard::acquire(&path).unwrap();
+        assert!(LockGuard::try_acquire_shared(&path).unwrap().is_none());
+        drop(held);
     }
 }

@@ -9,18 +9,27 @@
 //! <root>/containers/<cid>.json                      container records
 //! <root>/repositories.json                             references -> image ids
 //! <root>/staging/<chain hex>/                          layers being unpacked (never visible)
-//! <root>/locks/                                        flock files
+//! <root>/locks/                                        flock files (store.lock, store.turnstile, ...)
 //! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
+//! <root>/trash/<name>-<random>                         deleted trees, removed outside the lock
 //! ```
+//!
+//! Lifecycle: [`lease`] (the store-wide reader/writer lock), [`trash`] (deletes that a kill
+//! cannot tear), [`recover`] (cleaning up after killed runs, in one place), `gc` (rmi and
+//! image prune).
 
 mod containers;
 mod durable;
 mod error;
 mod fsutil;
+mod gc;
 mod image;
 mod layer;
 mod layout;
+pub mod lease;
 mod lock;
+pub mod recover;
+pub mod trash;
 
 use std::path::{Path, PathBuf};
 
@@ -28,10 +37,16 @@ pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use error::StoreError;
 pub(crate) use error::io_err;
+pub use gc::{Deletion, PruneImages, Removal};
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339, pick_platform};
 pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
+pub use lease::{LeaseKind, StoreLease};
 pub use lock::LockGuard;
+pub use recover::Recovery;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
 
 use crate::id::ChainId;
 
@@ -39,6 +54,8 @@ use crate::id::ChainId;
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// How far [`Store::recover`] has run for this value and its clones.
+    recovered: Arc<AtomicU8>,
 }
 
 impl Store {
@@ -58,6 +75,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let store = Store {
             root: root.to_path_buf(),
+            recovered: Arc::new(AtomicU8::new(0)),
         };
         fsutil::mkdir_mode_as(&store.root, 0o711, "cannot create store directory")?;
         fsutil::mkdir_mode(&store.overlay_dir(), 0o710)?;
@@ -68,6 +86,7 @@ impl Store {
             store.staging_dir(),
             store.locks_dir(),
             store.unsynced_dir(),
+            store.trash_dir(),
         ] {
             fsutil::mkdir_mode(&dir, 0o700)?;
         }

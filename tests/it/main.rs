@@ -13,11 +13,15 @@
 mod support;
 
 mod archive_props;
+mod concurrency;
 mod containers;
+mod crash;
 mod differential;
+mod enospc;
 mod export;
 mod hostile;
 mod images;
+mod lifecycle;
 mod pull;
 mod registry_auth;
 mod registry_faults;

@@ -1,0 +1,204 @@
+//! Recovery in one place: what killed runs and crashes leave, cleaned up by the first mutating
+//! operation of a command ([`Store::recover`]); read-only commands never call it.
+//!
+//! Every write to the store is ordered so that a kill leaves at worst an orphan, never
+//! something that looks present but is not whole: a staging dir, a layer directory without its
+//! record, a dangling short link, an image directory without `image.json`, a container's
+//! layers or state without its record, a trash entry. Recovery removes them; orphans only under
+//! the exclusive store lease (which no creation in progress can hold at the same time), taken
+//! only when it is free at once, so a command never waits for recovery's sake, except after a
+//! crash left unsynced layers of an earlier boot, which must go before anything uses them.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use super::{LeaseKind, Repair, Store, StoreError, fsutil, io_err};
+use crate::id::{ChainId, ImageId};
+
+/// What [`Store::recover`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Staging directories of killed runs removed.
+    pub staging: usize,
+    /// What happened to layers committed without a sync.
+    pub repair: Repair,
+    /// Orphans removed, relative to the root.
+    pub orphans: Vec<PathBuf>,
+    /// Trash entries removed.
+    pub trash: usize,
+}
+
+/// `recovered` levels: not yet, done without syncing this boot's layers, done with.
+const UNSYNCED_LEFT: u8 = 1;
+const SYNCED: u8 = 2;
+
+impl Store {
+    /// Cleans up after killed runs, once per [`Store`] value (its clones share it): sweeps
+    /// staging, repairs unsynced layers (`sync`: this boot's are synced too, see `durable`),
+    /// removes orphans when nobody else holds the store, and empties the trash. Call it before
+    /// taking the store lease, never while holding it.
+    pub fn recover(&self, sync: bool) -> Result<Recovery, StoreError> {
+        let level = if sync { SYNCED } else { UNSYNCED_LEFT };
+        if self.recovered.load(Ordering::Acquire) >= level {
+            return Ok(Recovery::default());
+        }
+        let mut recovery = Recovery {
+            staging: self.sweep_staging()?,
+            ..Recovery::default()
+        };
+        let lease = if self.has_stale_unsynced()? {
+            Some(self.lease(LeaseKind::Exclusive)?)
+        } else {
+            self.try_lease_exclusive()?
+        };
+        recovery.repair = self.repair_unsynced_with(sync, lease.is_some())?;
+        if lease.is_some() {
+            recovery.orphans = self.remove_orphans()?;
+        }
+        drop(lease);
+        recovery.trash = self.empty_trash()?;
+        self.recovered.fetch_max(level, Ordering::AcqRel);
+        Ok(recovery)
+    }
+
+    /// Moves what no record accounts for into the trash (the caller holds the exclusive
+    /// lease); returns the removed paths relative to the root.
+    fn remove_orphans(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut removed = Vec::new();
+        let layers: BTreeSet<ChainId> = self.layer_records()?.into_iter().collect();
+        for chain in &layers {
+            if !self.layer_dir(chain).join("diff").is_dir() {
+                let record = self.layers_dir().join(format!("{}.json", chain.hex()));
+                fsutil::remove_file(&record)?;
+                removed.push(PathBuf::from("layers").join(format!("{}.json", chain.hex())));
+            }
+        }
+        let containers = self.containers()?;
+        let mut known: BTreeSet<String> = layers.iter().map(|c| c.hex().to_string()).collect();
+        for c in &containers {
+            known.insert(c.id.clone());
+            known.insert(format!("{}-init", c.id));
+        }
+        let overlay = self.overlay_dir();
+        for name in dir_names(&overlay)? {
+            if name == "l" || known.contains(&name) || is_mounted_under(&overlay.join(&name)) {
+                continue;
+            }
+            self.move_to_trash(&overlay.join(&name), &name)?;
+            removed.push(PathBuf::from("overlay2").join(name));
+        }
+        let links = self.links_dir();
+        for name in dir_names(&links)? {
+            let link = links.join(&name);
+            if fs::metadata(&link).is_err() {
+                fsutil::remove_file(&link)?;
+                removed.push(PathBuf::from("overlay2/l").join(name));
+            }
+        }
+        let images = self.images_dir();
+        for name in dir_names(&images)? {
+            let whole = ImageId::from_hex(&name)
+                .is_some_and(|id| self.image_dir(&id).join("image.json").is_file());
+            if !whole {
+                self.move_to_trash(&images.join(&name), &name)?;
+                removed.push(PathBuf::from("images").join(name));
+            }
+        }
+        let ids: BTreeSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        let states = self.containers_dir();
+        for name in dir_names(&states)? {
+            if !name.ends_with(".json") && !ids.contains(name.as_str()) {
+                self.move_to_trash(&states.join(&name), &name)?;
+                removed.push(PathBuf::from("containers").join(name));
+            }
+        }
+        let unsynced = self.unsynced_dir();
+        for name in dir_names(&unsynced)? {
+            if !ChainId::from_hex(&name).is_some_and(|c| layers.contains(&c)) {
+                fsutil::remove_file(&unsynced.join(&name))?;
+                removed.push(PathBuf::from("unsynced").join(name));
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The names in `dir` (none when it does not exist).
+fn dir_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(io_err("listing", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Whether `dir/merged` is a mount point (another device than `dir`): such a directory is left
+/// alone, removing it would reach into the mount.
+fn is_mounted_under(dir: &Path) -> bool {
+    match (fs::metadata(dir), fs::metadata(dir.join("merged"))) {
+        (Ok(outer), Ok(inner)) => outer.dev() != inner.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::layer::tests::{chain_id, record};
+
+    #[test]
+    fn orphans_go_and_whole_things_stay() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let kept = chain_id(b"kept");
+        let staging = store.begin_layer(&kept, &[]).unwrap();
+        let link = staging.link().to_string();
+        staging.commit(&record(&kept, &link)).unwrap();
+
+        let overlay = store.overlay_dir();
+        fs::create_dir_all(overlay.join(chain_id(b"half").hex()).join("diff")).unwrap();
+        std::os::unix::fs::symlink("../gone/diff", store.links_dir().join("DANGLING")).unwrap();
+        fs::create_dir_all(store.images_dir().join(chain_id(b"img").hex())).unwrap();
+        fs::create_dir_all(store.containers_dir().join("c0ffee")).unwrap();
+        fs::create_dir_all(store.trash_dir().join("x-1/y")).unwrap();
+
+        let recovery = store.recover(false).unwrap();
+        assert_eq!(recovery.orphans.len(), 4, "{recovery:?}");
+        assert!(recovery.trash >= 1);
+        assert!(store.layer(&kept).unwrap().is_some());
+        assert!(store.links_dir().join(&link).exists());
+        assert_eq!(
+            dir_names(&overlay).unwrap(),
+            vec![kept.hex().to_string(), "l".into()]
+        );
+        assert!(dir_names(&store.trash_dir()).unwrap().is_empty());
+        // Once per store value.
+        fs::create_dir_all(overlay.join("again")).unwrap();
+        assert_eq!(store.recover(false).unwrap(), Recovery::default());
+        assert!(!store.recover(true).unwrap().orphans.is_empty());
+    }
+
+    #[test]
+    fn orphans_stay_while_another_process_holds_the_store() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let other = Store::open(root.path()).unwrap();
+        let _held = other.lease(LeaseKind::Shared).unwrap();
+        fs::create_dir_all(store.overlay_dir().join("creating")).unwrap();
+        assert!(store.recover(true).unwrap().orphans.is_empty());
+        assert!(store.overlay_dir().join("creating").exists());
+    }
+}
