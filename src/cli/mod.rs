@@ -2,6 +2,7 @@
 
 mod args;
 mod async_runtime;
+mod check;
 mod container_hints;
 mod containers;
 mod describe;
@@ -88,6 +89,8 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove the saved credentials of a registry
     Logout(login::LogoutArgs),
+    /// Check the store's consistency; exit 1 when problems remain
+    Check(check::CheckArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -119,6 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::export(g, &args)?,
         Command::Login(args) => login::login(g, &args)?,
         Command::Logout(args) => login::logout(&args)?,
+        Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -49,7 +49,7 @@ pub struct ContainerDirs {
 }
 
 impl Store {
-    fn containers_dir(&self) -> PathBuf {
+    pub(super) fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }
 

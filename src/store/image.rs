@@ -59,7 +59,7 @@ pub struct Repositories {
 }
 
 impl Store {
-    fn image_dir(&self, id: &ImageId) -> PathBuf {
+    pub(super) fn image_dir(&self, id: &ImageId) -> PathBuf {
         self.images_dir().join(id.hex())
     }
 

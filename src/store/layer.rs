@@ -34,7 +34,7 @@ pub struct LayerRecord {
 }
 
 impl Store {
-    fn layer_record_path(&self, chain: &ChainId) -> PathBuf {
+    pub(super) fn layer_record_path(&self, chain: &ChainId) -> PathBuf {
         self.layers_dir().join(format!("{}.json", chain.hex()))
     }
 

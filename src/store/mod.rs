@@ -13,6 +13,7 @@
 //! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
 //! ```
 
+mod check;
 mod containers;
 mod durable;
 mod error;
@@ -24,6 +25,7 @@ mod lock;
 
 use std::path::{Path, PathBuf};
 
+pub use check::{Outcome, Problem, ProblemKind};
 pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use error::StoreError;
