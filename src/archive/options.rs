@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::content::FileHashes;
+
 /// How to apply a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyOptions {
@@ -48,4 +50,8 @@ pub struct ApplyStats {
     /// destination, normalised, with symlinks resolved (the path where the directory is),
     /// sorted (parents before children). Always empty in flatten mode.
     pub implicit_dirs: Vec<PathBuf>,
+    /// Overlay mode: the sha256 of each regular file's bytes, taken while writing them, by
+    /// inode (for the layer's content digest, see [`crate::archive::TreeListing`]). Empty in
+    /// flatten mode.
+    pub file_hashes: FileHashes,
 }

@@ -8,6 +8,7 @@ use tar::{EntryType, Header};
 
 use super::{ApplyOptions, ApplyStats, ArchiveError, apply_layer};
 
+mod content;
 mod flatten;
 
 const MTIME: u64 = 1_600_000_000;
