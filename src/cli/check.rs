@@ -1,4 +1,4 @@
-//! `strata check [--repair] [--json]`: the store's consistency, as a table or JSON.
+//! `strata check [--repair] [--json] [--content]`: the store's consistency, as a table or JSON.
 
 use std::process::ExitCode;
 
@@ -19,6 +19,10 @@ pub struct CheckArgs {
     /// {"found": [... with "repair"], "remaining": [...]}
     #[arg(long)]
     json: bool,
+    /// Also read every layer's files and compare them with the content digest recorded when
+    /// it was unpacked (slow: reads the whole store)
+    #[arg(long)]
+    content: bool,
 }
 
 /// A problem with what `--repair` did about it.
@@ -38,10 +42,10 @@ struct RepairReport<'a> {
 
 /// Runs `check`; exit 0 when the store is consistent, 1 when problems remain.
 pub fn check(store: &Store, args: &CheckArgs, quiet: bool) -> Result<ExitCode> {
-    let found = store.check()?;
+    let found = problems(store, args.content)?;
     let remaining = if args.repair {
         let outcomes = store.repair(&found)?;
-        let remaining = store.check()?;
+        let remaining = problems(store, args.content)?;
         let found: Vec<Repaired<'_>> = found
             .iter()
             .zip(outcomes)
@@ -84,6 +88,15 @@ pub fn check(store: &Store, args: &CheckArgs, quiet: bool) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The structural problems, then (`content`) the content ones.
+fn problems(store: &Store, content: bool) -> Result<Vec<Problem>> {
+    let mut problems = store.check()?;
+    if content {
+        problems.extend(store.check_content()?);
+    }
+    Ok(problems)
 }
 
 fn print_table<'a>(rows: impl Iterator<Item = (&'a Problem, Option<Outcome>)>) {

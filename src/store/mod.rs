@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <root>/overlay2/<chain hex>/{diff,link,lower,work}   layers, keyed by chain ID
+//! <root>/overlay2/<chain hex>/content.gz                their content listing (`check --content`)
 //! <root>/overlay2/l/<26 chars>  -> ../<chain hex>/diff  short links
 //! <root>/layers/<chain hex>.json                        a layer is present once its record is
 //! <root>/images/<config hex>/{image,manifest,config}.json
@@ -15,6 +16,7 @@
 
 mod check;
 mod containers;
+mod content;
 mod durable;
 mod error;
 mod fsutil;

@@ -315,3 +315,105 @@ fn leftovers_of_killed_commands_are_reported_and_removed() {
     assert!(!staging.exists());
     assert!(!root.join("unsynced").join(&w.top).exists());
 }
+
+/// `check --content --json`, with its exit code.
+fn check_content(w: &World, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let mut args = vec!["check", "--content", "--json"];
+    args.extend(extra);
+    let out = w.run(&args);
+    let v: Vec<Value> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check --content --json: not a list ({e}):\n{}",
+            out.describe()
+        )
+    });
+    (out.code(), v)
+}
+
+#[test]
+fn content_check_finds_files_changed_by_hand() {
+    let w = World::new();
+    assert_eq!(check_content(&w, &[]), (Some(0), vec![]));
+    let healthy = stamp(&w.layer(&w.healthy));
+    let users = w.app_users();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+
+    // Content, mode and an added file.
+    fs::write(w.layer(&w.top).join("diff/opt/top"), "edited\n").unwrap();
+    fs::set_permissions(
+        w.layer(&w.base).join("diff/etc/base"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    fs::write(w.layer(&w.base).join("diff/etc/added"), "").unwrap();
+    // The structural check does not look at files.
+    w.assert_clean();
+    let (code, problems) = check_content(&w, &[]);
+    assert_eq!(code, Some(1));
+    let top = format!("sha256:{}", w.top);
+    let base = format!("sha256:{}", w.base);
+    World::assert_problem(&problems, "content", &top, &users);
+    World::assert_problem(&problems, "content", &base, &users);
+    let detail = |object: &str| {
+        problems
+            .iter()
+            .find(|p| p["object"] == object)
+            .and_then(|p| p["detail"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        detail(&top).contains("opt/top changed (content)"),
+        "{problems:#?}"
+    );
+    assert!(
+        detail(&base).contains("etc/base changed (mode)"),
+        "{problems:#?}"
+    );
+    assert!(detail(&base).contains("etc/added added"), "{problems:#?}");
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+
+    // Repaired: both layers removed, fetched again, clean; the other image untouched.
+    let out = w.run(&["check", "--content", "--repair"]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    w.run(&["pull", &w.app]).ok();
+    assert_eq!(check_content(&w, &[]), (Some(0), vec![]));
+    assert_eq!(stamp(&w.layer(&w.healthy)), healthy);
+    let content = fs::read_to_string(w.layer(&w.top).join("diff/opt/top")).unwrap();
+    assert_eq!(content, "top\n");
+}
+
+#[test]
+fn layers_of_an_older_strata_are_a_notice() {
+    let w = World::new();
+    let record = w
+        .env
+        .strata
+        .root()
+        .join("layers")
+        .join(format!("{}.json", w.healthy));
+    let mut v: Value = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
+    assert!(v["content_digest"].is_string(), "{v:#}");
+    v.as_object_mut().unwrap().remove("content_digest");
+    fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (code, problems) = check_content(&w, &[]);
+    assert_eq!(code, Some(0), "{problems:#?}");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    World::assert_problem(
+        &problems,
+        "no-content-digest",
+        &format!("sha256:{}", w.healthy),
+        &[&format!("image {}", w.other)],
+    );
+    assert!(
+        problems[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no content digest recorded (pulled by an older strata)")
+    );
+    // Nothing to repair: the layer stays.
+    let before = stamp(&w.layer(&w.healthy));
+    w.run(&["check", "--content", "--repair"]).ok();
+    assert_eq!(stamp(&w.layer(&w.healthy)), before);
+    w.assert_clean();
+}

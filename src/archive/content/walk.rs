@@ -1,24 +1,37 @@
 //! Listing a layer directory: every path's metadata, and each regular file's hash taken from
-//! what the applier recorded or else read from the file.
+//! what the applier recorded or else read from the file. All calls are relative to directory
+//! fds, so paths deeper than PATH_MAX are listed too, and no symlink is followed.
 
-use std::fs;
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 
+use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
 use super::hashes::FileHashes;
 use super::listing::{TreeListing, escape};
 use crate::archive::error::ArchiveError;
+use crate::archive::fsops::show;
 use crate::sys::xattr::{self, Target};
 
-fn fs_err(path: &Path, op: &str, source: io::Error) -> ArchiveError {
+/// A directory opened for listing and for its xattrs.
+const DIR_READ: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+fn fs_err(path: &[u8], op: &str, source: impl Into<io::Error>) -> ArchiveError {
     ArchiveError::Fs {
-        path: path.display().to_string(),
+        path: if path.is_empty() {
+            ".".to_string()
+        } else {
+            show(path)
+        },
         op: op.to_string(),
-        source,
+        source: source.into(),
     }
 }
 
@@ -27,23 +40,39 @@ impl TreeListing {
     /// following a symlink. A regular file's hash comes from `hashes` (by inode) when it is
     /// there, else from reading the file.
     pub fn of_dir(dir: &Path, hashes: Option<&FileHashes>) -> Result<Self, ArchiveError> {
-        let mut lines: Vec<(Vec<u8>, String)> = Vec::new();
-        let md = fs::symlink_metadata(dir).map_err(|e| fs_err(dir, "inspecting", e))?;
-        lines.push((Vec::new(), line(b".", dir, &md, hashes)?));
-        let mut todo: Vec<PathBuf> = vec![PathBuf::new()];
-        while let Some(rel) = todo.pop() {
-            let abs = dir.join(&rel);
-            for entry in fs::read_dir(&abs).map_err(|e| fs_err(&abs, "listing", e))? {
-                let entry = entry.map_err(|e| fs_err(&abs, "listing", e))?;
-                let child_rel = rel.join(entry.file_name());
-                let child_abs = abs.join(entry.file_name());
-                let md = fs::symlink_metadata(&child_abs)
-                    .map_err(|e| fs_err(&child_abs, "inspecting", e))?;
-                let path = child_rel.as_os_str().as_bytes().to_vec();
-                lines.push((path.clone(), line(&path, &child_abs, &md, hashes)?));
-                if md.is_dir() {
-                    todo.push(child_rel);
-                }
+        let root =
+            rfs::open(dir, DIR_READ, Mode::empty()).map_err(|e| fs_err(b"", "opening", e))?;
+        let st = rfs::fstat(&root).map_err(|e| fs_err(b"", "inspecting", e))?;
+        let mut lines: Vec<(Vec<u8>, String)> = vec![(
+            Vec::new(),
+            line(b"", &st, "-".into(), xattrs(Target::Fd(root.as_fd()), b"")?),
+        )];
+        // Open directories, deepest last: as many fds as the tree is deep.
+        let mut stack = vec![(
+            Dir::new(root).map_err(|e| fs_err(b"", "listing", e))?,
+            Vec::new(),
+        )];
+        while let Some((dir, rel)) = stack.last_mut() {
+            let Some(entry) = dir.read() else {
+                stack.pop();
+                continue;
+            };
+            let entry = entry.map_err(|e| fs_err(rel, "listing", e))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let path = if rel.is_empty() {
+                name.to_vec()
+            } else {
+                [rel.as_slice(), b"/", name].concat()
+            };
+            let parent = dir.fd().map_err(|e| fs_err(&path, "listing", e))?;
+            let (text, subdir) = entry_line(parent, name, &path, hashes)?;
+            lines.push((path.clone(), text));
+            if let Some(fd) = subdir {
+                let sub = Dir::new(fd).map_err(|e| fs_err(&path, "listing", e))?;
+                stack.push((sub, path));
             }
         }
         lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -53,47 +82,86 @@ impl TreeListing {
     }
 }
 
-/// The listing line of one path.
-fn line(
+/// The line of `name` in `parent`, and for a directory its fd to list next.
+fn entry_line(
+    parent: BorrowedFd<'_>,
+    name: &[u8],
     path: &[u8],
-    abs: &Path,
-    md: &fs::Metadata,
     hashes: Option<&FileHashes>,
-) -> Result<String, ArchiveError> {
-    let ft = md.file_type();
-    let (kind, content) = if ft.is_file() {
-        let hash = match hashes.and_then(|h| h.get(md.ino())) {
-            Some(hash) => *hash,
-            None => hash_file(abs).map_err(|e| fs_err(abs, "reading", e))?,
-        };
-        ("f", format!("{} {}", md.len(), hex::encode(hash)))
-    } else if ft.is_dir() {
-        ("d", "-".to_string())
-    } else if ft.is_symlink() {
-        let target = fs::read_link(abs).map_err(|e| fs_err(abs, "reading link", e))?;
-        ("l", escape(target.as_os_str().as_bytes()))
-    } else if ft.is_char_device() || ft.is_block_device() {
-        let kind = if ft.is_char_device() { "c" } else { "b" };
-        let (major, minor) = (rustix::fs::major(md.rdev()), rustix::fs::minor(md.rdev()));
-        (kind, format!("{major},{minor}"))
-    } else if ft.is_fifo() {
-        ("p", "-".to_string())
-    } else {
-        ("s", "-".to_string())
+) -> Result<(String, Option<rustix::fd::OwnedFd>), ArchiveError> {
+    let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| fs_err(path, "inspecting", e))?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ft == FileType::Directory {
+        let fd = rfs::openat(parent, name, DIR_READ, Mode::empty())
+            .map_err(|e| fs_err(path, "opening", e))?;
+        let x = xattrs(Target::Fd(fd.as_fd()), path)?;
+        return Ok((line(path, &st, "-".into(), x), Some(fd)));
+    }
+    if ft == FileType::Symlink {
+        // Symlinks carry no xattrs in a layer (the applier sets none).
+        let target = rfs::readlinkat(parent, name, Vec::new())
+            .map_err(|e| fs_err(path, "reading link", e))?;
+        return Ok((line(path, &st, escape(target.as_bytes()), "-".into()), None));
+    }
+    let handle = rfs::openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fs_err(path, "opening", e))?;
+    let x = xattrs(Target::ProcFd(handle.as_fd()), path)?;
+    let content = match ft {
+        FileType::RegularFile => {
+            let hash = match hashes.and_then(|h| h.get(st.st_ino)) {
+                Some(hash) => *hash,
+                None => hash_file(parent, name).map_err(|e| fs_err(path, "reading", e))?,
+            };
+            format!("{} {}", st.st_size, hex::encode(hash))
+        }
+        FileType::CharacterDevice | FileType::BlockDevice => {
+            let rdev = st.st_rdev;
+            format!("{},{}", rfs::major(rdev), rfs::minor(rdev))
+        }
+        _ => "-".into(),
     };
-    Ok(format!(
-        "{}\t{kind}\t{:o}\t{}:{}\t{content}\t{}",
-        escape(path),
-        md.mode() & 0o7777,
-        md.uid(),
-        md.gid(),
-        xattrs(abs).map_err(|e| fs_err(abs, "reading xattrs", e))?
-    ))
+    Ok((line(path, &st, content, x), None))
 }
 
-/// The sha256 of a file's bytes.
-fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
-    let mut file = fs::File::open(path)?;
+/// `PATH\tTYPE\tMODE\tUID:GID\tCONTENT\tXATTRS`.
+fn line(path: &[u8], st: &Stat, content: String, xattrs: String) -> String {
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => "f",
+        FileType::Directory => "d",
+        FileType::Symlink => "l",
+        FileType::CharacterDevice => "c",
+        FileType::BlockDevice => "b",
+        FileType::Fifo => "p",
+        _ => "s",
+    };
+    let path = if path.is_empty() {
+        ".".to_string()
+    } else {
+        escape(path)
+    };
+    format!(
+        "{path}\t{kind}\t{:o}\t{}:{}\t{content}\t{xattrs}",
+        st.st_mode & 0o7777,
+        st.st_uid,
+        st.st_gid
+    )
+}
+
+/// The sha256 of the bytes of the regular file `name` in `parent`.
+fn hash_file(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<[u8; 32]> {
+    let fd = rfs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut file = File::from(fd);
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -106,11 +174,11 @@ fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
 }
 
 /// `name=HEXVALUE` of every xattr, sorted by name, comma-separated; `-` for none.
-fn xattrs(path: &Path) -> io::Result<String> {
-    let target = Target::NoFollow(path);
+fn xattrs(target: Target<'_>, path: &[u8]) -> Result<String, ArchiveError> {
+    let err = |e: Errno| fs_err(path, "reading xattrs", e);
     let mut out: Vec<String> = Vec::new();
-    for name in xattr::list(target)? {
-        if let Some(value) = xattr::get(target, &name)? {
+    for name in xattr::list(target).map_err(err)? {
+        if let Some(value) = xattr::get(target, &name).map_err(err)? {
             out.push(format!(
                 "{}={}",
                 escape(name.as_bytes()),

@@ -13,7 +13,12 @@
 //! the metadata lock, so no container is created or removed meanwhile. `--repair` decides each
 //! removal again under the same locks and never removes a layer that passes every check.
 //! A container whose layers are gone cannot be repaired: the problem says so.
+//!
+//! [`Store::check_content`] (`--content`) goes beyond Docker, which never looks at a layer
+//! again once unpacked: it reads every layer's files and compares them with the content
+//! digest recorded when the layer was unpacked (`content`).
 
+mod content;
 mod inventory;
 mod layers;
 mod problem;

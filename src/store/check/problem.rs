@@ -86,6 +86,9 @@ pub(crate) enum Fix {
     /// Remove the layer (record, short link, directory) so that the next pull fetches it
     /// again; done only if it still fails a check under its lock.
     RemoveLayer(ChainId),
+    /// Remove a layer whose files changed since it was unpacked; done only if they still
+    /// differ under its lock.
+    RemoveChangedLayer(ChainId),
     /// Remove a directory of `overlay2/` that belongs to nothing (under the metadata lock;
     /// under the layer's lock too when it is named like a layer).
     RemoveOrphanDir(PathBuf),

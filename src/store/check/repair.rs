@@ -59,6 +59,16 @@ impl Store {
                 self.remove_layer(chain)?;
                 Ok(Outcome::Removed)
             }
+            Fix::RemoveChangedLayer(chain) => {
+                let Some(_guard) = self.try_lock_layer(chain)? else {
+                    return Ok(Outcome::Busy);
+                };
+                if !self.content_fails(chain)? {
+                    return Ok(Outcome::Passes);
+                }
+                self.remove_layer(chain)?;
+                Ok(Outcome::Removed)
+            }
             Fix::RemoveOrphanDir(path) => {
                 let name = path
                     .file_name()
