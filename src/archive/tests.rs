@@ -262,6 +262,7 @@ fn root_opts() -> ApplyOptions {
         same_owner: true,
         flatten: false,
         writeback: true,
+        hash_files: false,
     }
 }
 
@@ -778,6 +779,7 @@ fn userxattr_option_uses_the_user_namespace() {
             same_owner: true,
             flatten: false,
             writeback: true,
+            hash_files: false,
         },
     )
     .unwrap();
@@ -1147,6 +1149,7 @@ fn unprivileged_mode_skips_chown() {
             same_owner: false,
             flatten: false,
             writeback: true,
+            hash_files: false,
         },
     )
     .unwrap();

@@ -111,8 +111,13 @@ impl LayerSink for StoreSink {
             })?;
         }
         // The tree is final now: list it, with the hashes taken while writing the files.
-        let listing = TreeListing::of_dir(&pending.diff_dir, Some(&stats.file_hashes))?;
-        pending.staging.put_listing(&listing)?;
+        let listing = if self.apply.hash_files {
+            let listing = TreeListing::of_dir(&pending.diff_dir, Some(&stats.file_hashes))?;
+            pending.staging.put_listing(&listing)?;
+            Some(listing)
+        } else {
+            None
+        };
         let record = LayerRecord {
             chain_id: job.chain_id.clone(),
             diff_id,
@@ -123,7 +128,7 @@ impl LayerSink for StoreSink {
             link: pending.staging.link().to_string(),
             size: stats.bytes,
             entries: stats.entries,
-            content_digest: Some(listing.digest()),
+            content_digest: listing.as_ref().map(TreeListing::digest),
         };
         if self.sync {
             pending.staging.commit(&record)?;

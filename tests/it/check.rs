@@ -56,8 +56,10 @@ impl World {
         env.push.image("test/app", Some("v1"), &app);
         env.push.image("test/other", Some("v1"), &other);
         let (app_ref, other_ref) = (env.r("test/app:v1"), env.r("test/other:v1"));
-        env.strata.pull(&app_ref).ok();
-        env.strata.pull(&other_ref).ok();
+        env.strata.run(&["--content-digest", "pull", &app_ref]).ok();
+        env.strata
+            .run(&["--content-digest", "pull", &other_ref])
+            .ok();
         env.strata
             .run(&["pull-and-mount", "--name", "c", &app_ref])
             .ok();
@@ -145,7 +147,7 @@ impl World {
             "check --repair:\n{}",
             out.describe()
         );
-        self.run(&["pull", &self.app]).ok();
+        self.run(&["--content-digest", "pull", &self.app]).ok();
         self.assert_clean();
         // The container works again.
         self.run(&["mount", "c"]).ok();
@@ -376,7 +378,7 @@ fn content_check_finds_files_changed_by_hand() {
     // Repaired: both layers removed, fetched again, clean; the other image untouched.
     let out = w.run(&["check", "--content", "--repair"]);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
-    w.run(&["pull", &w.app]).ok();
+    w.run(&["--content-digest", "pull", &w.app]).ok();
     assert_eq!(check_content(&w, &[]), (Some(0), vec![]));
     assert_eq!(stamp(&w.layer(&w.healthy)), healthy);
     let content = fs::read_to_string(w.layer(&w.top).join("diff/opt/top")).unwrap();
@@ -405,15 +407,27 @@ fn layers_of_an_older_strata_are_a_notice() {
         &format!("sha256:{}", w.healthy),
         &[&format!("image {}", w.other)],
     );
-    assert!(
-        problems[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no content digest recorded (pulled by an older strata)")
-    );
+    assert!(problems[0]["detail"].as_str().unwrap().contains(
+        "no content digest recorded (pulled by an older strata, or without --content-digest)"
+    ));
     // Nothing to repair: the layer stays.
     let before = stamp(&w.layer(&w.healthy));
     w.run(&["check", "--content", "--repair"]).ok();
     assert_eq!(stamp(&w.layer(&w.healthy)), before);
     w.assert_clean();
+    // Nor has a layer pulled without --content-digest.
+    let other = crate::support::strata::Strata::new();
+    other.pull(&w.other).ok();
+    let out = other.run(&["check", "--content", "--json"]).ok();
+    let problems: Vec<Value> = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0]["kind"], "no-content-digest");
+    assert!(
+        !other
+            .overlay2()
+            .join(&w.healthy)
+            .join("content.gz")
+            .exists()
+    );
+    assert!(w.layer(&w.top).join("content.gz").is_file());
 }

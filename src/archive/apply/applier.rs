@@ -296,7 +296,7 @@ impl<M: ApplyMode> Applier<'_, M> {
         if self.buf.is_empty() {
             self.buf = vec![0; BUF_SIZE];
         }
-        let mut sha = M::HASHES_FILES.then(Sha256::new);
+        let mut sha = (M::HASHES_FILES && self.opts.hash_files).then(Sha256::new);
         let logical = data::copy(data, meta.size, &file, layout, &mut self.buf, sha.as_mut())
             .map_err(|e| match e {
                 CopyError::Read(source) => ArchiveError::Io {

@@ -10,11 +10,14 @@
 //! link counts are not: overlayfs and the applier may set them differently for the same
 //! content (implicit directories take their lower layers' times).
 //!
-//! Pulling costs no second pass over the data: the applier hashes each regular file's bytes
-//! while it writes them ([`FileHashes`], by inode, so that hardlinks and replaced members
-//! come out right), and the listing is then made from the committed tree's metadata alone
-//! ([`TreeListing::of_dir`] with those hashes). Checking walks the directory again and reads
-//! every file.
+//! Pulling costs no second pass over the data: with [`ApplyOptions::hash_files`] the applier
+//! hashes each regular file's bytes while it writes them ([`FileHashes`], by inode, so that
+//! hardlinks and replaced members come out right), and the listing is then made from the
+//! committed tree's metadata alone ([`TreeListing::of_dir`] with those hashes). It is still a
+//! sha256 pass over all file data, which is why it is opt-in. Checking walks the directory
+//! again and reads every file.
+//!
+//! [`ApplyOptions::hash_files`]: crate::archive::ApplyOptions::hash_files
 
 mod hashes;
 mod listing;

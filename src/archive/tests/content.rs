@@ -37,10 +37,18 @@ fn layer() -> Vec<u8> {
     t.finish()
 }
 
+/// Overlay mode, hashing files.
+fn hashing() -> ApplyOptions {
+    ApplyOptions {
+        hash_files: true,
+        ..root_opts()
+    }
+}
+
 #[test]
 fn hashes_taken_while_applying_match_the_files() {
     let s = Scratch::new();
-    let stats = s.apply(&layer()).unwrap();
+    let stats = s.apply_with(&layer(), &hashing()).unwrap();
     // etc/a twice, etc/b twice, holes, the sparse file; hardlinks and the rest hash nothing.
     assert!(stats.file_hashes.len() >= 4, "{:?}", stats.file_hashes);
     let recorded = TreeListing::of_dir(&s.dest, Some(&stats.file_hashes)).unwrap();
@@ -50,7 +58,7 @@ fn hashes_taken_while_applying_match_the_files() {
     assert!(recorded.changes(&read).is_empty());
     // The same tree gives the same digest.
     let again = Scratch::new();
-    let stats = again.apply(&layer()).unwrap();
+    let stats = again.apply_with(&layer(), &hashing()).unwrap();
     let other = TreeListing::of_dir(&again.dest, Some(&stats.file_hashes)).unwrap();
     assert_eq!(other.digest(), recorded.digest());
     // Flatten mode hashes nothing.
@@ -70,7 +78,7 @@ fn hashes_taken_while_applying_match_the_files() {
 #[test]
 fn changes_since_are_named() {
     let s = Scratch::new();
-    let stats = s.apply(&layer()).unwrap();
+    let stats = s.apply_with(&layer(), &hashing()).unwrap();
     let recorded = TreeListing::of_dir(&s.dest, Some(&stats.file_hashes)).unwrap();
     fs::write(s.p("etc/a"), b"edited").unwrap();
     fs::set_permissions(s.p("holes"), fs::Permissions::from_mode(0o600)).unwrap();
@@ -92,4 +100,16 @@ fn changes_since_are_named() {
             ("x/gone".to_string(), ChangeKind::Removed),
         ]
     );
+}
+
+#[test]
+fn trees_deeper_than_path_max_are_listed() {
+    let deep = "abcdefghijklmnop/".repeat(300) + "f";
+    let mut t = Tar::new();
+    t.pax(&[("path", deep.as_bytes())]).add(file("x", b"deep"));
+    let s = Scratch::new();
+    let stats = s.apply_with(&t.finish(), &hashing()).unwrap();
+    let recorded = TreeListing::of_dir(&s.dest, Some(&stats.file_hashes)).unwrap();
+    assert_eq!(recorded.len(), 302);
+    assert_eq!(TreeListing::of_dir(&s.dest, None).unwrap(), recorded);
 }

@@ -41,7 +41,7 @@ impl Store {
             return Ok(Some(Problem::new(
                 ProblemKind::NoContentDigest,
                 chain.to_string(),
-                "no content digest recorded (pulled by an older strata)",
+                "no content digest recorded (pulled by an older strata, or without --content-digest)",
             )));
         };
         let changed = |detail: String| {
