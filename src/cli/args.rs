@@ -68,7 +68,7 @@ pub struct Global {
     #[arg(long, env = "STRATA_NO_SYNC", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     no_sync: bool,
     /// Record each pulled layer's content digest, for `check --content` (hashes every file's
-    /// bytes while unpacking: ~15% more CPU for a pull)
+    /// bytes while unpacking: ~20% more CPU for a pull)
     #[arg(long, env = "STRATA_CONTENT_DIGEST", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     content_digest: bool,
     /// Print no progress
