@@ -105,10 +105,14 @@ impl Inventory {
                     )
                     .fix(Fix::RemoveImage(id)),
                 ),
-                Ok(None) => problems.push(
-                    Problem::new(ProblemKind::Image, id.to_string(), "no image.json")
-                        .fix(Fix::RemoveImage(id)),
-                ),
+                // A pull writes image.json last: this may be one in progress, which a repair
+                // must not undo; the next pull of the image completes it.
+                Ok(None) => problems.push(Problem::new(
+                    ProblemKind::Image,
+                    id.to_string(),
+                    "an image directory without image.json (an interrupted pull: pulling the \
+                     image again completes it)",
+                )),
                 Err(detail) => problems.push(
                     Problem::new(ProblemKind::Image, id.to_string(), detail)
                         .fix(Fix::RemoveImage(id)),

@@ -105,6 +105,7 @@ pub(crate) enum Fix {
 }
 
 impl Problem {
+    /// A problem that `--repair` leaves alone (until [`Problem::fix`] says otherwise).
     pub(crate) fn new(
         kind: ProblemKind,
         object: impl Into<String>,
@@ -119,6 +120,7 @@ impl Problem {
         }
     }
 
+    /// The problem, with what `--repair` does about it.
     pub(crate) fn fix(mut self, fix: Fix) -> Self {
         self.fix = fix;
         self

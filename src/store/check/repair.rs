@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use super::inventory::{Inventory, layer_record};
 use super::layers::layer_problems;
 use super::problem::{Fix, Problem};
+use super::scan::{image_file_problems, link_problem};
 use crate::id::ChainId;
 use crate::store::{Store, StoreError, fsutil};
 
@@ -91,7 +92,19 @@ impl Store {
                 fsutil::remove_tree(path)?;
                 Ok(Outcome::Removed)
             }
-            Fix::RemoveLink(path) | Fix::RemoveTrash(path) => {
+            Fix::RemoveLink(path) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let inv = Inventory::load(self, &mut Vec::new())?;
+                if link_problem(self, &inv, &name)?.is_none() {
+                    return Ok(Outcome::Passes);
+                }
+                fsutil::remove_file(path)?;
+                Ok(Outcome::Removed)
+            }
+            Fix::RemoveTrash(path) => {
                 if let Ok(md) = std::fs::symlink_metadata(path)
                     && md.is_dir()
                 {
@@ -102,6 +115,16 @@ impl Store {
                 Ok(Outcome::Removed)
             }
             Fix::RemoveImage(id) => {
+                let mut problems = Vec::new();
+                let inv = Inventory::load(self, &mut problems)?;
+                let fails = problems.iter().any(|p| p.fix == *fix)
+                    || inv
+                        .images
+                        .get(id)
+                        .is_some_and(|image| !image_file_problems(self, image).is_empty());
+                if !fails {
+                    return Ok(Outcome::Passes);
+                }
                 fsutil::remove_tree(&self.image_dir(id))?;
                 Ok(Outcome::Removed)
             }

@@ -9,7 +9,7 @@ use super::layers::layer_problems;
 use super::problem::{Fix, Problem, ProblemKind};
 use crate::digest::Digest;
 use crate::id::{ChainId, ImageId};
-use crate::store::{Store, StoreError, io_err};
+use crate::store::{ImageRecord, Store, StoreError, io_err};
 
 /// Runs every structural check; `inv` is loaded and its load problems are in `problems`.
 /// The caller holds the metadata lock.
@@ -87,57 +87,75 @@ fn short_links(
     inv: &Inventory,
     problems: &mut Vec<Problem>,
 ) -> Result<(), StoreError> {
-    let dir = store.links_dir();
-    let mut owners = std::collections::BTreeMap::new();
-    for record in inv.layers.values() {
-        owners.insert(record.link.clone(), record.chain_id.hex().to_string());
-    }
-    for c in &inv.containers {
-        owners.insert(c.link.clone(), c.id.clone());
-        owners.insert(c.init_link.clone(), format!("{}-init", c.id));
-    }
-    for name in names(&dir)? {
-        let path = dir.join(&name);
-        let target = fs::read_link(&path).ok();
-        if let (Some(owner), Some(t)) = (owners.get(&name), &target)
-            && *t == Path::new(&format!("../{owner}/diff"))
-        {
-            // Its owner's checks say whether the target is there.
-            continue;
+    for name in names(&store.links_dir())? {
+        if let Some(p) = link_problem(store, inv, &name)? {
+            problems.push(p);
         }
-        let target_chain = target
-            .as_deref()
-            .and_then(|t| t.to_str())
-            .and_then(|t| t.strip_prefix("../")?.strip_suffix("/diff"))
-            .and_then(ChainId::from_hex);
-        // A layer being committed gets its link before its record.
-        if let Some(chain) = &target_chain
-            && !inv.layers.contains_key(chain)
-            && busy(store, chain)?
-        {
-            continue;
-        }
-        let (kind, detail) = match &target {
-            None => (ProblemKind::ForeignLink, "not a symlink".to_string()),
-            Some(t) if !dir.join(t).exists() => (
-                ProblemKind::DanglingLink,
-                format!("points at {}, which does not exist", t.display()),
-            ),
-            Some(t) => (
-                ProblemKind::ForeignLink,
-                format!(
-                    "points at {}, but is not the short link of a layer or container",
-                    t.display()
-                ),
-            ),
-        };
-        let mut p = Problem::new(kind, format!("l/{name}"), detail).fix(Fix::RemoveLink(path));
-        if let Some(chain) = &target_chain {
-            p.affects = inv.layer_users(chain);
-        }
-        problems.push(p);
     }
     Ok(())
+}
+
+/// The problem of `l/<name>`, if it is dangling or nobody's short link (a link whose layer a
+/// pull is committing is not judged: it gets its link before its record).
+pub(crate) fn link_problem(
+    store: &Store,
+    inv: &Inventory,
+    name: &str,
+) -> Result<Option<Problem>, StoreError> {
+    let dir = store.links_dir();
+    let path = dir.join(name);
+    let target = match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => fs::read_link(&path).ok(),
+    };
+    let owner = inv
+        .layers
+        .values()
+        .find(|r| r.link == name)
+        .map(|r| r.chain_id.hex().to_string())
+        .or_else(|| {
+            inv.containers.iter().find_map(|c| {
+                (c.link == name)
+                    .then(|| c.id.clone())
+                    .or_else(|| (c.init_link == name).then(|| format!("{}-init", c.id)))
+            })
+        });
+    if let (Some(owner), Some(t)) = (&owner, &target)
+        && *t == Path::new(&format!("../{owner}/diff"))
+    {
+        // Its owner's checks say whether the target is there.
+        return Ok(None);
+    }
+    let target_chain = target
+        .as_deref()
+        .and_then(|t| t.to_str())
+        .and_then(|t| t.strip_prefix("../")?.strip_suffix("/diff"))
+        .and_then(ChainId::from_hex);
+    if let Some(chain) = &target_chain
+        && !inv.layers.contains_key(chain)
+        && busy(store, chain)?
+    {
+        return Ok(None);
+    }
+    let (kind, detail) = match &target {
+        None => (ProblemKind::ForeignLink, "not a symlink".to_string()),
+        Some(t) if !dir.join(t).exists() => (
+            ProblemKind::DanglingLink,
+            format!("points at {}, which does not exist", t.display()),
+        ),
+        Some(t) => (
+            ProblemKind::ForeignLink,
+            format!(
+                "points at {}, but is not the short link of a layer or container",
+                t.display()
+            ),
+        ),
+    };
+    let mut p = Problem::new(kind, format!("l/{name}"), detail).fix(Fix::RemoveLink(path));
+    if let Some(chain) = &target_chain {
+        p.affects = inv.layer_users(chain);
+    }
+    Ok(Some(p))
 }
 
 /// Images: manifest and config match their digests, layers are present; references point at
@@ -145,16 +163,7 @@ fn short_links(
 fn images(store: &Store, inv: &Inventory, problems: &mut Vec<Problem>) -> Result<(), StoreError> {
     for image in inv.images.values() {
         let users = inv.image_users(&image.id);
-        let dir = store.image_dir(&image.id);
-        for (file, expected) in [
-            ("manifest.json", &image.manifest_digest),
-            ("config.json", image.id.digest()),
-        ] {
-            let detail = match fs::read(dir.join(file)) {
-                Ok(bytes) if Digest::of(&bytes) == *expected => continue,
-                Ok(bytes) => format!("{file} has digest {}, not {expected}", Digest::of(&bytes)),
-                Err(e) => format!("{file}: {e}"),
-            };
+        for detail in image_file_problems(store, image) {
             let mut p = Problem::new(ProblemKind::Image, image.id.to_string(), detail)
                 .fix(Fix::RemoveImage(image.id.clone()));
             p.affects.clone_from(&users);
@@ -187,6 +196,27 @@ fn images(store: &Store, inv: &Inventory, problems: &mut Vec<Problem>) -> Result
         }
     }
     Ok(())
+}
+
+/// What is wrong with an image's manifest and config files: missing, or not matching their
+/// digests.
+pub(crate) fn image_file_problems(store: &Store, image: &ImageRecord) -> Vec<String> {
+    let dir = store.image_dir(&image.id);
+    let mut out = Vec::new();
+    for (file, expected) in [
+        ("manifest.json", &image.manifest_digest),
+        ("config.json", image.id.digest()),
+    ] {
+        match fs::read(dir.join(file)) {
+            Ok(bytes) if Digest::of(&bytes) == *expected => {}
+            Ok(bytes) => out.push(format!(
+                "{file} has digest {}, not {expected}",
+                Digest::of(&bytes)
+            )),
+            Err(e) => out.push(format!("{file}: {e}")),
+        }
+    }
+    out
 }
 
 /// Whether an image record problem already covers `id` (its references are not reported again).

@@ -79,3 +79,59 @@ fn a_layer_fixed_meanwhile_or_being_pulled_is_left_alone() {
     assert_eq!(store.repair(&problems).unwrap(), vec![Outcome::Passes]);
     assert!(store.layer(&base).unwrap().is_some());
 }
+
+#[test]
+fn corrupt_images_and_stray_links_are_repaired() {
+    use crate::digest::Digest;
+    use crate::id::ImageId;
+    use crate::store::ImageRecord;
+
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let config = b"{\"config\":1}";
+    let id = ImageId::new(Digest::of(config));
+    let record = ImageRecord {
+        id: id.clone(),
+        manifest_digest: Digest::of(b"{}"),
+        manifest_media_type: String::new(),
+        platform: "linux/amd64".into(),
+        layers: vec![],
+        repo_digests: vec![],
+        pulled_at: String::new(),
+    };
+    store.put_image(&record, b"{}", config).unwrap();
+    store.tag("example.com/x:1", &id).unwrap();
+    assert_eq!(store.check().unwrap(), vec![]);
+
+    fs::write(
+        root.path()
+            .join("images")
+            .join(id.hex())
+            .join("config.json"),
+        b"{}",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../gone/diff", store.links_dir().join("STRAY")).unwrap();
+    let problems = store.check().unwrap();
+    assert_eq!(
+        kinds(&problems),
+        vec![
+            (ProblemKind::DanglingLink, "l/STRAY".to_string()),
+            (ProblemKind::Image, id.to_string()),
+        ]
+    );
+    assert_eq!(
+        problems[1].affects,
+        vec!["image example.com/x:1".to_string()]
+    );
+    assert_eq!(
+        store.repair(&problems).unwrap(),
+        vec![Outcome::Removed, Outcome::Removed]
+    );
+    // The reference stays, for the next pull.
+    assert_eq!(
+        kinds(&store.check().unwrap()),
+        vec![(ProblemKind::Tag, "example.com/x:1".to_string())]
+    );
+    assert!(fs::symlink_metadata(store.links_dir().join("STRAY")).is_err());
+}
