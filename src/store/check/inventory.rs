@@ -41,6 +41,11 @@ pub(crate) fn names(dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(out)
 }
 
+/// Whether a pull holds the layer's lock (then its files are in flux: not judged).
+pub(crate) fn busy(store: &Store, chain: &ChainId) -> Result<bool, StoreError> {
+    Ok(store.try_lock_layer(chain)?.is_none())
+}
+
 /// Reads a JSON record; a parse error becomes `Err(detail)`.
 fn read_record<T: serde::de::DeserializeOwned>(
     path: &Path,
@@ -137,6 +142,11 @@ impl Inventory {
         }
         inv.refs = store.repositories()?.refs;
         Ok(inv)
+    }
+
+    /// Whether the layer has a record and its `diff/`.
+    pub(crate) fn present(&self, store: &Store, chain: &ChainId) -> bool {
+        self.layers.contains_key(chain) && store.layer_dir(chain).join("diff").is_dir()
     }
 
     /// How an image is named in `affects`: its references, else its id.

@@ -1,13 +1,14 @@
 //! `strata check`: whether the store is consistent, as `podman system check` does for its
 //! store, and `--repair`, which removes what is broken so that the next pull fetches it again.
 //!
-//! Checked: every layer record, `link` file, `l/` link, `lower` file, parent and `diff/` agree
-//! (`layers`); no directory of `overlay2/` belongs to nothing, no `l/` entry dangles or is
-//! nobody's short link; images' manifests and configs match their digests and their layers
-//! are present; references point at images; containers' images and layers are present
-//! (`scan`); leftovers of killed commands: staging directories nobody unpacks into, layers of
-//! an earlier boot never synced, trash entries. Records that cannot be read are problems too
-//! (`inventory`). Each [`Problem`] names the images and containers it affects.
+//! Checked (`scan` runs them): every layer record, `link` file, `l/` link, `lower` file,
+//! parent and `diff/` agree (`layers`); no directory of `overlay2/` belongs to nothing, no `l/`
+//! entry dangles or is nobody's short link (`scan`); images' manifests and configs match their
+//! digests and their layers are present, references point at images (`images`); containers'
+//! images and layers are present (`containers`); leftovers of killed commands: staging
+//! directories nobody unpacks into, layers of an earlier boot never synced, trash entries
+//! (`leftovers`). Records that cannot be read are problems too (`inventory`). Each [`Problem`]
+//! names the images and containers it affects.
 //!
 //! Layers whose lock a pull holds are not judged (their files are in flux); the check holds
 //! the metadata lock, so no container is created or removed meanwhile. `--repair` decides each
@@ -18,9 +19,12 @@
 //! again once unpacked: it reads every layer's files and compares them with the content
 //! digest recorded when the layer was unpacked (`content`).
 
+mod containers;
 mod content;
+mod images;
 mod inventory;
 mod layers;
+mod leftovers;
 mod problem;
 mod repair;
 mod scan;

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
+use super::images::image_file_problems;
 use super::inventory::{Inventory, layer_record};
 use super::layers::layer_problems;
 use super::problem::{Fix, Problem};
-use super::scan::{image_file_problems, link_problem};
+use super::scan::link_problem;
 use crate::id::ChainId;
 use crate::store::{Store, StoreError, fsutil};
 
