@@ -74,13 +74,19 @@ pub fn check(store: &Store, args: &CheckArgs, quiet: bool) -> Result<ExitCode> {
         found
     };
     let failures = remaining.iter().filter(|p| p.kind.is_failure()).count();
+    let notices = remaining.len() - failures;
     if !quiet {
         let remain = if args.repair { " remain" } else { "" };
-        match failures {
-            0 if args.repair => eprintln!("No problems remain"),
-            0 => eprintln!("No problems found"),
-            1 => eprintln!("1 problem{}", if args.repair { " remains" } else { "" }),
-            n => eprintln!("{n} problems{remain}"),
+        let summary = match failures {
+            0 if args.repair => "No problems remain".to_string(),
+            0 => "No problems found".to_string(),
+            1 => format!("1 problem{}", if args.repair { " remains" } else { "" }),
+            n => format!("{n} problems{remain}"),
+        };
+        match notices {
+            0 => eprintln!("{summary}"),
+            1 => eprintln!("{summary} (1 notice)"),
+            n => eprintln!("{summary} ({n} notices)"),
         }
     }
     Ok(if failures == 0 {
