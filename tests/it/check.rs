@@ -431,3 +431,31 @@ fn layers_of_an_older_strata_are_a_notice() {
     );
     assert!(w.layer(&w.top).join("content.gz").is_file());
 }
+
+#[test]
+fn a_container_whose_layers_are_gone_is_reported_not_repaired() {
+    let w = World::new();
+    let ps = w.env.strata.ps();
+    let id = ps[0]["id"].as_str().expect("container id").to_string();
+    fs::remove_dir_all(w.env.strata.overlay2().join(format!("{id}-init"))).unwrap();
+    let (code, problems) = w.check();
+    assert_eq!(code, Some(1));
+    World::assert_problem(&problems, "container", "c", &["container c"]);
+    let out = w.run(&["check", "--repair", "--json"]).fails_with(1);
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let found = v["found"].as_array().expect("found");
+    assert!(
+        found.iter().any(|p| p["kind"] == "container"
+            && p["repair"] == "left"
+            && p["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cannot be repaired")),
+        "{v:#}"
+    );
+    // Its other directory and the image's layers are untouched.
+    assert!(w.env.strata.overlay2().join(&id).join("diff").is_dir());
+    assert!(w.layer(&w.top).join("diff").is_dir());
+    w.run(&["rm", "-f", "c"]).ok();
+    w.assert_clean();
+}
