@@ -280,6 +280,10 @@ run_test() {
         base-pull-nosync)
             fresh_fs; drop_caches
             measure "strata pull --no-sync (base)" "$label" "$round" -- "$base" --root "$state/s" -q --no-sync pull "$ref" ;;
+        strata-pull-digest)
+            # The opt-in content digest for `check --content`: its cost over `strata pull`.
+            fresh_fs; drop_caches
+            measure "strata pull --content-digest" "$label" "$round" -- "$strata" --root "$state/s" -q --content-digest pull "$ref" ;;
         strata-pam)
             fresh_fs; drop_caches
             measure "strata pull-and-mount (cold)" "$label" "$round" -- \
@@ -367,7 +371,7 @@ if [ $mode = default ]; then
     say "building the image (cached in $CACHE)"
     v=$(image_variant default)
     push "$v"
-    tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam)
+    tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam strata-pull-digest)
     [ -z "$base" ] || tests=(strata-pull base-pull "${tests[@]:1:2}" base-pull-nosync "${tests[@]:3}")
     say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
     for r in $(seq 1 "$rounds"); do

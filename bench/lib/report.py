@@ -40,7 +40,7 @@ def default(results, meta_path):
     rows = load(results)
     meta = json.load(open(meta_path))
     g = group(rows)
-    order = ["strata pull", "strata pull --no-sync", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
+    order = ["strata pull", "strata pull --no-sync", "strata pull --content-digest", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
              "containerd (ctr pull)", "dockerd (docker pull)", "skopeo copy + umoci unpack",
              "floor (inflate+sha256+tar -x)", "floor + syncfs"]
     out = []

@@ -312,6 +312,7 @@ mod tests {
             same_owner: true,
             flatten: false,
             writeback: true,
+            hash_files: false,
         }
     }
 

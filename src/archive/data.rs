@@ -15,6 +15,9 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 
+use sha2::{Digest as _, Sha256};
+
+use super::content::hash_zeros;
 use super::pax::{PaxSparse, parse_u64};
 
 /// Holes are detected in blocks of this size (aligned in the file).
@@ -43,17 +46,19 @@ pub(crate) enum CopyError {
 }
 
 /// Copies `size` bytes of member data from `src` into `file` (a fresh, empty file) and returns
-/// the file's logical size. `buf`'s length must be a multiple of 4 KiB.
+/// the file's logical size. `buf`'s length must be a multiple of 4 KiB. With `sha`, the file's
+/// logical content (holes as zeros) is hashed on the way, from the bytes in hand.
 pub(crate) fn copy(
     src: &mut impl Read,
     size: u64,
     file: &File,
     layout: Layout<'_>,
     buf: &mut [u8],
+    sha: Option<&mut Sha256>,
 ) -> Result<u64, CopyError> {
     match layout {
         Layout::Plain => {
-            zero_skip(src, size, file, buf)?;
+            zero_skip(src, size, file, buf, sha)?;
             Ok(size)
         }
         Layout::Sparse(sparse) => {
@@ -61,7 +66,7 @@ pub(crate) fn copy(
                 Some(map) => (map.clone(), 0),
                 None => read_map_1x0(src, size)?,
             };
-            fragments(src, size - map_len, &map, sparse.real_size, file, buf)?;
+            fragments(src, size - map_len, &map, sparse.real_size, file, buf, sha)?;
             Ok(sparse.real_size)
         }
     }
@@ -99,7 +104,13 @@ fn chunk(remaining: u64, buf: &[u8]) -> usize {
 }
 
 /// Copies the data, leaving all-zero blocks as holes (see the module documentation).
-fn zero_skip(src: &mut impl Read, size: u64, file: &File, buf: &mut [u8]) -> Result<(), CopyError> {
+fn zero_skip(
+    src: &mut impl Read,
+    size: u64,
+    file: &File,
+    buf: &mut [u8],
+    mut sha: Option<&mut Sha256>,
+) -> Result<(), CopyError> {
     debug_assert!(buf.len().is_multiple_of(HOLE_BLOCK));
     let mut done = 0;
     // Where the data written so far ends.
@@ -108,6 +119,9 @@ fn zero_skip(src: &mut impl Read, size: u64, file: &File, buf: &mut [u8]) -> Res
         let want = chunk(size - done, buf);
         fill_exact(src, &mut buf[..want], size, done)?;
         let data = &buf[..want];
+        if let Some(sha) = sha.as_deref_mut() {
+            sha.update(data);
+        }
         // Write maximal runs of blocks that are not all zero.
         let mut start = None;
         for (i, block) in data.chunks(HOLE_BLOCK).enumerate() {
@@ -144,6 +158,7 @@ fn fragments(
     real_size: u64,
     file: &File,
     buf: &mut [u8],
+    mut sha: Option<&mut Sha256>,
 ) -> Result<(), CopyError> {
     // Validate first (Go's validateSparseEntries plus "no unreferenced/missing data").
     let mut end = 0u64;
@@ -166,16 +181,28 @@ fn fragments(
         )));
     }
     let mut done = 0;
+    // Where the hashed content ends.
+    let mut hashed = 0;
     for &(offset, len) in map {
+        if let Some(sha) = sha.as_deref_mut() {
+            hash_zeros(sha, offset - hashed);
+            hashed = offset + len;
+        }
         let mut written = 0;
         while written < len {
             let want = chunk(len - written, buf);
             fill_exact(src, &mut buf[..want], physical, done)?;
             file.write_all_at(&buf[..want], offset + written)
                 .map_err(CopyError::Write)?;
+            if let Some(sha) = sha.as_deref_mut() {
+                sha.update(&buf[..want]);
+            }
             written += want as u64;
             done += want as u64;
         }
+    }
+    if let Some(sha) = sha {
+        hash_zeros(sha, real_size - hashed);
     }
     file.set_len(real_size).map_err(CopyError::Write)
 }
@@ -238,10 +265,25 @@ mod tests {
         let path = dir.path().join("f");
         let file = File::create(&path).unwrap();
         let mut buf = vec![0u8; 8192];
-        let r = copy(&mut &data[..], size, &file, layout, &mut buf);
+        let mut sha = Sha256::new();
+        let r = copy(
+            &mut &data[..],
+            size,
+            &file,
+            layout,
+            &mut buf,
+            Some(&mut sha),
+        );
         drop(file);
         let content = std::fs::read(&path).unwrap();
         let blocks = std::fs::metadata(&path).unwrap().blocks();
+        if r.is_ok() {
+            // The hash taken on the way is the hash of what reading the file gives.
+            assert_eq!(
+                <[u8; 32]>::from(sha.finalize()),
+                <[u8; 32]>::from(Sha256::digest(&content))
+            );
+        }
         (r, content, blocks)
     }
 

@@ -110,6 +110,7 @@
 //! - Directory modes are always set (the directory may come from a lower layer).
 
 mod apply;
+mod content;
 mod copy_up;
 mod data;
 mod diff;
@@ -130,6 +131,7 @@ mod tests;
 use std::io;
 
 pub use apply::Flattener;
+pub use content::{Change, ChangeKind, FileHashes, TreeListing};
 pub(crate) use copy_up::copy_up;
 pub use error::ArchiveError;
 pub use options::{ApplyOptions, ApplyStats};

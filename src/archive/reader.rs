@@ -771,6 +771,7 @@ mod tests {
             same_owner: true,
             flatten: false,
             writeback: true,
+            hash_files: false,
         };
         let r = apply_layer(bytes, dir.path(), &opts);
         (dir, r)

@@ -8,6 +8,7 @@ use tar::{EntryType, Header};
 
 use super::{ApplyOptions, ApplyStats, ArchiveError, apply_layer};
 
+mod content;
 mod flatten;
 
 const MTIME: u64 = 1_600_000_000;
@@ -261,6 +262,7 @@ fn root_opts() -> ApplyOptions {
         same_owner: true,
         flatten: false,
         writeback: true,
+        hash_files: false,
     }
 }
 
@@ -777,6 +779,7 @@ fn userxattr_option_uses_the_user_namespace() {
             same_owner: true,
             flatten: false,
             writeback: true,
+            hash_files: false,
         },
     )
     .unwrap();
@@ -1146,6 +1149,7 @@ fn unprivileged_mode_skips_chown() {
             same_owner: false,
             flatten: false,
             writeback: true,
+            hash_files: false,
         },
     )
     .unwrap();

@@ -2,6 +2,7 @@
 
 mod args;
 mod async_runtime;
+mod check;
 mod container_hints;
 mod containers;
 mod describe;
@@ -105,6 +106,8 @@ enum Command {
     /// Manage the store (prune)
     #[command(subcommand)]
     System(groups::SystemCommand),
+    /// Check the store's consistency; exit 1 when problems remain
+    Check(check::CheckArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(command) => return groups::image(&g.store()?, &command),
         Command::Container(command) => return groups::container(&g.store()?, &command),
         Command::System(command) => return groups::system(&g.store()?, &command),
+        Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::{Begun, LayerJob, LayerSink};
-use crate::archive::{self, ApplyOptions, ApplyStats, ArchiveError};
+use crate::archive::{self, ApplyOptions, ApplyStats, ArchiveError, TreeListing};
 use crate::id::DiffId;
 use crate::pipeline::LayerError;
 use crate::store::{LayerRecord, LockGuard, Staging, Store};
@@ -110,6 +110,14 @@ impl LayerSink for StoreSink {
                 source: e.source,
             })?;
         }
+        // The tree is final now: list it, with the hashes taken while writing the files.
+        let listing = if self.apply.hash_files {
+            let listing = TreeListing::of_dir(&pending.diff_dir, Some(&stats.file_hashes))?;
+            pending.staging.put_listing(&listing)?;
+            Some(listing)
+        } else {
+            None
+        };
         let record = LayerRecord {
             chain_id: job.chain_id.clone(),
             diff_id,
@@ -120,6 +128,7 @@ impl LayerSink for StoreSink {
             link: pending.staging.link().to_string(),
             size: stats.bytes,
             entries: stats.entries,
+            content_digest: listing.as_ref().map(TreeListing::digest),
         };
         if self.sync {
             pending.staging.commit(&record)?;

@@ -24,7 +24,7 @@ const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// The current boot id (empty when the kernel does not say: then every marker looks current,
 /// which only costs a `syncfs`).
-fn boot_id() -> String {
+pub(super) fn boot_id() -> String {
     fs::read_to_string(BOOT_ID)
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
@@ -44,7 +44,7 @@ impl Store {
         self.root.join("unsynced")
     }
 
-    fn unsynced_marker(&self, chain: &ChainId) -> PathBuf {
+    pub(super) fn unsynced_marker(&self, chain: &ChainId) -> PathBuf {
         self.unsynced_dir().join(chain.hex())
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{LockGuard, Store, StoreError, fsutil, io_err, layout};
+use crate::digest::Digest;
 use crate::id::{BlobDigest, ChainId, DiffId};
 use crate::image::Compression;
 
@@ -31,10 +32,14 @@ pub struct LayerRecord {
     pub size: u64,
     /// Number of tar entries applied.
     pub entries: u64,
+    /// The digest of the unpacked tree's listing (see [`crate::archive::TreeListing`]), for
+    /// `check --content`; none in records of an older strata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<Digest>,
 }
 
 impl Store {
-    fn layer_record_path(&self, chain: &ChainId) -> PathBuf {
+    pub(super) fn layer_record_path(&self, chain: &ChainId) -> PathBuf {
         self.layers_dir().join(format!("{}.json", chain.hex()))
     }
 
@@ -205,8 +210,6 @@ impl Drop for Staging {
 pub(crate) mod tests {
     use super::*;
 
-    use crate::digest::Digest;
-
     /// A chain ID for tests: the digest of `name`.
     pub(crate) fn chain_id(name: &[u8]) -> ChainId {
         ChainId::new(Digest::of(name))
@@ -224,6 +227,7 @@ pub(crate) mod tests {
             link: link.to_string(),
             size: 0,
             entries: 0,
+            content_digest: None,
         }
     }
 

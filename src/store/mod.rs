@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <root>/overlay2/<chain hex>/{diff,link,lower,work}   layers, keyed by chain ID
+//! <root>/overlay2/<chain hex>/content.gz                their content listing (`check --content`)
 //! <root>/overlay2/l/<26 chars>  -> ../<chain hex>/diff  short links
 //! <root>/layers/<chain hex>.json                        a layer is present once its record is
 //! <root>/images/<config hex>/{image,manifest,config}.json
@@ -18,7 +19,9 @@
 //! cannot tear), [`recover`] (cleaning up after killed runs, in one place), `gc` (rmi and
 //! image prune).
 
+mod check;
 mod containers;
+mod content;
 mod durable;
 mod error;
 mod fsutil;
@@ -33,6 +36,7 @@ pub mod trash;
 
 use std::path::{Path, PathBuf};
 
+pub use check::{Outcome, Problem, ProblemKind};
 pub use containers::{ContainerDirs, ContainerRecord};
 pub use durable::Repair;
 pub use error::StoreError;

@@ -78,11 +78,14 @@ fn commands_killed_at_random_points_leave_a_recoverable_store() {
     }
     let out = s.run(&["pull-and-mount", "--name", "after", &ra]).ok();
     assert!(Path::new(out.stdout.trim()).join("app/a").is_file());
+    // Recovered: the store checks clean.
+    s.run(&["check"]).ok();
 
     let ids = container_ids(s);
     let mut rm = vec!["rm", "-f"];
     rm.extend(ids.iter().map(String::as_str));
     s.run(&rm).ok();
     s.run(&["system", "prune", "-a", "-f"]).ok();
+    s.run(&["check"]).ok();
     assert_skeleton(s);
 }

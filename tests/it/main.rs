@@ -13,6 +13,7 @@
 mod support;
 
 mod archive_props;
+mod check;
 mod concurrency;
 mod containers;
 mod crash;

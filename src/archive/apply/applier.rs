@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
+use sha2::{Digest as _, Sha256};
 use tar::EntryType;
 
 use super::mode::{ApplyMode, DirMeta};
@@ -295,8 +296,9 @@ impl<M: ApplyMode> Applier<'_, M> {
         if self.buf.is_empty() {
             self.buf = vec![0; BUF_SIZE];
         }
-        let logical =
-            data::copy(data, meta.size, &file, layout, &mut self.buf).map_err(|e| match e {
+        let mut sha = (M::HASHES_FILES && self.opts.hash_files).then(Sha256::new);
+        let logical = data::copy(data, meta.size, &file, layout, &mut self.buf, sha.as_mut())
+            .map_err(|e| match e {
                 CopyError::Read(source) => ArchiveError::Io {
                     entry: Some(shown.to_string()),
                     source,
@@ -305,6 +307,12 @@ impl<M: ApplyMode> Applier<'_, M> {
                 CopyError::Invalid(reason) => invalid(shown, reason),
             })?;
         self.stats.bytes += logical;
+        if let Some(sha) = sha {
+            let st = rfs::fstat(&file).map_err(|e| fs_err(shown, "inspecting file", e))?;
+            self.stats
+                .file_hashes
+                .insert(st.st_ino, sha.finalize().into());
+        }
         self.fd_metadata(file.as_fd(), meta, self.chown_wanted(meta), true, shown)?;
         rfs::futimens(&file, &timestamps(meta.atime, meta.mtime))
             .map_err(|e| fs_err(shown, "setting times", e))?;

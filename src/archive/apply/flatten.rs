@@ -174,6 +174,7 @@ impl Flatten<'_> {
 impl ApplyMode for Flatten<'_> {
     const ON_LOWER_LAYERS: bool = true;
     const DEVICES_REQUIRED: bool = true;
+    const HASHES_FILES: bool = false;
 
     /// Records the parent's times before the layer changes it.
     fn parent(

@@ -33,6 +33,13 @@ pub(crate) trait ApplyMode {
     /// A device node the process may not create is an error naming the member (an export must
     /// not silently lack a device) rather than skipped when unprivileged, as Docker does.
     const DEVICES_REQUIRED: bool;
+    /// Whether regular files' bytes may be hashed while written ([`ApplyStats::file_hashes`],
+    /// when [`ApplyOptions::hash_files`] asks for it).
+    ///
+    /// [`ApplyOptions::hash_files`]: crate::archive::ApplyOptions::hash_files
+    ///
+    /// [`ApplyStats::file_hashes`]: crate::archive::ApplyStats::file_hashes
+    const HASHES_FILES: bool;
 
     /// The parent directory `fd` of a member was resolved, at `real` when the root tracks
     /// real paths; runs before anything is created in it.

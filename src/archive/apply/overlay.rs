@@ -97,6 +97,7 @@ impl Overlay {
 impl ApplyMode for Overlay {
     const ON_LOWER_LAYERS: bool = false;
     const DEVICES_REQUIRED: bool = false;
+    const HASHES_FILES: bool = true;
 
     fn parent(&mut self, _: BorrowedFd<'_>, _: Option<&[u8]>, _: &str) -> Result<(), ArchiveError> {
         Ok(())
