@@ -31,22 +31,27 @@ impl Store {
     /// problem. Run [`Store::check`] again to see what remains. Holds the exclusive store
     /// lease (see `lease`): no pull or container creation relies on a layer it removes.
     pub fn repair(&self, problems: &[Problem]) -> Result<Vec<Outcome>, StoreError> {
-        let _lease = self.lease(LeaseKind::Exclusive)?;
-        let _lock = self.metadata_lock()?;
-        let mut done = BTreeSet::new();
-        let mut out = Vec::with_capacity(problems.len());
-        for p in problems {
-            let outcome = if done.contains(&p.fix) {
-                Outcome::Removed
-            } else {
-                let outcome = self.fix(&p.fix)?;
-                if outcome == Outcome::Removed {
-                    done.insert(p.fix.clone());
-                }
-                outcome
-            };
-            out.push(outcome);
-        }
+        let out = {
+            let _lease = self.lease(LeaseKind::Exclusive)?;
+            let _lock = self.metadata_lock()?;
+            let mut done = BTreeSet::new();
+            let mut out = Vec::with_capacity(problems.len());
+            for p in problems {
+                let outcome = if done.contains(&p.fix) {
+                    Outcome::Removed
+                } else {
+                    let outcome = self.fix(&p.fix)?;
+                    if outcome == Outcome::Removed {
+                        done.insert(p.fix.clone());
+                    }
+                    outcome
+                };
+                out.push(outcome);
+            }
+            out
+        };
+        // What the removals moved into the trash goes once the store is free again.
+        self.empty_trash()?;
         Ok(out)
     }
 
