@@ -10,6 +10,7 @@ use strata::container::Container;
 use strata::store::{Deletion, PruneImages, Store};
 
 use super::rmi::print_items;
+use super::units;
 
 /// `image prune` and `system prune` arguments.
 #[derive(Debug, Args)]
@@ -144,7 +145,11 @@ fn print(report: &Report, json: bool) -> Result<()> {
         print_items(items, "untagged", "deleted");
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    // Docker prints it with `units.HumanSize`: 4 significant digits.
+    println!(
+        "Total reclaimed space: {}",
+        units::human_size_precise(report.reclaimed)
+    );
     Ok(())
 }
 
@@ -165,47 +170,4 @@ fn confirm(warning: &str, force: bool) -> Result<bool> {
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
-}
-
-/// Docker's `units.HumanSize`: decimal units, 3 significant digits (`0B`, `999B`, `1.23kB`,
-/// `7.3MB`).
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let decimals = match value {
-        v if v >= 99.95 => 0,
-        v if v >= 9.995 => 1,
-        _ => 2,
-    };
-    let mut text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    if text == "1000" && unit < UNITS.len() - 1 {
-        return format!("1{}", UNITS[unit + 1]);
-    }
-    format!("{text}{}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_as_docker_prints_them() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1000), "1kB");
-        assert_eq!(human_size(1234), "1.23kB");
-        assert_eq!(human_size(12_345), "12.3kB");
-        assert_eq!(human_size(123_456), "123kB");
-        assert_eq!(human_size(7_300_000), "7.3MB");
-        assert_eq!(human_size(1_200_000_000), "1.2GB");
-        assert_eq!(human_size(999_999), "1MB");
-    }
 }

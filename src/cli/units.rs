@@ -6,7 +6,8 @@ pub fn human_size(bytes: u64) -> String {
     size_with_precision(bytes, 3)
 }
 
-/// `docker system df`'s size: 4 significant digits (`7.834MB`).
+/// go-units' `HumanSize`, as `docker system df` and the prunes' "Total reclaimed space" print
+/// sizes: 4 significant digits (`7.834MB`).
 pub fn human_size_precise(bytes: u64) -> String {
     size_with_precision(bytes, 4)
 }
@@ -142,6 +143,8 @@ mod tests {
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size_precise(7_834_567), "7.835MB");
         assert_eq!(human_size_precise(2_000_000_000), "2GB");
+        assert_eq!(human_size_precise(1_234), "1.234kB");
+        assert_eq!(human_size_precise(999_999), "1000kB");
     }
 
     #[test]
