@@ -631,6 +631,33 @@ async fn mirrors_fall_back_and_the_working_endpoint_is_remembered() {
 }
 
 #[tokio::test]
+async fn a_registry_never_reached_fails_without_retries() {
+    let (_dir, cfg) = docker_config("{}");
+    let mut config = test_config(&cfg, &[]);
+    // Retries long enough that any one of them would show.
+    config.retry = RetryPolicy {
+        retries: 5,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(2),
+    };
+    let client = RegistryClient::new(config).unwrap();
+    let port = dead_port();
+    let started = std::time::Instant::now();
+    let err = client
+        .fetch_manifest(&reference(&format!("127.0.0.1:{port}/x")))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no retry: {:?}",
+        started.elapsed()
+    );
+    let msg = err.to_string();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{msg}");
+    assert!(msg.contains("onnection refused"), "the reason: {msg}");
+}
+
+#[tokio::test]
 async fn cross_host_redirects_drop_authorization() {
     let storage_saw_auth = Arc::new(AtomicUsize::new(0));
     let saw = storage_saw_auth.clone();
