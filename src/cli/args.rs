@@ -12,6 +12,8 @@ use strata::pull::{PullOptions, PullPolicy};
 use strata::registry::RegistryClient;
 use strata::store::Store;
 
+use super::usage::UsageError;
+
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
@@ -118,7 +120,7 @@ impl Global {
     pub(super) fn pull_options(&self) -> Result<PullOptions> {
         let platform = self.platform()?;
         if self.max_concurrent_downloads == Some(0) {
-            bail!("--max-concurrent-downloads must be at least 1");
+            return Err(UsageError("--max-concurrent-downloads must be at least 1".into()).into());
         }
         let file = self.config_file()?;
         let overrides = self.overrides()?;
@@ -156,11 +158,14 @@ impl Global {
     fn overrides(&self) -> Result<strata::config::Overrides> {
         let mut mirrors = Vec::new();
         for entry in &self.mirrors {
-            let (registry, url) = entry.split_once('=').with_context(|| {
-                format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
+            let (registry, url) = entry.split_once('=').ok_or_else(|| {
+                UsageError(format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000"))
             })?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("invalid --mirror {entry:?}: the URL must start with http:// or https://");
+                return Err(UsageError(format!(
+                    "invalid --mirror {entry:?}: the URL must start with http:// or https://"
+                ))
+                .into());
             }
             mirrors.push((registry.to_string(), url.trim_end_matches('/').to_string()));
         }

@@ -14,8 +14,8 @@ use strata::reference::Reference;
 use strata::store::Store;
 
 use super::args::{Global, PullArg};
-use super::async_runtime::runtime;
 use super::describe::describe;
+use super::interrupt;
 use super::progress;
 
 /// `pull-and-mount` arguments.
@@ -102,7 +102,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
     let options = g.pull_options()?;
     let client = g.client()?;
     let observer = progress::observer(g.quiet);
-    let ensured = runtime()?.block_on(pull::ensure_image(
+    let ensured = interrupt::block_on(pull::ensure_image(
         &client,
         &store,
         &reference,
@@ -111,7 +111,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
         observer.clone(),
     ));
     observer.finish();
-    let (image, outcome) = ensured?;
+    let (image, outcome) = ensured??;
     if let Some(outcome) = outcome.filter(|_| !g.quiet) {
         eprintln!("Digest: {}", outcome.digest);
         if outcome.status == PullStatus::Downloaded {

@@ -14,6 +14,7 @@ mod hints;
 mod image_list;
 mod images;
 mod inspect;
+mod interrupt;
 mod log;
 mod login;
 mod progress;
@@ -21,6 +22,7 @@ mod prune;
 mod rmi;
 mod tag;
 mod units;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -110,7 +112,7 @@ enum Command {
     Check(check::CheckArgs),
 }
 
-/// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
+/// Runs the command line and maps the outcome to an exit code (see [`usage::exit_code`]).
 pub fn main() -> ExitCode {
     log::init();
     let cli = Cli::parse();
@@ -118,7 +120,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
-            ExitCode::FAILURE
+            usage::exit_code(&e)
         }
     }
 }

@@ -1,10 +1,17 @@
 //! How commands fail and stop: an unreachable registry at once, usage errors with exit 2,
 //! interrupts with 130/143 and nothing left behind.
 
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::registry::free_port;
-use crate::support::strata::Strata;
+use crate::support::netenv::{filled_registry, noise_image};
+use crate::support::registry::{Registry, free_port};
+use crate::support::strata::{self, Output, Strata};
+use crate::support::{self, tempdir};
 
 /// Generous bound for "at once": retries took 10-12 s.
 const AT_ONCE: Duration = Duration::from_secs(5);
@@ -32,6 +39,197 @@ fn an_unreachable_registry_fails_at_once_with_the_reason() {
     assert!(
         !out.stderr.contains("retrying"),
         "no retries:\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = Strata::new();
+    for args in [
+        &["pull", "library/UPPER"][..],
+        &["pull", "alpine:bad tag"],
+        &["export", "alpine::x", "/tmp/never-made"],
+        &["pull-and-mount", "Bad/Ref"],
+        &["tag", "alpine", "not@valid"],
+        &["--platform", "linux/", "pull", "alpine"],
+        &["--max-concurrent-downloads", "0", "pull", "alpine"],
+        &["--mirror", "docker.io", "pull", "alpine"],
+        &["--mirror", "docker.io=ftp://x", "pull", "alpine"],
+        &["no-such-command"],
+        &["pull"],
+    ] {
+        let out = s.run(args);
+        assert_eq!(out.code(), Some(2), "usage error:\n{}", out.describe());
+        assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    }
+}
+
+/// A registry behind a relay that passes each connection's first 64 KiB from the registry,
+/// then nothing more: a pull or export gets going (manifest, config, the start of each
+/// layer), then hangs until interrupted. Returns the registry and the relay's address.
+fn stalling_registry() -> (Registry, String) {
+    support::preflight();
+    let img = noise_image(7, 3, 400_000);
+    let reg = filled_registry(&[("test/app", "v1", &img)]);
+    let upstream: std::net::SocketAddr = reg.addr().parse().expect("registry address");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+    let addr = listener.local_addr().expect("relay address").to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(upstream) else {
+                continue;
+            };
+            let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone())
+            else {
+                continue;
+            };
+            std::thread::spawn(move || std::io::copy(&mut client_r, &mut server_w));
+            std::thread::spawn(move || {
+                let (mut server, mut client) = (server, client);
+                let mut passed = 0usize;
+                let mut buf = [0u8; 4096];
+                while passed < 64 * 1024 {
+                    match server.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if client.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                            passed += n;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(120));
+            });
+        }
+    });
+    (reg, addr)
+}
+
+/// Starts `strata --root ROOT ARGS` with SIGINT and SIGTERM at their defaults (a test run
+/// in the background of a non-interactive shell inherits SIGINT ignored), waits until
+/// `started` holds, sends `signal` and returns the output.
+fn interrupt(s: &Strata, args: &[&str], started: impl Fn() -> bool, signal: i32) -> Output {
+    let mut cmd = Command::new("env");
+    cmd.args(["--default-signal=INT,TERM"])
+        .arg(strata::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().expect("run strata");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !started() {
+        if Instant::now() > deadline || child.try_wait().is_ok_and(|s| s.is_some()) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait for strata");
+            panic!(
+                "the command never got going: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    let sent = Instant::now();
+    let out = child.wait_with_output().expect("wait for strata");
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "stopped at once, not after the stall: {:?}",
+        sent.elapsed()
+    );
+    let mut all = vec!["--root".to_string(), s.root().display().to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: all,
+    }
+}
+
+/// Entries of `dir` (none when it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The interrupted command's exit code and its one-line message.
+#[track_caller]
+fn assert_interrupted(out: &Output, code: i32, name: &str) {
+    assert_eq!(out.code(), Some(code), "{}", out.describe());
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!("error: interrupted by {name}"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+}
+
+#[test]
+fn an_interrupted_pull_exits_130_and_leaves_no_staging() {
+    let (reg, relay) = stalling_registry();
+    for (signal, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+    ] {
+        let s = Strata::new();
+        let staging = s.root().join("staging");
+        let image = format!("{relay}/test/app:v1");
+        let out = interrupt(
+            &s,
+            &["pull", &image],
+            || !entries(&staging).is_empty(),
+            signal,
+        );
+        assert_interrupted(&out, code, name);
+        assert_eq!(
+            entries(&staging),
+            Vec::<String>::new(),
+            "{}",
+            out.describe()
+        );
+        // The store is usable: a pull straight from the registry brings the image whole.
+        s.pull(&format!("{}/test/app:v1", reg.addr())).ok();
+    }
+}
+
+#[test]
+fn an_interrupted_export_exits_130_and_leaves_nothing() {
+    let (_reg, relay) = stalling_registry();
+    let scratch = tempdir("interrupt-export");
+    let s = Strata::new();
+    let target = scratch.path().join("rootfs");
+    let image = format!("{relay}/test/app:v1");
+    let out = interrupt(
+        &s,
+        &["export", &image, target.to_str().expect("UTF-8")],
+        || !entries(scratch.path()).is_empty(),
+        libc::SIGINT,
+    );
+    assert_interrupted(&out, 130, "SIGINT");
+    assert_eq!(
+        entries(scratch.path()),
+        Vec::<String>::new(),
+        "{}",
         out.describe()
     );
 }
