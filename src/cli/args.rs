@@ -107,6 +107,16 @@ impl Global {
         Store::open(&root).with_context(|| format!("opening store {}", root.display()))
     }
 
+    /// Opens the store for a command that only reads: a `--root` (or `STRATA_ROOT`) with no
+    /// store is an error rather than a new empty store; the default root is opened as by
+    /// [`Global::store`].
+    pub(super) fn existing_store(&self) -> Result<Store> {
+        match &self.root {
+            Some(root) => Ok(Store::open_existing(root)?),
+            None => self.store(),
+        }
+    }
+
     /// The store directory: `--root` or the default (neither created nor checked).
     pub(super) fn root_dir(&self) -> Result<PathBuf> {
         match &self.root {
@@ -149,8 +159,9 @@ impl Global {
         Ok(RegistryClient::new(config)?)
     }
 
-    /// The configuration file (`--config`, else /etc/strata/config.toml if present).
-    fn config_file(&self) -> Result<strata::config::Config> {
+    /// The configuration file (`--config`, else /etc/strata/config.toml if present); every
+    /// command reads it first, so that a missing or malformed file is never ignored.
+    pub(super) fn config_file(&self) -> Result<strata::config::Config> {
         Ok(strata::config::Config::load(self.config.as_deref())?)
     }
 

@@ -127,12 +127,13 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
+    g.config_file()?;
     match cli.command {
         Command::Pull { reference } => images::pull(g, &reference)?,
-        Command::Images(args) => images::list(&g.store()?, &args, g.quiet)?,
-        Command::Inspect { name } => images::inspect(&g.store()?, &name, &g.platform()?)?,
+        Command::Images(args) => images::list(&g.existing_store()?, &args, g.quiet)?,
+        Command::Inspect { name } => images::inspect(&g.existing_store()?, &name, &g.platform()?)?,
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
-        Command::Ps { json } => containers::ps(&g.store()?, json)?,
+        Command::Ps { json } => containers::ps(&g.existing_store()?, json)?,
         Command::Mount { container } => containers::mount(&g.store()?, &container)?,
         Command::Umount { container } => containers::umount(&g.store()?, &container)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
@@ -145,7 +146,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rmi(args) => return rmi::rmi(&g.store()?, &args),
         Command::Image(command) => return groups::image(&g.store()?, &command),
         Command::Container(command) => return groups::container(&g.store()?, &command),
+        Command::System(command @ groups::SystemCommand::Df(_)) => {
+            return groups::system(&g.existing_store()?, &command);
+        }
         Command::System(command) => return groups::system(&g.store()?, &command),
+        Command::Check(args) if !args.repair => {
+            return check::check(&g.existing_store()?, &args, g.quiet);
+        }
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
     }
     Ok(ExitCode::SUCCESS)

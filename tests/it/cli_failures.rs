@@ -233,3 +233,90 @@ fn an_interrupted_export_exits_130_and_leaves_nothing() {
         out.describe()
     );
 }
+
+/// Runs `strata ARGS` (with `--root` among them, or none) and returns the output.
+fn run_plain(args: &[&str]) -> Output {
+    let mut cmd = Command::new(strata::bin());
+    cmd.args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run strata");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+#[test]
+fn read_only_commands_on_a_missing_root_say_so_and_create_nothing() {
+    let scratch = tempdir("no-store");
+    for (i, command) in [
+        &["images"][..],
+        &["images", "-q"],
+        &["ps"],
+        &["inspect", "alpine"],
+        &["system", "df"],
+        &["check"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let missing = scratch.path().join(format!("typo{i}"));
+        let mut args = vec!["--root", missing.to_str().expect("UTF-8")];
+        args.extend_from_slice(command);
+        let out = run_plain(&args);
+        out.assert_error(&["no strata store at", missing.to_str().expect("UTF-8")]);
+        assert!(!missing.exists(), "no store made:\n{}", out.describe());
+    }
+    // Nor is a directory that holds something else (`--root /var/lib` for /var/lib/strata).
+    let other = scratch.path().join("other");
+    fs::create_dir(&other).expect("mkdir");
+    fs::write(other.join("file"), "x").expect("write");
+    run_plain(&["--root", other.to_str().expect("UTF-8"), "images"])
+        .assert_error(&["no strata store at"]);
+    assert_eq!(entries(&other), vec!["file".to_string()]);
+    // An empty directory made for a store is one, with no images yet.
+    let empty = scratch.path().join("empty");
+    fs::create_dir(&empty).expect("mkdir");
+    let out = run_plain(&["--root", empty.to_str().expect("UTF-8"), "images", "-q"]).ok();
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn a_bad_config_file_fails_every_command() {
+    let scratch = tempdir("bad-config");
+    let s = Strata::new();
+    let missing = scratch.path().join("missing.toml");
+    let malformed = scratch.path().join("malformed.toml");
+    fs::write(
+        &malformed,
+        "max-concurrent-downloads = \"many\"\n[mirrors\n",
+    )
+    .expect("write");
+    for config in [&missing, &malformed] {
+        let config = config.to_str().expect("UTF-8");
+        for command in [
+            &["images"][..],
+            &["ps"],
+            &["inspect", "alpine"],
+            &["system", "df"],
+            &["check"],
+            &["rm", "web"],
+            &["umount", "web"],
+            &["tag", "a", "b"],
+            &["rmi", "alpine"],
+            &["image", "prune", "-f"],
+            &["pull", "127.0.0.1:1/x"],
+        ] {
+            let mut args = vec!["--config", config];
+            args.extend_from_slice(command);
+            let out = s.run(&args);
+            out.assert_error(&[config]);
+        }
+    }
+}
