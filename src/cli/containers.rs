@@ -15,8 +15,8 @@ use strata::store::Store;
 
 use super::args::{Global, PullArg};
 use super::describe::describe;
-use super::interrupt;
 use super::progress;
+use super::{interrupt, privileges};
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -128,6 +128,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
 
 /// `strata pull-and-mount`.
 pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
+    privileges::require_root("pull-and-mount")?;
     let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
     let view = container.view()?;
     if args.json {
@@ -231,6 +232,7 @@ pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
 
 /// `strata run`: the container's exit code becomes ours.
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    privileges::require_root("run")?;
     let opts = run_options(&args.process, &args.args)?;
     bundle::find_runtime(&args.runtime)?;
     let container = create(g, &args.image, args.name.as_deref(), args.pull)?;

@@ -17,6 +17,8 @@ mod inspect;
 mod interrupt;
 mod log;
 mod login;
+mod privilege_hints;
+mod privileges;
 mod progress;
 mod prune;
 mod rmi;
@@ -134,7 +136,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { name } => images::inspect(&g.existing_store()?, &name, &g.platform()?)?,
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
         Command::Ps { json } => containers::ps(&g.existing_store()?, json)?,
-        Command::Mount { container } => containers::mount(&g.store()?, &container)?,
+        Command::Mount { container } => {
+            privileges::require_root("mount")?;
+            containers::mount(&g.store()?, &container)?
+        }
         Command::Umount { container } => containers::umount(&g.store()?, &container)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,

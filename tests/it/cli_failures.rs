@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::image::{self, Entry};
 use crate::support::netenv::{filled_registry, noise_image};
 use crate::support::registry::{Registry, free_port};
 use crate::support::strata::{self, Output, Strata};
@@ -319,4 +320,86 @@ fn a_bad_config_file_fails_every_command() {
             out.assert_error(&[config]);
         }
     }
+}
+
+/// The unprivileged user the tests run strata as.
+const NOBODY: u32 = 65534;
+
+/// Runs `strata ARGS` as nobody (no groups) with HOME and XDG_DATA_HOME in `home`.
+fn run_as_nobody(home: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg(strata::bin())
+        .args(args)
+        .current_dir(home)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run setpriv");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// A home directory nobody owns.
+fn nobody_home() -> tempfile::TempDir {
+    let home = tempdir("nobody");
+    std::os::unix::fs::chown(home.path(), Some(NOBODY), Some(NOBODY)).expect("chown home");
+    home
+}
+
+#[test]
+fn commands_that_mount_say_they_need_root_before_any_download() {
+    support::require_tool("setpriv");
+    let home = nobody_home();
+    // Were anything fetched first, the unreachable registry would be the error.
+    let image = format!("127.0.0.1:{}/library/alpine:latest", free_port());
+    for args in [
+        &["pull-and-mount", image.as_str()][..],
+        &["run", "--rm", image.as_str(), "true"],
+        &["mount", "web"],
+    ] {
+        let out = run_as_nobody(home.path(), args);
+        out.assert_error(&["needs root", "CAP_SYS_ADMIN", "strata export"]);
+        assert!(!out.stderr.contains("cannot reach"), "{}", out.describe());
+    }
+    assert!(!home.path().join("data").exists(), "no store made");
+}
+
+#[test]
+fn an_unprivileged_pull_of_an_opaque_directory_says_why_and_what_to_do() {
+    support::require_tool("setpriv");
+    support::preflight();
+    let img = image::ImageBuilder::new(image::Flavor::Oci)
+        .entries(
+            &[Entry::dir("etc"), Entry::file("etc/a", "a\n")],
+            image::Compression::Gzip,
+        )
+        .entries(
+            &[Entry::opaque("etc"), Entry::file("etc/b", "b\n")],
+            image::Compression::Gzip,
+        )
+        .build();
+    let reg = filled_registry(&[("test/opaque", "v1", &img)]);
+    let home = nobody_home();
+    let out = run_as_nobody(
+        home.path(),
+        &["pull", &format!("{}/test/opaque:v1", reg.addr())],
+    );
+    out.assert_error(&[
+        "setting trusted.overlay.opaque",
+        "opaque directory",
+        "pull as root",
+        "strata export",
+    ]);
 }
