@@ -1,5 +1,7 @@
 //! How commands fail and stop: an unreachable registry at once, usage errors with exit 2,
-//! interrupts with 130/143 and nothing left behind.
+//! interrupts with 130/143 and nothing left behind, a bad config file for every command,
+//! read-only commands on a root with no store, root needed before any download, and a
+//! non-root pull that meets an opaque directory.
 
 use std::fs;
 use std::io::{Read as _, Write as _};
