@@ -38,7 +38,7 @@ fn name(signal: i32) -> String {
 /// Runs `future` to completion on a new runtime unless SIGINT or SIGTERM comes first: then the
 /// future is dropped and the runtime shut down, which waits for the blocking tasks still
 /// writing (their guards remove their staging directories), and the result is
-/// [`Interrupted`].
+/// [`Interrupted`]. A second signal during that wait has its default effect.
 pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
     let runtime = runtime()?;
     let notify = Arc::new(tokio::sync::Notify::new());
@@ -57,8 +57,9 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
             () = notify.notified() => None,
         }
     });
-    drop(runtime);
+    // From here a second Ctrl-C ends the process at once (the store's recovery cleans up).
     drop(catcher);
+    drop(runtime);
     output.ok_or_else(|| {
         Interrupted {
             signal: caught.load(Ordering::SeqCst),

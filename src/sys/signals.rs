@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::JoinHandle;
 
@@ -43,8 +44,12 @@ extern "C" fn handle_signal(signal: libc::c_int) {
 pub struct Catcher {
     /// The signals and the dispositions they had.
     previous: Vec<(libc::c_int, libc::sigaction)>,
-    /// The pipe's write end (a 0 byte stops the thread).
+    /// The pipe's write end (non-blocking, so that a flood of signals cannot block the
+    /// handler; a 0 byte stops the thread).
     write: OwnedFd,
+    /// The read end, kept open until the catcher goes so that no write meets a closed pipe
+    /// (SIGPIPE) once the thread has returned.
+    _read: Arc<OwnedFd>,
     /// The thread waiting on the pipe's read end.
     thread: Option<JoinHandle<()>>,
 }
@@ -64,13 +69,19 @@ pub fn catch(
     }
     // SAFETY: pipe2 succeeded: both fds are new and owned by nothing else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on an fd we own, with an int argument.
+    if unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let read = Arc::new(read);
+    let thread_read = read.clone();
     let thread = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut byte = 0u8;
             let n = loop {
                 // SAFETY: reads at most one byte into a live local.
-                let n = unsafe { libc::read(read.as_raw_fd(), (&raw mut byte).cast(), 1) };
+                let n = unsafe { libc::read(thread_read.as_raw_fd(), (&raw mut byte).cast(), 1) };
                 if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                     break n;
                 }
@@ -83,6 +94,7 @@ pub fn catch(
     let mut catcher = Catcher {
         previous: Vec::new(),
         write,
+        _read: read,
         thread: Some(thread),
     };
     for &signal in signals {
