@@ -34,3 +34,37 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_are_2_interrupts_128_plus_the_signal_others_1() {
+        let reference = strata::reference::Reference::parse("UPPER/x:y@z").unwrap_err();
+        assert_eq!(
+            exit_code(&anyhow::Error::from(reference).context("pulling")),
+            ExitCode::from(2)
+        );
+        let usage = anyhow::Error::from(UsageError("--mirror".into()));
+        assert_eq!(exit_code(&usage), ExitCode::from(2));
+        let platform = strata::image::Platform::parse("linux/").unwrap_err();
+        assert_eq!(
+            exit_code(&anyhow::Error::from(platform).context("invalid --platform")),
+            ExitCode::from(2)
+        );
+        let sigint = anyhow::Error::from(Interrupted {
+            signal: libc::SIGINT,
+        });
+        assert_eq!(exit_code(&sigint), ExitCode::from(130));
+        let sigterm = anyhow::Error::from(Interrupted {
+            signal: libc::SIGTERM,
+        });
+        assert_eq!(exit_code(&sigterm), ExitCode::from(143));
+        assert_eq!(sigterm.to_string(), "interrupted by SIGTERM");
+        assert_eq!(
+            exit_code(&anyhow::anyhow!("no such image")),
+            ExitCode::FAILURE
+        );
+    }
+}
