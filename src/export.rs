@@ -385,12 +385,29 @@ fn plan(target: &Path) -> Result<Plan, ExportError> {
     })
 }
 
+/// Removes the staging directories this process made for `target`: after an interrupted
+/// export, whose guard may have run while a layer thread still wrote. Best effort.
+pub fn remove_own_staging(target: &Path) {
+    if let Ok(target) = std::path::absolute(target)
+        && let (Some(parent), Some(name)) = (target.parent(), target.file_name())
+    {
+        sweep_staging(parent, name, |pid| pid == std::process::id());
+    }
+}
+
 /// Removes staging directories for the same target left by export processes that are gone.
 /// Best effort.
 fn sweep_stale_staging(plan: &Plan) {
     let (Some(parent), Some(name)) = (plan.staging.parent(), plan.target.file_name()) else {
         return;
     };
+    sweep_staging(parent, name, |pid| {
+        pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    });
+}
+
+/// Removes the staging directories in `parent` for the target `name` whose pid `remove` picks.
+fn sweep_staging(parent: &Path, name: &std::ffi::OsStr, remove: impl Fn(u32) -> bool) {
     let prefix = format!(".{}.strata-export-", name.to_string_lossy());
     let Ok(entries) = fs::read_dir(parent) else {
         return;
@@ -405,8 +422,7 @@ fn sweep_stale_staging(plan: &Plan) {
         else {
             continue;
         };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-        if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if remove(pid) && entry.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = remove_tree(&entry.path());
         }
     }

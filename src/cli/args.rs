@@ -12,6 +12,8 @@ use strata::pull::{PullOptions, PullPolicy};
 use strata::registry::RegistryClient;
 use strata::store::Store;
 
+use super::usage::UsageError;
+
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
@@ -105,6 +107,16 @@ impl Global {
         Store::open(&root).with_context(|| format!("opening store {}", root.display()))
     }
 
+    /// Opens the store for a command that only reads: a `--root` (or `STRATA_ROOT`) with no
+    /// store is an error rather than a new empty store; the default root is opened as by
+    /// [`Global::store`].
+    pub(super) fn existing_store(&self) -> Result<Store> {
+        match &self.root {
+            Some(root) => Ok(Store::open_existing(root)?),
+            None => self.store(),
+        }
+    }
+
     /// The store directory: `--root` or the default (neither created nor checked).
     pub(super) fn root_dir(&self) -> Result<PathBuf> {
         match &self.root {
@@ -118,7 +130,7 @@ impl Global {
     pub(super) fn pull_options(&self) -> Result<PullOptions> {
         let platform = self.platform()?;
         if self.max_concurrent_downloads == Some(0) {
-            bail!("--max-concurrent-downloads must be at least 1");
+            return Err(UsageError("--max-concurrent-downloads must be at least 1".into()).into());
         }
         let file = self.config_file()?;
         let overrides = self.overrides()?;
@@ -147,8 +159,9 @@ impl Global {
         Ok(RegistryClient::new(config)?)
     }
 
-    /// The configuration file (`--config`, else /etc/strata/config.toml if present).
-    fn config_file(&self) -> Result<strata::config::Config> {
+    /// The configuration file (`--config`, else /etc/strata/config.toml if present); every
+    /// command reads it first, so that a missing or malformed file is never ignored.
+    pub(super) fn config_file(&self) -> Result<strata::config::Config> {
         Ok(strata::config::Config::load(self.config.as_deref())?)
     }
 
@@ -156,11 +169,14 @@ impl Global {
     fn overrides(&self) -> Result<strata::config::Overrides> {
         let mut mirrors = Vec::new();
         for entry in &self.mirrors {
-            let (registry, url) = entry.split_once('=').with_context(|| {
-                format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
+            let (registry, url) = entry.split_once('=').ok_or_else(|| {
+                UsageError(format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000"))
             })?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("invalid --mirror {entry:?}: the URL must start with http:// or https://");
+                return Err(UsageError(format!(
+                    "invalid --mirror {entry:?}: the URL must start with http:// or https://"
+                ))
+                .into());
             }
             mirrors.push((registry.to_string(), url.trim_end_matches('/').to_string()));
         }

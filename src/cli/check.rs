@@ -14,7 +14,7 @@ pub struct CheckArgs {
     /// Remove what is broken (layers, orphan directories and links, leftovers of killed
     /// commands) so that the next pull fetches it again
     #[arg(long)]
-    repair: bool,
+    pub(super) repair: bool,
     /// JSON output: a list of {kind, object, detail, affects}; with --repair,
     /// {"found": [... with "repair"], "remaining": [...]}
     #[arg(long)]

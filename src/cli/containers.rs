@@ -14,9 +14,9 @@ use strata::reference::Reference;
 use strata::store::Store;
 
 use super::args::{Global, PullArg};
-use super::async_runtime::runtime;
 use super::describe::describe;
 use super::progress;
+use super::{interrupt, privileges};
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -102,7 +102,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
     let options = g.pull_options()?;
     let client = g.client()?;
     let observer = progress::observer(g.quiet);
-    let ensured = runtime()?.block_on(pull::ensure_image(
+    let ensured = interrupt::block_on(pull::ensure_image(
         &client,
         &store,
         &reference,
@@ -111,7 +111,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
         observer.clone(),
     ));
     observer.finish();
-    let (image, outcome) = ensured?;
+    let (image, outcome) = ensured??;
     if let Some(outcome) = outcome.filter(|_| !g.quiet) {
         eprintln!("Digest: {}", outcome.digest);
         if outcome.status == PullStatus::Downloaded {
@@ -128,6 +128,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
 
 /// `strata pull-and-mount`.
 pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
+    privileges::require_root("pull-and-mount")?;
     let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
     let view = container.view()?;
     if args.json {
@@ -231,6 +232,7 @@ pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
 
 /// `strata run`: the container's exit code becomes ours.
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    privileges::require_root("run")?;
     let opts = run_options(&args.process, &args.args)?;
     bundle::find_runtime(&args.runtime)?;
     let container = create(g, &args.image, args.name.as_deref(), args.pull)?;

@@ -11,7 +11,7 @@ use strata::reference::Reference;
 use strata::store::{ImageRecord, Store};
 
 use super::args::{Global, PullArg};
-use super::async_runtime::runtime;
+use super::interrupt;
 use super::progress;
 
 /// The long help of `export`.
@@ -70,7 +70,7 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
         None => {
             let client = g.client()?;
             let observer = progress::observer(g.quiet);
-            let outcome = runtime()?.block_on(export::export(
+            let outcome = interrupt::block_on(export::export(
                 &client,
                 &reference,
                 &options,
@@ -78,7 +78,12 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
                 observer.clone(),
             ));
             observer.finish();
-            let outcome = outcome?;
+            if outcome.is_err() {
+                // A layer thread may have written on after the export's guard removed its
+                // staging directory.
+                export::remove_own_staging(&args.dir);
+            }
+            let outcome = outcome??;
             if !g.quiet {
                 eprintln!("Digest: {}", outcome.digest);
             }

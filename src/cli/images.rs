@@ -12,8 +12,8 @@ use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 
 use super::args::Global;
-use super::async_runtime::runtime;
 use super::image_list::{self, Filter, ImageRow};
+use super::interrupt;
 use super::{inspect, progress, units};
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
@@ -23,7 +23,7 @@ pub fn pull(g: &Global, reference: &str) -> Result<()> {
     let options = g.pull_options()?;
     let client = g.client()?;
     let observer = progress::observer(g.quiet);
-    let outcome = runtime()?.block_on(pull::pull(
+    let outcome = interrupt::block_on(pull::pull(
         &client,
         &store,
         &reference,
@@ -31,7 +31,7 @@ pub fn pull(g: &Global, reference: &str) -> Result<()> {
         observer.clone(),
     ));
     observer.finish();
-    let outcome = outcome?;
+    let outcome = outcome??;
     if !g.quiet {
         eprintln!("Digest: {}", outcome.digest);
         match outcome.status {

@@ -14,13 +14,17 @@ mod hints;
 mod image_list;
 mod images;
 mod inspect;
+mod interrupt;
 mod log;
 mod login;
+mod privilege_hints;
+mod privileges;
 mod progress;
 mod prune;
 mod rmi;
 mod tag;
 mod units;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -110,7 +114,7 @@ enum Command {
     Check(check::CheckArgs),
 }
 
-/// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
+/// Runs the command line and maps the outcome to an exit code (see [`usage::exit_code`]).
 pub fn main() -> ExitCode {
     log::init();
     let cli = Cli::parse();
@@ -118,20 +122,24 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
-            ExitCode::FAILURE
+            usage::exit_code(&e)
         }
     }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
+    g.config_file()?;
     match cli.command {
         Command::Pull { reference } => images::pull(g, &reference)?,
-        Command::Images(args) => images::list(&g.store()?, &args, g.quiet)?,
-        Command::Inspect { name } => images::inspect(&g.store()?, &name, &g.platform()?)?,
+        Command::Images(args) => images::list(&g.existing_store()?, &args, g.quiet)?,
+        Command::Inspect { name } => images::inspect(&g.existing_store()?, &name, &g.platform()?)?,
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
-        Command::Ps { json } => containers::ps(&g.store()?, json)?,
-        Command::Mount { container } => containers::mount(&g.store()?, &container)?,
+        Command::Ps { json } => containers::ps(&g.existing_store()?, json)?,
+        Command::Mount { container } => {
+            privileges::require_root("mount")?;
+            containers::mount(&g.store()?, &container)?
+        }
         Command::Umount { container } => containers::umount(&g.store()?, &container)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
@@ -143,7 +151,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rmi(args) => return rmi::rmi(&g.store()?, &args),
         Command::Image(command) => return groups::image(&g.store()?, &command),
         Command::Container(command) => return groups::container(&g.store()?, &command),
+        Command::System(command @ groups::SystemCommand::Df(_)) => {
+            return groups::system(&g.existing_store()?, &command);
+        }
         Command::System(command) => return groups::system(&g.store()?, &command),
+        Command::Check(args) if !args.repair => {
+            return check::check(&g.existing_store()?, &args, g.quiet);
+        }
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! The registry client: its shared state (credentials, tokens, preferred endpoints) and the
 //! HTTP clients per registry authority with their TLS files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -41,6 +41,8 @@ pub(super) struct Inner {
     pub(super) auth: auth::AuthCache,
     /// Registry host -> base URL of the endpoint that answered last.
     pub(super) preferred: Mutex<HashMap<String, String>>,
+    /// Authorities that answered at least once: only their connection failures are retried.
+    reached: Mutex<HashSet<String>>,
     /// (authority, skip verification) -> HTTP client with that authority's TLS files.
     clients: Mutex<HashMap<(String, bool), HttpClient>>,
     /// Authority -> whether a certs dir has a CA for it.
@@ -86,6 +88,7 @@ impl RegistryClient {
                 creds_cache: tokio::sync::Mutex::new(HashMap::new()),
                 auth: auth::AuthCache::default(),
                 preferred: Mutex::new(HashMap::new()),
+                reached: Mutex::new(HashSet::new()),
                 clients: Mutex::new(HashMap::new()),
                 ca_known: Mutex::new(HashMap::new()),
                 plain: OnceLock::new(),
@@ -111,6 +114,24 @@ impl RegistryClient {
             known.insert(authority.to_string(), v);
         }
         v
+    }
+
+    /// Records that `authority` answered a request.
+    pub(super) fn mark_reached(&self, authority: &str) {
+        if let Ok(mut reached) = self.inner.reached.lock()
+            && !reached.contains(authority)
+        {
+            reached.insert(authority.to_string());
+        }
+    }
+
+    /// Whether `authority` answered a request before: a connection it then refuses is a
+    /// fault worth retrying, while one never reached is unreachable (as Docker, fail at once).
+    pub(super) fn was_reached(&self, authority: &str) -> bool {
+        self.inner
+            .reached
+            .lock()
+            .is_ok_and(|reached| reached.contains(authority))
     }
 
     /// The HTTP client for an authority: with its certs dir files, if it has any.

@@ -31,7 +31,7 @@ pub(super) enum AttemptError {
     Transport {
         /// What happened.
         message: String,
-        /// Worth retrying (connection refused or reset, timeouts).
+        /// Worth retrying (timeouts, resets; refusals only by an endpoint that answered before).
         retriable: bool,
     },
     /// A failure worth reporting as is (auth, TLS trust).
@@ -153,12 +153,19 @@ impl RegistryClient {
                 }
             },
             |failure, retrying| {
-                let reason = match failure {
-                    Ok(response) => format!("HTTP {}", response.status().as_u16()),
-                    Err(AttemptError::Transport { message, .. }) => message.clone(),
-                    Err(AttemptError::Registry(e)) => e.to_string(),
-                };
-                format!("{url}: {reason}; retrying {retrying}")
+                // A transport message names the URL already.
+                match failure {
+                    Ok(response) => {
+                        format!(
+                            "{url}: HTTP {}; retrying {retrying}",
+                            response.status().as_u16()
+                        )
+                    }
+                    Err(AttemptError::Transport { message, .. }) => {
+                        format!("{message}; retrying {retrying}")
+                    }
+                    Err(AttemptError::Registry(e)) => format!("{url}: {e}; retrying {retrying}"),
+                }
             },
         )
         .await
@@ -263,7 +270,10 @@ impl RegistryClient {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
         let err = match req.send().await {
-            Ok(response) => return Ok(response),
+            Ok(response) => {
+                self.mark_reached(&ep.authority);
+                return Ok(response);
+            }
             Err(e) => e,
         };
         let certs_dirs = &self.inner.config.certs_dirs;
@@ -294,7 +304,13 @@ impl RegistryClient {
                 retriable: false,
             }),
             None => {
-                let retriable = err.is_connect() || err.is_timeout() || err.is_request();
+                // Refused, no such host: retrying a registry never reached only delays the
+                // error (Docker fails at once); after it answered, a refusal may be a restart.
+                let retriable = if err.is_connect() {
+                    self.was_reached(&ep.authority)
+                } else {
+                    err.is_timeout() || err.is_request()
+                };
                 Err(AttemptError::Transport {
                     message: format!("{url}: {}", error_chain(&err.without_url())),
                     retriable,

@@ -631,6 +631,82 @@ async fn mirrors_fall_back_and_the_working_endpoint_is_remembered() {
 }
 
 #[tokio::test]
+async fn a_registry_never_reached_fails_without_retries() {
+    let (_dir, cfg) = docker_config("{}");
+    let mut config = test_config(&cfg, &[]);
+    // Retries long enough that any one of them would show.
+    config.retry = RetryPolicy {
+        retries: 5,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(2),
+    };
+    let client = RegistryClient::new(config).unwrap();
+    let port = dead_port();
+    let started = std::time::Instant::now();
+    let err = client
+        .fetch_manifest(&reference(&format!("127.0.0.1:{port}/x")))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no retry: {:?}",
+        started.elapsed()
+    );
+    let msg = err.to_string();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{msg}");
+    assert!(msg.contains("onnection refused"), "the reason: {msg}");
+}
+
+#[tokio::test]
+async fn a_registry_that_answered_is_retried_when_it_refuses() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler: Arc<Handler> = Arc::new(|_, _| {
+        resp(
+            200,
+            &[("Content-Type", media_type::OCI_MANIFEST)],
+            test_manifest(),
+        )
+    });
+    // The registry answers once, is gone for a while (a restart: refused), then answers again.
+    std::thread::spawn(move || {
+        // The client's HTTPS probe (hung up on), then its plain HTTP request.
+        for _ in 0..2 {
+            if let Ok((stream, _)) = listener.accept() {
+                handle(stream, &*handler, addr);
+            }
+        }
+        drop(listener);
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(listener) = TcpListener::bind(addr) else {
+            return;
+        };
+        for stream in listener.incoming().flatten() {
+            let handler = handler.clone();
+            std::thread::spawn(move || handle(stream, &*handler, addr));
+        }
+    });
+    let (_dir, cfg) = docker_config("{}");
+    let mut config = test_config(&cfg, &[]);
+    config.retry = RetryPolicy {
+        retries: 6,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+    };
+    let client = RegistryClient::new(config).unwrap();
+    let r = reference(&format!("{addr}/a/b:t"));
+    assert_eq!(
+        client.fetch_manifest(&r).await.unwrap().bytes,
+        test_manifest()
+    );
+    // Refused now, but it answered before: retried until it is back.
+    assert_eq!(
+        client.fetch_manifest(&r).await.unwrap().bytes,
+        test_manifest()
+    );
+}
+
+#[tokio::test]
 async fn cross_host_redirects_drop_authorization() {
     let storage_saw_auth = Arc::new(AtomicUsize::new(0));
     let saw = storage_saw_auth.clone();

@@ -24,6 +24,9 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// A command that only reads found no store at the root it was given.
+    #[error("no strata store at {} (check --root)", .0.display())]
+    NoStore(PathBuf),
     /// No image matched a name or id.
     #[error("no such image: {0}")]
     NoSuchImage(String),

@@ -34,6 +34,7 @@ mod lock;
 pub mod recover;
 pub mod trash;
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use check::{Outcome, Problem, ProblemKind};
@@ -96,6 +97,18 @@ impl Store {
         }
         fsutil::spread_subdirs(&store.staging_dir());
         Ok(store)
+    }
+
+    /// Opens the store at `root` for commands that only read: when one is there (its
+    /// `overlay2/`, the first thing [`Store::open`] makes in it) or `root` is an empty
+    /// directory made for it. A missing root, or a directory holding something else, is
+    /// [`StoreError::NoStore`]: a mistyped root must not get a store made.
+    pub fn open_existing(root: &Path) -> Result<Self, StoreError> {
+        let empty = fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_none());
+        if !(empty || root.join("overlay2").is_dir()) {
+            return Err(StoreError::NoStore(root.to_path_buf()));
+        }
+        Self::open(root)
     }
 
     /// The store's root directory.

@@ -22,7 +22,8 @@ fn strata_bare(args: &[&str]) -> std::process::Output {
 fn a_store_root_that_cannot_be_created_is_a_clear_error() {
     crate::support::require_root();
     // procfs refuses mkdir with ENOENT although /proc exists: this once overflowed the stack.
-    let out = strata_bare(&["--root", "/proc/strata", "images"]);
+    // (`pull` makes the store; `images` only reads one, so it is no longer the command here.)
+    let out = strata_bare(&["--root", "/proc/strata", "pull", "alpine"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
