@@ -2,12 +2,16 @@
 //!
 //! A source only fetches; [`crate::pipeline`] resolves the platform, checks the config against
 //! the manifest and verifies every layer as it streams, whatever the source. The registry
-//! ([`RegistrySource`]) is the first source; OCI layouts and archives plug in the same way.
+//! ([`RegistrySource`]) and OCI image layouts ([`OciLayoutSource`]) are sources.
 
+mod any;
 mod error;
 mod image_source;
+mod layout;
 mod registry;
 
-pub use error::SourceError;
+pub use any::{AnyBlob, AnySource};
+pub use error::{LayoutError, SourceError};
 pub use image_source::{BlobChunks, ImageSource};
+pub use layout::{LayoutBlob, OciLayoutSource, REF_NAME_ANNOTATION};
 pub use registry::RegistrySource;

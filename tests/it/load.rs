@@ -1,0 +1,356 @@
+//! Images without a registry: `strata pull oci:DIR[:REF]` (and `pull-and-mount`, `export`) of
+//! layouts written by skopeo, compared with the same image pulled from the registry; and
+//! hostile layouts.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::image::{self, Compression, Entry, Flavor, Image, ImageBuilder};
+use crate::support::strata::{Graph, Output, Strata, Union};
+use crate::support::tree::{self, Options};
+use crate::support::{self, Env, run_ok};
+
+/// `skopeo copy docker://<registry>/<repo_ref> oci:<dir>:<ref_name>` (`--all` copies an index
+/// whole).
+fn skopeo_to_layout(env: &Env, repo_ref: &str, dir: &Path, ref_name: &str, all: bool) {
+    support::require_tool("skopeo");
+    let mut copy = Command::new("skopeo");
+    copy.args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+    ]);
+    if all {
+        copy.arg("--all");
+    }
+    copy.arg(format!("docker://{}", env.r(repo_ref)))
+        .arg(format!("oci:{}:{ref_name}", dir.display()));
+    run_ok(&mut copy);
+}
+
+/// Two layers, gzip and uncompressed, with a whiteout.
+fn layered(flavor: Flavor) -> Image {
+    ImageBuilder::new(flavor)
+        .entries(
+            &[
+                Entry::dir("etc"),
+                Entry::file("etc/os-release", "ID=test\n"),
+                Entry::file("etc/gone", "removed above\n"),
+                Entry::dir("bin"),
+                Entry::file("bin/tool", "#!/bin/sh\n").mode(0o755),
+            ],
+            Compression::Gzip,
+        )
+        .entries(
+            &[
+                Entry::dir("etc"),
+                Entry::whiteout("etc/gone"),
+                Entry::file("etc/added", "added\n").owner(1000, 1000),
+            ],
+            Compression::None,
+        )
+        .build()
+}
+
+/// The image id and the layer chain ids (`RootFS.Layers` is diff_ids; the store's layer
+/// directories are named by chain id) of `image` in `strata`.
+fn identity(strata: &Strata, image: &str) -> (String, Vec<String>) {
+    let inspect = strata.inspect(image);
+    let id = inspect["Id"].as_str().expect("Id").to_string();
+    let diff_ids: Vec<String> = inspect["RootFS"]["Layers"]
+        .as_array()
+        .expect("RootFS.Layers")
+        .iter()
+        .map(|v| v.as_str().expect("diff_id").to_string())
+        .collect();
+    (id, support::chain_ids(&diff_ids))
+}
+
+/// The config digest of the image named `ref_name` in the layout at `dir`.
+fn layout_config_digest(dir: &Path, ref_name: &str) -> String {
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(&p).expect("layout file")).expect("layout JSON")
+    };
+    let index = read(dir.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == ref_name)
+        .expect("named entry");
+    let manifest = read(blob(dir, entry["digest"].as_str().expect("digest")));
+    manifest["config"]["digest"]
+        .as_str()
+        .expect("config digest")
+        .to_string()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "failed:\n{}", out.describe());
+}
+
+/// The stored union of `image` in `strata`.
+fn union(strata: &Strata, image: &str) -> Union {
+    Union::of(&Graph::of(&strata.inspect(image)))
+}
+
+fn root_mtime_opts() -> Options {
+    Options::default().ignore_mtime(
+        ".",
+        "root of a multi-layer union: top layer has no ./ entry",
+    )
+}
+
+#[test]
+fn layout_pull_equals_registry_pull() {
+    for flavor in [Flavor::Oci, Flavor::Docker] {
+        let env = Env::new();
+        let img = layered(flavor);
+        env.push.image("test/app", Some("1"), &img);
+        let reference = env.r("test/app:1");
+        assert_ok(&env.strata.pull(&reference));
+
+        let scratch = support::tempdir("layout");
+        let dir = scratch.path().join("app");
+        skopeo_to_layout(&env, "test/app:1", &dir, "v1", false);
+        let local = Strata::new();
+        let out = local.pull(&format!("oci:{}:v1", dir.display()));
+        assert_ok(&out);
+        assert_eq!(out.stdout.trim(), "localhost/app:v1", "{}", out.describe());
+
+        let from_registry = identity(&env.strata, &reference);
+        let from_layout = identity(&local, "localhost/app:v1");
+        assert_eq!(from_layout.1, from_registry.1, "{flavor:?}: chain ids");
+        assert_eq!(from_layout.1, img.chain_ids());
+        // skopeo converts a Docker image to OCI and re-serialises its config on the way; an
+        // OCI image is copied byte for byte, so it has the same image id.
+        assert_eq!(from_layout.0, layout_config_digest(&dir, "v1"));
+        if flavor == Flavor::Oci {
+            assert_eq!(from_layout.0, from_registry.0, "image id");
+            assert_eq!(from_layout.0, img.config_digest);
+        }
+        tree::assert_same(
+            "registry pull",
+            union(&env.strata, &reference).path(),
+            "layout pull",
+            union(&local, "localhost/app:v1").path(),
+            &root_mtime_opts(),
+        );
+
+        // Pulled again: the layers are there, the tag already names the image.
+        let again = local.pull(&format!("oci:{}:v1", dir.display()));
+        assert_ok(&again);
+        assert!(again.stderr.contains("up to date"), "{}", again.describe());
+    }
+}
+
+#[test]
+fn layout_pull_and_mount_and_export_equal_the_registry_image() {
+    let env = Env::new();
+    let img = layered(Flavor::Oci);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("layout");
+    let dir = scratch.path().join("layout");
+    skopeo_to_layout(&env, "test/app:1", &dir, "v1", false);
+    // The only image needs no REF.
+    let location = format!("oci:{}", dir.display());
+
+    let exported = scratch.path().join("rootfs");
+    let out = env
+        .strata
+        .run(&["-q", "export", &location, exported.to_str().expect("UTF-8")]);
+    assert_ok(&out);
+    let from_registry = scratch.path().join("registry-rootfs");
+    let out = env.strata.run(&[
+        "-q",
+        "export",
+        "--pull",
+        "always",
+        &env.r("test/app:1"),
+        from_registry.to_str().expect("UTF-8"),
+    ]);
+    assert_ok(&out);
+    tree::assert_same(
+        "layout export",
+        &exported,
+        "registry export",
+        &from_registry,
+        &Options::default(),
+    );
+
+    let out = env.strata.run(&["pull-and-mount", &location]);
+    assert_ok(&out);
+    let merged = PathBuf::from(out.stdout.trim());
+    assert_eq!(
+        fs::read_to_string(merged.join("etc/added")).expect("etc/added"),
+        "added\n"
+    );
+    assert!(!merged.join("etc/gone").exists(), "whiteout applied");
+    let (id, _) = identity(&env.strata, "localhost/layout:latest");
+    assert_eq!(id, img.config_digest);
+    env.strata.remove_all_containers();
+}
+
+#[test]
+fn multi_platform_layout_picks_the_platform() {
+    let env = Env::new();
+    let index = image::alpine_multi(Flavor::Oci);
+    env.push.index("library/alpine", "multi", &index);
+    let scratch = support::tempdir("layout");
+    let dir = scratch.path().join("alpine");
+    skopeo_to_layout(&env, "library/alpine:multi", &dir, "multi", true);
+    let location = format!("oci:{}:multi", dir.display());
+    for (platform, arch) in [("linux/arm64/v8", "arm64"), ("linux/amd64", "amd64")] {
+        let out = env.strata.run(&["--platform", platform, "pull", &location]);
+        assert_ok(&out);
+        let images = env.strata.images();
+        let wanted = &index.image_for(arch).config_digest;
+        assert!(
+            images
+                .iter()
+                .any(|i| i["Id"].as_str() == Some(wanted.as_str())),
+            "{platform}: {wanted} not among {images:#?}"
+        );
+    }
+}
+
+/// A layout of the layered image, written by skopeo, to break.
+fn hostile_fixture(env: &Env) -> (tempfile::TempDir, PathBuf, Image) {
+    let img = layered(Flavor::Oci);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("hostile-layout");
+    let dir = scratch.path().join("layout");
+    skopeo_to_layout(env, "test/app:1", &dir, "v1", false);
+    (scratch, dir, img)
+}
+
+fn blob(dir: &Path, digest: &str) -> PathBuf {
+    dir.join("blobs/sha256").join(image::hex_of(digest))
+}
+
+/// The pull failed naming `needles`, and stored no image and no layer.
+fn assert_refused(strata: &Strata, out: &Output, needles: &[&str]) {
+    assert!(!out.status.success(), "must fail:\n{}", out.describe());
+    for n in needles {
+        assert!(
+            out.stderr.contains(n),
+            "stderr lacks {n:?}:\n{}",
+            out.describe()
+        );
+    }
+    assert!(strata.images().is_empty(), "no image stored");
+    assert!(
+        strata.layer_dirs().is_empty(),
+        "no layer stored: {:?}",
+        strata.layer_dirs()
+    );
+}
+
+#[test]
+fn hostile_layouts_are_refused_with_clear_errors() {
+    let env = Env::new();
+    let (scratch, dir, img) = hostile_fixture(&env);
+    let location = format!("oci:{}:v1", dir.display());
+    let layer = img.layers[0].digest.clone();
+    let layer_path = blob(&dir, &layer);
+    let saved = scratch.path().join("saved");
+    fs::rename(&layer_path, &saved).expect("move blob");
+
+    // A blob that is a symlink to a file outside the layout (with the right content).
+    symlink(&saved, &layer_path).expect("symlink");
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &[image::hex_of(&layer), "symlink"]);
+    fs::remove_file(&layer_path).expect("rm symlink");
+
+    // A hard link to a file outside the layout.
+    fs::hard_link(&saved, &layer_path).expect("hard link");
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &[image::hex_of(&layer), "hard links"]);
+    fs::remove_file(&layer_path).expect("rm hard link");
+
+    // Missing.
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &[image::hex_of(&layer)]);
+
+    // Content that is not the blob's.
+    let mut bytes = fs::read(&saved).expect("read blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&layer_path, &bytes).expect("corrupt blob");
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &[&layer, "mismatch"]);
+    fs::remove_file(&layer_path).expect("rm corrupt");
+    fs::rename(&saved, &layer_path).expect("restore blob");
+
+    // The blobs directory replaced by a symlink to a copy outside.
+    let blobs = dir.join("blobs");
+    let moved = scratch.path().join("blobs-outside");
+    fs::rename(&blobs, &moved).expect("move blobs");
+    symlink(&moved, &blobs).expect("symlink blobs");
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &["symlink"]);
+    fs::remove_file(&blobs).expect("rm symlink");
+    fs::rename(&moved, &blobs).expect("restore blobs");
+
+    // An unknown name, and an index.json that names no image at all.
+    let out = env.strata.pull(&format!("oci:{}:nope", dir.display()));
+    assert_refused(&env.strata, &out, &["no image named \"nope\"", "v1"]);
+
+    // An index whose image is another index (a loop needs one): refused, not followed.
+    let index_path = dir.join("index.json");
+    let original = fs::read(&index_path).expect("index.json");
+    let inner = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": []
+    }))
+    .expect("json");
+    let inner_digest = support::sha256_digest(&inner);
+    fs::write(blob(&dir, &inner_digest), &inner).expect("write inner index");
+    let outer = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": inner_digest,
+            "size": inner.len(),
+            "platform": {"os": "linux", "architecture": support::host_arch()}
+        }]
+    }))
+    .expect("json");
+    let outer_digest = support::sha256_digest(&outer);
+    fs::write(blob(&dir, &outer_digest), &outer).expect("write outer index");
+    let top = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": outer_digest,
+            "size": outer.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "loop"}
+        }]
+    }))
+    .expect("json");
+    fs::write(&index_path, &top).expect("write index.json");
+    let out = env.strata.pull(&format!("oci:{}:loop", dir.display()));
+    assert_refused(&env.strata, &out, &["points at another index"]);
+
+    // Oversized index.json.
+    let mut huge = Vec::with_capacity(5 << 20);
+    huge.extend_from_slice(b"{\"schemaVersion\":2,\"manifests\":[],\"x\":\"");
+    huge.resize(5 << 20, b'a');
+    huge.extend_from_slice(b"\"}");
+    fs::write(&index_path, &huge).expect("write huge index.json");
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &["index.json", "larger than"]);
+    fs::write(&index_path, &original).expect("restore index.json");
+
+    // Not a layout.
+    fs::remove_file(dir.join("oci-layout")).expect("rm oci-layout");
+    let out = env.strata.pull(&location);
+    assert_refused(&env.strata, &out, &["not an OCI image layout"]);
+}
