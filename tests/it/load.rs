@@ -233,8 +233,10 @@ fn blob(dir: &Path, digest: &str) -> PathBuf {
     dir.join("blobs/sha256").join(image::hex_of(digest))
 }
 
-/// The pull failed naming `needles`, and stored no image and no layer.
-fn assert_refused(strata: &Strata, out: &Output, needles: &[&str]) {
+/// The pull failed naming `needles`, and stored no image and nothing partial: no layer at all,
+/// or (`broken`: the chain id of the layer that failed) not that layer (the other verified
+/// layers may stay, as in a registry pull); the staging directory is empty.
+fn assert_refused(strata: &Strata, out: &Output, needles: &[&str], broken: Option<&str>) {
     assert!(!out.status.success(), "must fail:\n{}", out.describe());
     for n in needles {
         assert!(
@@ -244,11 +246,17 @@ fn assert_refused(strata: &Strata, out: &Output, needles: &[&str]) {
         );
     }
     assert!(strata.images().is_empty(), "no image stored");
-    assert!(
-        strata.layer_dirs().is_empty(),
-        "no layer stored: {:?}",
-        strata.layer_dirs()
-    );
+    let layers = strata.layer_dirs();
+    match broken {
+        None => assert!(layers.is_empty(), "no layer stored: {layers:?}"),
+        Some(chain) => assert!(
+            !layers.iter().any(|l| chain.ends_with(l.as_str())),
+            "the broken layer is stored: {layers:?}"
+        ),
+    }
+    let staging = strata.root().join("staging");
+    let left = fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "staging must be empty");
 }
 
 #[test]
@@ -256,34 +264,42 @@ fn hostile_layouts_are_refused_with_clear_errors() {
     let env = Env::new();
     let (scratch, dir, img) = hostile_fixture(&env);
     let location = format!("oci:{}:v1", dir.display());
+    // Each attempt on an empty store.
+    let attempt = |location: &str| {
+        let fresh = Strata::new();
+        let out = fresh.pull(location);
+        (fresh, out)
+    };
     let layer = img.layers[0].digest.clone();
     let layer_path = blob(&dir, &layer);
+    let chains = img.chain_ids();
+    let broken = Some(chains[0].as_str());
     let saved = scratch.path().join("saved");
     fs::rename(&layer_path, &saved).expect("move blob");
 
     // A blob that is a symlink to a file outside the layout (with the right content).
     symlink(&saved, &layer_path).expect("symlink");
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &[image::hex_of(&layer), "symlink"]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &[image::hex_of(&layer), "symlink"], broken);
     fs::remove_file(&layer_path).expect("rm symlink");
 
     // A hard link to a file outside the layout.
     fs::hard_link(&saved, &layer_path).expect("hard link");
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &[image::hex_of(&layer), "hard links"]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &[image::hex_of(&layer), "hard links"], broken);
     fs::remove_file(&layer_path).expect("rm hard link");
 
     // Missing.
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &[image::hex_of(&layer)]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &[image::hex_of(&layer)], broken);
 
     // Content that is not the blob's.
     let mut bytes = fs::read(&saved).expect("read blob");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     fs::write(&layer_path, &bytes).expect("corrupt blob");
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &[&layer, "mismatch"]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &[&layer, "mismatch"], broken);
     fs::remove_file(&layer_path).expect("rm corrupt");
     fs::rename(&saved, &layer_path).expect("restore blob");
 
@@ -292,14 +308,14 @@ fn hostile_layouts_are_refused_with_clear_errors() {
     let moved = scratch.path().join("blobs-outside");
     fs::rename(&blobs, &moved).expect("move blobs");
     symlink(&moved, &blobs).expect("symlink blobs");
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &["symlink"]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &["symlink"], None);
     fs::remove_file(&blobs).expect("rm symlink");
     fs::rename(&moved, &blobs).expect("restore blobs");
 
     // An unknown name, and an index.json that names no image at all.
-    let out = env.strata.pull(&format!("oci:{}:nope", dir.display()));
-    assert_refused(&env.strata, &out, &["no image named \"nope\"", "v1"]);
+    let (fresh, out) = attempt(&format!("oci:{}:nope", dir.display()));
+    assert_refused(&fresh, &out, &["no image named \"nope\"", "v1"], None);
 
     // An index whose image is another index (a loop needs one): refused, not followed.
     let index_path = dir.join("index.json");
@@ -336,8 +352,8 @@ fn hostile_layouts_are_refused_with_clear_errors() {
     }))
     .expect("json");
     fs::write(&index_path, &top).expect("write index.json");
-    let out = env.strata.pull(&format!("oci:{}:loop", dir.display()));
-    assert_refused(&env.strata, &out, &["points at another index"]);
+    let (fresh, out) = attempt(&format!("oci:{}:loop", dir.display()));
+    assert_refused(&fresh, &out, &["points at another index"], None);
 
     // Oversized index.json.
     let mut huge = Vec::with_capacity(5 << 20);
@@ -345,12 +361,12 @@ fn hostile_layouts_are_refused_with_clear_errors() {
     huge.resize(5 << 20, b'a');
     huge.extend_from_slice(b"\"}");
     fs::write(&index_path, &huge).expect("write huge index.json");
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &["index.json", "larger than"]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &["index.json", "larger than"], None);
     fs::write(&index_path, &original).expect("restore index.json");
 
     // Not a layout.
     fs::remove_file(dir.join("oci-layout")).expect("rm oci-layout");
-    let out = env.strata.pull(&location);
-    assert_refused(&env.strata, &out, &["not an OCI image layout"]);
+    let (fresh, out) = attempt(&location);
+    assert_refused(&fresh, &out, &["not an OCI image layout"], None);
 }
