@@ -1,5 +1,7 @@
 //! Where an image reference points: skopeo's transport names. `docker://REF` and a bare
-//! reference are the registry; `oci:DIR[:REF]` is an OCI image layout directory.
+//! reference are the registry; `oci:DIR[:REF]` is an OCI image layout directory,
+//! `oci-archive:FILE[:REF]` a tar of one, `docker-archive:FILE[:NAME:TAG]` a `docker save`
+//! archive.
 
 use std::path::PathBuf;
 
@@ -19,6 +21,20 @@ pub enum Transport {
         /// The `org.opencontainers.image.ref.name` of the image; `None`: the only one.
         ref_name: Option<String>,
     },
+    /// An image in a tar of an OCI image layout.
+    OciArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// As in [`Transport::OciLayout`].
+        ref_name: Option<String>,
+    },
+    /// An image in a `docker save` archive.
+    DockerArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// The `NAME:TAG` it was saved under; `None`: the only one.
+        name: Option<String>,
+    },
 }
 
 /// Why an image location could not be parsed.
@@ -27,9 +43,14 @@ pub enum TransportError {
     /// The registry reference is invalid.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
-    /// A layout location without a directory.
-    #[error("{0:?}: no directory given (expected oci:DIR[:REF])")]
+    /// A layout or archive location without a path.
+    #[error(
+        "{0:?}: no path given (expected oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG])"
+    )]
     NoDirectory(String),
+    /// The layout or archive cannot be read.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
 }
 
 impl Transport {
@@ -39,25 +60,36 @@ impl Transport {
         if let Some(rest) = s.strip_prefix("docker://") {
             return Ok(Transport::Registry(Reference::parse(rest)?));
         }
-        if let Some(rest) = s.strip_prefix("oci:") {
-            let (dir, ref_name) = match rest.split_once(':') {
-                Some((dir, name)) if !name.is_empty() => (dir, Some(name.to_string())),
-                Some((dir, _)) => (dir, None),
+        for (prefix, kind) in [("oci:", 0), ("oci-archive:", 1), ("docker-archive:", 2)] {
+            let Some(rest) = s.strip_prefix(prefix) else {
+                continue;
+            };
+            let (path, name) = match rest.split_once(':') {
+                Some((path, name)) if !name.is_empty() => (path, Some(name.to_string())),
+                Some((path, _)) => (path, None),
                 None => (rest, None),
             };
-            if dir.is_empty() {
+            if path.is_empty() {
                 return Err(TransportError::NoDirectory(s.to_string()));
             }
-            return Ok(Transport::OciLayout {
-                dir: PathBuf::from(dir),
-                ref_name,
+            let path = PathBuf::from(path);
+            return Ok(match kind {
+                0 => Transport::OciLayout {
+                    dir: path,
+                    ref_name: name,
+                },
+                1 => Transport::OciArchive {
+                    file: path,
+                    ref_name: name,
+                },
+                _ => Transport::DockerArchive { file: path, name },
             });
         }
         Ok(Transport::Registry(Reference::parse(s)?))
     }
 
-    /// The source that reads this location (`client` for a registry). Opening a layout reads
-    /// its `index.json` (blocking).
+    /// The source that reads this location (`client` for a registry). Opening a layout or an
+    /// archive reads its index (blocking).
     pub fn open(&self, client: &RegistryClient) -> Result<AnySource, LayoutError> {
         Ok(match self {
             Transport::Registry(r) => {
@@ -66,43 +98,85 @@ impl Transport {
             Transport::OciLayout { dir, ref_name } => {
                 AnySource::Layout(OciLayoutSource::open(dir, ref_name.as_deref())?)
             }
+            Transport::OciArchive { file, ref_name } => {
+                AnySource::Layout(OciLayoutSource::open_archive(file, ref_name.as_deref())?)
+            }
+            Transport::DockerArchive { file, name } => {
+                AnySource::Layout(OciLayoutSource::open_docker_archive(file, name.as_deref())?.0)
+            }
         })
     }
 
     /// The reference the image is stored and tagged under. A registry image keeps its own; a
-    /// layout image whose REF is a full name (it has a `/`: `example.com/app:1`) gets that
-    /// name, else `localhost/<directory name>:<REF or latest>` (a REF that is a tag, as
-    /// skopeo writes it).
+    /// layout image whose REF (given, else the chosen image's: blocking) is a full name (it
+    /// has a `/`: `example.com/app:1`) gets that name, else `localhost/<directory or file
+    /// name>:<REF or latest>` (a REF that is a tag, as skopeo writes it); a `docker save` image its NAME:TAG, else the first name it was
+    /// saved under (read from the archive: blocking), else `localhost/<file name>:latest`.
     pub fn name(&self) -> Result<Reference, TransportError> {
         match self {
             Transport::Registry(r) => Ok(r.clone()),
-            Transport::OciLayout { dir, ref_name } => {
+            Transport::DockerArchive { file, name } => {
+                let saved = match name {
+                    Some(name) => Some(name.clone()),
+                    None => OciLayoutSource::open_docker_archive(file, None)?
+                        .1
+                        .into_iter()
+                        .next(),
+                };
+                match saved {
+                    Some(saved) => Ok(Reference::parse(&saved)?),
+                    None => local_name(file, None),
+                }
+            }
+            Transport::OciLayout {
+                dir: path,
+                ref_name,
+            }
+            | Transport::OciArchive {
+                file: path,
+                ref_name,
+            } => {
+                let ref_name = match ref_name {
+                    Some(name) => Some(name.clone()),
+                    None if matches!(self, Transport::OciLayout { .. }) => {
+                        OciLayoutSource::open(path, None)?.ref_name()
+                    }
+                    None => OciLayoutSource::open_archive(path, None)?.ref_name(),
+                };
                 if let Some(name) = ref_name.as_deref().filter(|n| n.contains('/')) {
                     return Ok(Reference::parse(name)?);
                 }
-                let base = dir
-                    .canonicalize()
-                    .ok()
-                    .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .unwrap_or_default();
-                let repo: String = base
-                    .to_lowercase()
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
-                let repo = repo.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-                let repo = if repo.is_empty() { "oci-layout" } else { repo };
-                let tag = ref_name.as_deref().unwrap_or("latest");
-                Ok(Reference::parse(&format!("localhost/{repo}:{tag}"))?)
+                local_name(path, ref_name.as_deref())
             }
         }
     }
+}
+
+/// `localhost/<name of path, without .tar>:<tag or latest>`, the name made a valid repository.
+fn local_name(path: &std::path::Path, tag: Option<&str>) -> Result<Reference, TransportError> {
+    let base = path
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let base = base.strip_suffix(".tar").unwrap_or(&base);
+    let repo: String = base
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let repo = repo.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let repo = if repo.is_empty() { "image" } else { repo };
+    Ok(Reference::parse(&format!(
+        "localhost/{repo}:{}",
+        tag.unwrap_or("latest")
+    ))?)
 }
 
 #[cfg(test)]

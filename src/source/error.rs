@@ -17,7 +17,8 @@ pub enum SourceError {
     Layout(#[from] LayoutError),
 }
 
-/// Why an OCI image layout could not be read. Every variant names the file.
+/// Why an OCI image layout or an image archive could not be read. Every variant names the
+/// file.
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     /// Reading a file failed.
@@ -29,6 +30,30 @@ pub enum LayoutError {
         op: &'static str,
         /// The error.
         source: io::Error,
+    },
+    /// An archive is not a tar this reader accepts (truncated, links, duplicates, paths out).
+    #[error("{}: {reason}", path.display())]
+    BadArchive {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file a manifest names is not in the archive or layout.
+    #[error("{}: no member {name:?}", path.display())]
+    Missing {
+        /// The archive or layout.
+        path: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// `manifest.json` of a `docker save` archive is not usable.
+    #[error("{}: manifest.json: {reason}", path.display())]
+    DockerManifest {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The directory has no `oci-layout` file.
     #[error("{}: not an OCI image layout (no oci-layout file)", dir.display())]

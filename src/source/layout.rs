@@ -1,20 +1,20 @@
-//! An OCI image layout directory (`oci:DIR[:REF]`) as an image source.
+//! An OCI image layout (`oci:DIR[:REF]`, or a tar of one: `oci-archive:FILE[:REF]`) as an
+//! image source; also the source a `docker save` archive becomes (see `docker_archive`).
 //!
-//! The layout is untrusted input: every file is opened beneath the layout directory with no
-//! symlink followed (`openat2`), must be a regular file with one link, and JSON is read up to
+//! The layout is untrusted input: in a directory every file is opened beneath it with no
+//! symlink followed (`openat2`) and must be a regular file with one link; a tar is indexed
+//! once and only its regular files are read (see `tar_index`). JSON is read up to
 //! [`MAX_MANIFEST_SIZE`]. Blob paths come from parsed digests (`blobs/sha256/<64 hex>`), so
 //! no `../` can reach them. Manifests and the config are verified here; layer blobs by the
 //! pipeline as they stream.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use rustix::fs::{FileType, OFlags, ResolveFlags};
+use bytes::Bytes;
 
+use super::files::{Files, Slice};
 use super::{BlobChunks, ImageSource, LayoutError, SourceError};
 use crate::digest::{Digest, DigestError};
 use crate::image::{Descriptor, ImageIndex, MAX_MANIFEST_SIZE};
@@ -23,58 +23,82 @@ use crate::registry::FetchedManifest;
 /// The annotation that names an image in a layout's `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
-/// Bytes read from a layer blob file at once.
-const CHUNK: usize = 256 * 1024;
-
-/// An image in an OCI image layout, chosen by its `org.opencontainers.image.ref.name`.
+/// An image in an OCI image layout (a directory or a tar), chosen by its
+/// `org.opencontainers.image.ref.name`.
 #[derive(Debug, Clone)]
 pub struct OciLayoutSource {
-    dir: Arc<Layout>,
-    chosen: Descriptor,
+    files: Arc<Files>,
+    top: Top,
+    /// Blobs stored under other names than `blobs/sha256/<hex>` (`docker save`'s).
+    paths: Arc<HashMap<Digest, String>>,
 }
 
-/// The opened layout directory.
-#[derive(Debug)]
-struct Layout {
-    path: PathBuf,
-    fd: OwnedFd,
+/// What the source's reference names.
+#[derive(Debug, Clone)]
+enum Top {
+    /// A manifest or index blob of the layout.
+    Blob(Box<Descriptor>),
+    /// A manifest made from `docker save`'s `manifest.json`.
+    Made(Arc<FetchedManifest>),
 }
 
 impl OciLayoutSource {
     /// Opens the layout at `dir` and picks the image named `ref_name` in its `index.json` (or
     /// its only image when `None`). Blocking (reads `oci-layout` and `index.json`).
     pub fn open(dir: &Path, ref_name: Option<&str>) -> Result<Self, LayoutError> {
-        let fd = rustix::fs::open(
-            dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| LayoutError::Io {
-            path: dir.to_path_buf(),
-            op: "opening the layout",
-            source: e.into(),
-        })?;
-        let layout = Layout {
-            path: dir.to_path_buf(),
-            fd,
-        };
-        layout.check_marker()?;
-        let index_bytes = layout.read("index.json", MAX_MANIFEST_SIZE)?;
-        let index: ImageIndex =
-            serde_json::from_slice(&index_bytes).map_err(|source| LayoutError::Json {
-                path: layout.path.join("index.json"),
-                source,
-            })?;
-        let chosen = choose(&index.manifests, ref_name, &layout.path)?;
+        Self::of(Files::dir(dir)?, ref_name)
+    }
+
+    /// Opens the tar of a layout at `file` (read in place: its members are indexed once) and
+    /// picks the image as [`OciLayoutSource::open`]. Blocking.
+    pub fn open_archive(file: &Path, ref_name: Option<&str>) -> Result<Self, LayoutError> {
+        Self::of(Files::tar(file)?, ref_name)
+    }
+
+    /// The layout in `files`, the image named `ref_name`.
+    pub(crate) fn of(files: Files, ref_name: Option<&str>) -> Result<Self, LayoutError> {
+        if !files.has("oci-layout") {
+            return Err(LayoutError::NotLayout {
+                dir: files.path().to_path_buf(),
+            });
+        }
+        let index = read_index(&files)?;
+        let chosen = choose(&index.manifests, ref_name, files.path())?;
         Ok(Self {
-            dir: Arc::new(layout),
-            chosen,
+            files: Arc::new(files),
+            top: Top::Blob(Box::new(chosen)),
+            paths: Arc::default(),
         })
     }
 
-    /// The descriptor of the image (or index) chosen in `index.json`.
-    pub fn descriptor(&self) -> &Descriptor {
-        &self.chosen
+    /// The `org.opencontainers.image.ref.name` of the chosen image, if it has one.
+    pub fn ref_name(&self) -> Option<String> {
+        match &self.top {
+            Top::Blob(d) => ref_name(d),
+            Top::Made(_) => None,
+        }
+    }
+
+    /// A source whose top manifest is `manifest` (made, not read) and whose blobs are the
+    /// members `paths` names.
+    pub(crate) fn made(
+        files: Files,
+        manifest: FetchedManifest,
+        paths: HashMap<Digest, String>,
+    ) -> Self {
+        Self {
+            files: Arc::new(files),
+            top: Top::Made(Arc::new(manifest)),
+            paths: Arc::new(paths),
+        }
+    }
+
+    /// Where blob `digest` is.
+    fn blob_path(&self, digest: &Digest) -> String {
+        self.paths
+            .get(digest)
+            .cloned()
+            .unwrap_or_else(|| blob_path(digest))
     }
 
     /// Reads the blob `digest`, at most `max` bytes, verified against `digest` (and `size`
@@ -85,12 +109,12 @@ impl OciLayoutSource {
         size: Option<u64>,
         max: u64,
     ) -> Result<Vec<u8>, LayoutError> {
-        let (dir, digest) = (self.dir.clone(), digest.clone());
+        let (files, digest, rel) = (self.files.clone(), digest.clone(), self.blob_path(digest));
+        let shown = self.files.path().join(&rel);
         tokio::task::spawn_blocking(move || {
-            let rel = blob_path(&digest);
-            let bytes = dir.read(&rel, max)?;
+            let bytes = files.read(&rel, max)?;
             let mismatch = |source| LayoutError::Blob {
-                path: dir.path.join(&rel),
+                path: files.path().join(&rel),
                 source,
             };
             if let Some(expected) = size.filter(|s| *s != bytes.len() as u64) {
@@ -104,41 +128,52 @@ impl OciLayoutSource {
         })
         .await
         .map_err(|e| LayoutError::Io {
-            path: self.dir.path.clone(),
-            op: "reading a blob",
+            path: shown,
+            op: "reading",
             source: std::io::Error::other(e.to_string()),
         })?
     }
 }
 
-/// The descriptor in `manifests` named `ref_name`, or the only one.
+/// The layout's `index.json`.
+pub(crate) fn read_index(files: &Files) -> Result<ImageIndex, LayoutError> {
+    let bytes = files.read("index.json", MAX_MANIFEST_SIZE)?;
+    serde_json::from_slice(&bytes).map_err(|source| LayoutError::Json {
+        path: files.path().join("index.json"),
+        source,
+    })
+}
+
+/// The `org.opencontainers.image.ref.name` of an index entry.
+pub(crate) fn ref_name(d: &Descriptor) -> Option<String> {
+    d.annotations
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME_ANNOTATION))
+        .cloned()
+}
+
+/// The descriptor in `manifests` named `wanted`, or the only one.
 fn choose(
     manifests: &[Descriptor],
-    ref_name: Option<&str>,
+    wanted: Option<&str>,
     dir: &Path,
 ) -> Result<Descriptor, LayoutError> {
-    let name_of = |d: &Descriptor| {
-        d.annotations
-            .as_ref()
-            .and_then(|a| a.get(REF_NAME_ANNOTATION))
-            .cloned()
-    };
     let available = || {
-        let names: Vec<String> = manifests.iter().filter_map(name_of).collect();
+        let names: Vec<String> = manifests.iter().filter_map(ref_name).collect();
         if names.is_empty() {
             "no named images".to_string()
         } else {
             names.join(", ")
         }
     };
-    let found: Vec<&Descriptor> = match ref_name {
+    let found: Vec<&Descriptor> = match wanted {
         Some(wanted) => manifests
             .iter()
-            .filter(|d| name_of(d).as_deref() == Some(wanted))
+            .filter(|d| ref_name(d).as_deref() == Some(wanted))
             .collect(),
         None => manifests.iter().collect(),
     };
-    match (found.as_slice(), ref_name) {
+    match (found.as_slice(), wanted) {
         ([one], _) => Ok((*one).clone()),
         ([], Some(wanted)) => Err(LayoutError::NoSuchRef {
             dir: dir.to_path_buf(),
@@ -154,92 +189,27 @@ fn choose(
 }
 
 /// `blobs/sha256/<hex>`: built from a parsed digest, so it cannot climb out.
-fn blob_path(digest: &Digest) -> String {
+pub(crate) fn blob_path(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
-}
-
-impl Layout {
-    /// The `oci-layout` marker file must be there.
-    fn check_marker(&self) -> Result<(), LayoutError> {
-        self.read("oci-layout", 4096)
-            .map(drop)
-            .map_err(|e| match e {
-                LayoutError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    LayoutError::NotLayout {
-                        dir: self.path.clone(),
-                    }
-                }
-                e => e,
-            })
-    }
-
-    /// Opens `rel` beneath the layout: no symlink anywhere on the way, a regular file with one
-    /// link (a hard link may be a file outside the layout).
-    fn open(&self, rel: &str) -> Result<(File, u64), LayoutError> {
-        let path = self.path.join(rel);
-        let io_err = |op, source: std::io::Error| LayoutError::Io {
-            path: path.clone(),
-            op,
-            source,
-        };
-        let fd = crate::sys::openat2::openat2(
-            &self.fd,
-            rel,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(|e| match e {
-            rustix::io::Errno::LOOP => LayoutError::Symlink { path: path.clone() },
-            e => io_err("opening", e.into()),
-        })?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err("stat", e.into()))?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(LayoutError::NotRegular { path });
-        }
-        if stat.st_nlink != 1 {
-            return Err(LayoutError::HardLinked {
-                path,
-                links: stat.st_nlink as u64,
-            });
-        }
-        Ok((File::from(fd), stat.st_size as u64))
-    }
-
-    /// Reads `rel` whole, refusing more than `max` bytes.
-    fn read(&self, rel: &str, max: u64) -> Result<Vec<u8>, LayoutError> {
-        let (file, size) = self.open(rel)?;
-        let path = self.path.join(rel);
-        if size > max {
-            return Err(LayoutError::TooLarge { path, limit: max });
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        file.take(max + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| LayoutError::Io {
-                path: path.clone(),
-                op: "reading",
-                source,
-            })?;
-        if bytes.len() as u64 > max {
-            return Err(LayoutError::TooLarge { path, limit: max });
-        }
-        Ok(bytes)
-    }
 }
 
 impl ImageSource for OciLayoutSource {
     type Blob = LayoutBlob;
 
     async fn manifest(&self) -> Result<FetchedManifest, SourceError> {
-        let d = &self.chosen;
-        let bytes = self
-            .verified_blob(&d.digest, Some(d.size), MAX_MANIFEST_SIZE)
-            .await?;
-        Ok(FetchedManifest {
-            bytes,
-            media_type: d.media_type.clone(),
-            digest: d.digest.clone(),
-        })
+        match &self.top {
+            Top::Made(m) => Ok(m.as_ref().clone()),
+            Top::Blob(d) => {
+                let bytes = self
+                    .verified_blob(&d.digest, Some(d.size), MAX_MANIFEST_SIZE)
+                    .await?;
+                Ok(FetchedManifest {
+                    bytes,
+                    media_type: d.media_type.clone(),
+                    digest: d.digest.clone(),
+                })
+            }
+        }
     }
 
     async fn manifest_by_digest(&self, digest: &Digest) -> Result<FetchedManifest, SourceError> {
@@ -259,9 +229,9 @@ impl ImageSource for OciLayoutSource {
     }
 
     async fn open_blob(&self, blob: &Descriptor) -> Result<LayoutBlob, SourceError> {
-        let (dir, rel) = (self.dir.clone(), blob_path(&blob.digest));
-        let path = self.dir.path.join(&rel);
-        let opened = tokio::task::spawn_blocking(move || dir.open(&rel))
+        let (files, rel) = (self.files.clone(), self.blob_path(&blob.digest));
+        let path = self.files.path().join(&rel);
+        let slice = tokio::task::spawn_blocking(move || files.slice(&rel))
             .await
             .map_err(|e| LayoutError::Io {
                 path: path.clone(),
@@ -269,35 +239,33 @@ impl ImageSource for OciLayoutSource {
                 source: std::io::Error::other(e.to_string()),
             })??;
         Ok(LayoutBlob {
-            file: Some(opened.0),
+            slice: Some(slice),
             path,
         })
     }
 }
 
-/// A layer blob file of a layout, read in chunks off the async workers.
+/// A layer blob of a layout, read in chunks off the async workers.
 #[derive(Debug)]
 pub struct LayoutBlob {
     /// `None` once the end was reached or a read failed.
-    file: Option<File>,
-    path: PathBuf,
+    slice: Option<Slice>,
+    path: std::path::PathBuf,
 }
 
 impl BlobChunks for LayoutBlob {
     async fn next_chunk(&mut self) -> Option<Result<Bytes, SourceError>> {
-        let mut file = self.file.take()?;
+        let mut slice = self.slice.take()?;
         let read = tokio::task::spawn_blocking(move || {
-            let mut buf = BytesMut::zeroed(CHUNK);
-            let n = file.read(&mut buf)?;
-            buf.truncate(n);
-            Ok::<_, std::io::Error>((file, buf.freeze()))
+            let chunk = slice.read_chunk()?;
+            Ok::<_, std::io::Error>((slice, chunk))
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         match read {
             Ok((_, chunk)) if chunk.is_empty() => None,
-            Ok((file, chunk)) => {
-                self.file = Some(file);
+            Ok((slice, chunk)) => {
+                self.slice = Some(slice);
                 Some(Ok(chunk))
             }
             Err(source) => Some(Err(LayoutError::Io {

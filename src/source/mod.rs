@@ -5,12 +5,16 @@
 //! ([`RegistrySource`]) and OCI image layouts ([`OciLayoutSource`]) are sources.
 
 mod any;
+mod docker_archive;
 mod error;
+mod files;
 mod image_source;
 mod layout;
 mod registry;
+mod tar_index;
 
 pub use any::{AnyBlob, AnySource};
+pub use docker_archive::SavedImage;
 pub use error::{LayoutError, SourceError};
 pub use image_source::{BlobChunks, ImageSource};
 pub use layout::{LayoutBlob, OciLayoutSource, REF_NAME_ANNOTATION};

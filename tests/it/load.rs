@@ -157,7 +157,7 @@ fn layout_pull_and_mount_and_export_equal_the_registry_image() {
     let scratch = support::tempdir("layout");
     let dir = scratch.path().join("layout");
     skopeo_to_layout(&env, "test/app:1", &dir, "v1", false);
-    // The only image needs no REF.
+    // The only image needs no REF; it is stored under its ref name.
     let location = format!("oci:{}", dir.display());
 
     let exported = scratch.path().join("rootfs");
@@ -191,7 +191,7 @@ fn layout_pull_and_mount_and_export_equal_the_registry_image() {
         "added\n"
     );
     assert!(!merged.join("etc/gone").exists(), "whiteout applied");
-    let (id, _) = identity(&env.strata, "localhost/layout:latest");
+    let (id, _) = identity(&env.strata, "localhost/layout:v1");
     assert_eq!(id, img.config_digest);
     env.strata.remove_all_containers();
 }
@@ -369,4 +369,173 @@ fn hostile_layouts_are_refused_with_clear_errors() {
     fs::remove_file(dir.join("oci-layout")).expect("rm oci-layout");
     let (fresh, out) = attempt(&location);
     assert_refused(&fresh, &out, &["not an OCI image layout"], None);
+}
+
+/// `skopeo copy docker://<registry>/<repo_ref> <dest>`.
+fn skopeo_copy(env: &Env, repo_ref: &str, dest: &str) {
+    support::require_tool("skopeo");
+    run_ok(
+        Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", env.r(repo_ref)))
+            .arg(dest),
+    );
+}
+
+#[test]
+fn archives_equal_the_registry_pull() {
+    // oci-archive keeps an OCI image byte for byte; docker-archive keeps a Docker image's
+    // config (its layers are written uncompressed).
+    for (flavor, transport) in [
+        (Flavor::Oci, "oci-archive"),
+        (Flavor::Docker, "docker-archive"),
+    ] {
+        let env = Env::new();
+        let img = layered(flavor);
+        env.push.image("test/app", Some("1"), &img);
+        let reference = env.r("test/app:1");
+        assert_ok(&env.strata.pull(&reference));
+        let scratch = support::tempdir("archive");
+        let file = scratch.path().join("app.tar");
+        let name = match transport {
+            "oci-archive" => "v1".to_string(),
+            _ => "example.com/app:v1".to_string(),
+        };
+        skopeo_copy(
+            &env,
+            "test/app:1",
+            &format!("{transport}:{}:{name}", file.display()),
+        );
+        let local = Strata::new();
+        let out = local.pull(&format!("{transport}:{}", file.display()));
+        assert_ok(&out);
+        let stored = match transport {
+            "oci-archive" => "localhost/app:v1",
+            _ => "example.com/app:v1",
+        };
+        assert_eq!(out.stdout.trim(), stored, "{}", out.describe());
+        let from_registry = identity(&env.strata, &reference);
+        assert_eq!(
+            identity(&local, stored),
+            from_registry,
+            "{transport}: image id and chain ids"
+        );
+        assert_eq!(from_registry.0, img.config_digest);
+        tree::assert_same(
+            "registry pull",
+            union(&env.strata, &reference).path(),
+            transport,
+            union(&local, stored).path(),
+            &root_mtime_opts(),
+        );
+        // By name too.
+        let out = local.pull(&format!("{transport}:{}:{name}", file.display()));
+        assert_ok(&out);
+        assert!(out.stderr.contains("up to date"), "{}", out.describe());
+    }
+}
+
+/// A `docker save` archive of one image with these members.
+fn saved(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = image::RawTar::new();
+    for (name, data) in members {
+        tar.file(name, data);
+    }
+    tar.finish()
+}
+
+#[test]
+fn hostile_archives_are_refused_with_clear_errors() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("hostile-archive");
+    let good = scratch.path().join("good.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("docker-archive:{}", good.display()),
+    );
+    let bytes = fs::read(&good).expect("archive");
+    let attempt = |name: &str, data: &[u8], needles: &[&str]| {
+        let path = scratch.path().join(name);
+        fs::write(&path, data).expect("write archive");
+        let fresh = Strata::new();
+        let out = fresh.pull(&format!("docker-archive:{}", path.display()));
+        assert_refused(&fresh, &out, needles, None);
+    };
+
+    attempt(
+        "truncated.tar",
+        &bytes[..bytes.len() / 2],
+        &["truncated.tar", "ends early"],
+    );
+
+    let manifest =
+        |layers: &str| format!(r#"[{{"Config":"c.json","RepoTags":["x:1"],"Layers":[{layers}]}}]"#);
+    let config = serde_json::to_vec(&json!({
+        "architecture": support::host_arch(), "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [img.layers[0].diff_id]}
+    }))
+    .expect("json");
+    let layer = img.layers[0].blob.clone();
+    assert_eq!(img.layers[0].compression, Compression::Gzip);
+    let m = manifest(r#""../outside/layer.tar""#);
+    attempt(
+        "climbs.tar",
+        &saved(&[("manifest.json", m.as_bytes()), ("c.json", &config)]),
+        &["climbs out", "../outside/layer.tar"],
+    );
+    let m = manifest(r#""l/layer.tar""#);
+    attempt(
+        "missing.tar",
+        &saved(&[("manifest.json", m.as_bytes()), ("c.json", &config)]),
+        &["no member", "l/layer.tar"],
+    );
+    attempt(
+        "duplicate.tar",
+        &saved(&[
+            ("manifest.json", m.as_bytes()),
+            ("c.json", &config),
+            ("l/layer.tar", &layer),
+            ("c.json", &config),
+        ]),
+        &["\"c.json\" appears twice"],
+    );
+    let mut tar = image::RawTar::new();
+    tar.file("manifest.json", m.as_bytes())
+        .file("c.json", &config)
+        .symlink("l/layer.tar", "/etc/passwd");
+    attempt(
+        "symlink.tar",
+        &tar.finish(),
+        &["l/layer.tar", "/etc/passwd", "outside the archive"],
+    );
+    let mut tar = image::RawTar::new();
+    tar.file("manifest.json", m.as_bytes())
+        .file("c.json", &config)
+        .symlink("l/layer.tar", "../../x.tar");
+    attempt("symlink-up.tar", &tar.finish(), &["outside the archive"]);
+    let mut tar = image::RawTar::new();
+    tar.file("manifest.json", m.as_bytes())
+        .file("c.json", &config)
+        .symlink("l/layer.tar", "nothing.tar");
+    attempt("dangling.tar", &tar.finish(), &["no file of the archive"]);
+    // A compressed blob where an uncompressed layer tar is expected: its digest is not the
+    // diff_id.
+    let m2 = manifest(r#""l/layer.tar""#);
+    attempt(
+        "wrong-layer.tar",
+        &saved(&[
+            ("manifest.json", m2.as_bytes()),
+            ("c.json", &config),
+            ("l/layer.tar", &img.layers[0].blob),
+        ]),
+        &["mismatch"],
+    );
 }
