@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use crate::reference::{Reference, ReferenceError};
 use crate::registry::RegistryClient;
-use crate::source::{AnySource, LayoutError, OciLayoutSource, RegistrySource};
+use crate::source::{
+    AnySource, Files, LayoutError, OciLayoutSource, RegistrySource, read_index, ref_name,
+    saved_images,
+};
 
 /// A parsed image location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +153,39 @@ impl Transport {
             }
         }
     }
+}
+
+/// The images of the archive `file` (`docker save`, `podman save` or `oci-archive`), one
+/// location per name to load it under, as `docker load` does: a `docker save` archive (it has
+/// `manifest.json`) gives each saved NAME:TAG (an image saved without a name: the archive's
+/// only image), a tar of an OCI layout each `index.json` entry by its ref name (an unnamed
+/// entry: the layout's only image). Blocking (indexes the archive).
+pub fn archive_images(file: &std::path::Path) -> Result<Vec<Transport>, TransportError> {
+    let files = Files::tar(file)?;
+    let mut found = Vec::new();
+    if files.has("manifest.json") {
+        for saved in saved_images(&files)? {
+            let tags = saved.repo_tags.unwrap_or_default();
+            if tags.is_empty() {
+                found.push(Transport::DockerArchive {
+                    file: file.to_path_buf(),
+                    name: None,
+                });
+            }
+            found.extend(tags.into_iter().map(|tag| Transport::DockerArchive {
+                file: file.to_path_buf(),
+                name: Some(tag),
+            }));
+        }
+    } else {
+        for entry in read_index(&files)?.manifests {
+            found.push(Transport::OciArchive {
+                file: file.to_path_buf(),
+                ref_name: ref_name(&entry),
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// `localhost/<name of path, without .tar>:<tag or latest>`, the name made a valid repository.

@@ -14,6 +14,7 @@ mod hints;
 mod image_list;
 mod images;
 mod inspect;
+mod load;
 mod log;
 mod login;
 mod progress;
@@ -108,6 +109,8 @@ enum Command {
     System(groups::SystemCommand),
     /// Check the store's consistency; exit 1 when problems remain
     Check(check::CheckArgs),
+    /// Load the images of a docker-archive or oci-archive file; prints "Loaded image: NAME"
+    Load(load::LoadArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -145,6 +148,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Container(command) => return groups::container(&g.store()?, &command),
         Command::System(command) => return groups::system(&g.store()?, &command),
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
+        Command::Load(args) => load::load(g, &args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

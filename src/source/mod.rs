@@ -15,7 +15,10 @@ mod tar_index;
 
 pub use any::{AnyBlob, AnySource};
 pub use docker_archive::SavedImage;
+pub(crate) use docker_archive::saved_images;
 pub use error::{LayoutError, SourceError};
+pub(crate) use files::Files;
 pub use image_source::{BlobChunks, ImageSource};
 pub use layout::{LayoutBlob, OciLayoutSource, REF_NAME_ANNOTATION};
+pub(crate) use layout::{read_index, ref_name};
 pub use registry::RegistrySource;

@@ -539,3 +539,48 @@ fn hostile_archives_are_refused_with_clear_errors() {
         &["mismatch"],
     );
 }
+
+#[test]
+fn load_prints_each_loaded_name_like_docker() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("load");
+    let docker = scratch.path().join("docker.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("docker-archive:{}:example.com/app:v1", docker.display()),
+    );
+    let out = env
+        .strata
+        .run(&["-q", "load", "-i", docker.to_str().expect("UTF-8")]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, "Loaded image: example.com/app:v1\n");
+    assert_eq!(
+        identity(&env.strata, "example.com/app:v1").1,
+        img.chain_ids()
+    );
+
+    let oci = scratch.path().join("oci.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("oci-archive:{}:v2", oci.display()),
+    );
+    let out = env
+        .strata
+        .run(&["-q", "load", "--input", oci.to_str().expect("UTF-8")]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, "Loaded image: localhost/oci:v2\n");
+    // The same layers: stored once.
+    assert_eq!(env.strata.layer_dirs().len(), img.layers.len());
+
+    let garbage = scratch.path().join("garbage.tar");
+    fs::write(&garbage, b"not a tar at all").expect("write");
+    let out = env
+        .strata
+        .run(&["load", "-i", garbage.to_str().expect("UTF-8")]);
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(out.stderr.contains("garbage.tar"), "{}", out.describe());
+}
