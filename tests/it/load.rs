@@ -584,3 +584,92 @@ fn load_prints_each_loaded_name_like_docker() {
     assert!(!out.status.success(), "{}", out.describe());
     assert!(out.stderr.contains("garbage.tar"), "{}", out.describe());
 }
+
+#[test]
+fn run_from_an_oci_archive() {
+    support::require_tool("runc");
+    let env = Env::new();
+    let img = image::alpine(Flavor::Oci, support::host_alpine_arch());
+    env.push.image("library/alpine", Some("3.20.3"), &img);
+    let scratch = support::tempdir("run-archive");
+    let file = scratch.path().join("alpine.tar");
+    skopeo_copy(
+        &env,
+        "library/alpine:3.20.3",
+        &format!("oci-archive:{}:3.20.3", file.display()),
+    );
+    let out = env.strata.run(&[
+        "-q",
+        "run",
+        "--rm",
+        &format!("oci-archive:{}", file.display()),
+        "cat",
+        "/etc/alpine-release",
+    ]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, "3.20.3\n", "{}", out.describe());
+    assert!(env.strata.ps().is_empty(), "--rm removed the container");
+    assert_eq!(
+        identity(&env.strata, "localhost/alpine:3.20.3").0,
+        img.config_digest
+    );
+}
+
+/// Docker 25+ writes `docker save` in the OCI-layout form: `blobs/sha256/<hex>` members
+/// (uncompressed layer tars), `index.json`, `oci-layout`, and a `manifest.json` naming the
+/// same blobs.
+#[test]
+fn docker_save_oci_form_equals_the_registry_pull() {
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Docker)
+        .entries(
+            &[Entry::dir("etc"), Entry::file("etc/hello", "hello\n")],
+            Compression::None,
+        )
+        .entries(&[Entry::file("top", "top\n")], Compression::None)
+        .build();
+    env.push.image("test/app", Some("1"), &img);
+    let reference = env.r("test/app:1");
+    assert_ok(&env.strata.pull(&reference));
+
+    let blob_name = |digest: &str| format!("blobs/sha256/{}", image::hex_of(digest));
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": blob_name(&img.config_digest),
+        "RepoTags": ["example.com/app:25"],
+        "Layers": img.layers.iter().map(|l| blob_name(&l.digest)).collect::<Vec<_>>(),
+    }]))
+    .expect("json");
+    let mut tar = image::RawTar::new();
+    tar.dir("blobs").dir("blobs/sha256");
+    for layer in &img.layers {
+        assert_eq!(
+            layer.digest, layer.diff_id,
+            "uncompressed: the blob is the tar"
+        );
+        tar.file(blob_name(&layer.digest), &layer.blob);
+    }
+    tar.file(blob_name(&img.config_digest), &img.config)
+        .file(blob_name(&img.manifest_digest), &img.manifest)
+        .file("index.json", b"{\"schemaVersion\":2,\"manifests\":[]}")
+        .file("manifest.json", &manifest)
+        .file("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}");
+    let scratch = support::tempdir("docker25");
+    let file = scratch.path().join("saved.tar");
+    fs::write(&file, tar.finish()).expect("write archive");
+
+    let local = Strata::new();
+    let out = local.run(&["-q", "load", "-i", file.to_str().expect("UTF-8")]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, "Loaded image: example.com/app:25\n");
+    assert_eq!(
+        identity(&local, "example.com/app:25"),
+        identity(&env.strata, &reference)
+    );
+    tree::assert_same(
+        "registry pull",
+        union(&env.strata, &reference).path(),
+        "docker save (OCI form)",
+        union(&local, "example.com/app:25").path(),
+        &root_mtime_opts(),
+    );
+}
