@@ -183,9 +183,20 @@ pub async fn pull_from<S: ImageSource>(
         .image(&id)
         .map_err(store_err)?
         .is_some_and(|i| i.repo_digests.contains(&repo_digest));
-    let image_record = store
-        .add_repo_digest(&id, &repo_digest)
-        .map_err(store_err)?;
+    let image_record = if source.manifest_digest_is_real() {
+        store
+            .add_repo_digest(&id, &repo_digest)
+            .map_err(store_err)?
+    } else {
+        // The shared lease keeps the record just put (or found) there.
+        store.image(&id).map_err(store_err)?.ok_or_else(|| {
+            store_err(StoreError::Io {
+                what: "reading the image record",
+                path: store.root().to_path_buf(),
+                source: std::io::Error::other("the image record is gone"),
+            })
+        })?
+    };
     if reference.digest.is_none() || reference.tag.is_some() {
         let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
         let before = store

@@ -43,6 +43,13 @@ impl ImageSource for AnySource {
         }
     }
 
+    fn manifest_digest_is_real(&self) -> bool {
+        match self {
+            AnySource::Registry(s) => s.manifest_digest_is_real(),
+            AnySource::Layout(s) => s.manifest_digest_is_real(),
+        }
+    }
+
     async fn blob_bytes(&self, blob: &Descriptor, max: u64) -> Result<Vec<u8>, SourceError> {
         match self {
             AnySource::Registry(s) => s.blob_bytes(blob, max).await,

@@ -212,6 +212,10 @@ impl ImageSource for OciLayoutSource {
         }
     }
 
+    fn manifest_digest_is_real(&self) -> bool {
+        matches!(self.top, Top::Blob(_))
+    }
+
     async fn manifest_by_digest(&self, digest: &Digest) -> Result<FetchedManifest, SourceError> {
         let bytes = self.verified_blob(digest, None, MAX_MANIFEST_SIZE).await?;
         // The body's mediaType decides (see `parse_manifest`).

@@ -557,6 +557,9 @@ fn load_prints_each_loaded_name_like_docker() {
         .run(&["-q", "load", "-i", docker.to_str().expect("UTF-8")]);
     assert_ok(&out);
     assert_eq!(out.stdout, "Loaded image: example.com/app:v1\n");
+    // A `docker save` archive has no manifest digest: none recorded, as `docker load`.
+    let inspect = env.strata.inspect("example.com/app:v1");
+    assert_eq!(inspect["RepoDigests"], json!([]), "{inspect:#}");
     assert_eq!(
         identity(&env.strata, "example.com/app:v1").1,
         img.chain_ids()
