@@ -166,6 +166,14 @@ impl TarIndex {
             }
             let size = numeric(&block[124..136])
                 .ok_or_else(|| bad(format!("invalid size field at byte {pos}")))?;
+            let typeflag = block[156];
+            // Links, devices, directories and fifos carry no data whatever the size field
+            // says (as Go's archive/tar reads them).
+            let size = if matches!(typeflag, b'1'..=b'6') {
+                0
+            } else {
+                size
+            };
             let data = pos + BLOCK;
             let next = size
                 .div_ceil(BLOCK)
@@ -177,7 +185,6 @@ impl TarIndex {
                     "ends early: a member at byte {pos} needs {size} bytes"
                 )));
             }
-            let typeflag = block[156];
             let mut raw_name = cstr(&block[..100]).to_vec();
             if &block[257..263] == b"ustar\0" {
                 let prefix = cstr(&block[345..500]);
@@ -277,6 +284,81 @@ impl TarIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ustar header block for `name`.
+    fn header(name: &str, typeflag: u8, size: u64, link: &str) -> Vec<u8> {
+        let mut b = vec![0u8; BLOCK as usize];
+        b[..name.len()].copy_from_slice(name.as_bytes());
+        b[100..108].copy_from_slice(b"0000644\0");
+        b[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        b[156] = typeflag;
+        b[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        b[257..263].copy_from_slice(b"ustar\0");
+        b[148..156].fill(b' ');
+        let sum: u64 = b.iter().map(|x| u64::from(*x)).sum();
+        b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        b
+    }
+
+    /// A tar of `members` (name, typeflag, data, link target), ended when `end`.
+    fn tar(members: &[(&str, u8, &[u8], &str)], end: bool) -> Vec<u8> {
+        let mut t = Vec::new();
+        for (name, typeflag, data, link) in members {
+            t.extend(header(name, *typeflag, data.len() as u64, link));
+            t.extend(*data);
+            t.resize(t.len().div_ceil(BLOCK as usize) * BLOCK as usize, 0);
+        }
+        if end {
+            t.resize(t.len() + 2 * BLOCK as usize, 0);
+        }
+        t
+    }
+
+    fn index(bytes: &[u8]) -> Result<TarIndex, LayoutError> {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), bytes).unwrap();
+        TarIndex::build(tmp.as_file(), tmp.path())
+    }
+
+    #[test]
+    fn files_and_links_inside_the_archive_are_indexed() {
+        let t = tar(
+            &[
+                ("./blobs/", b'5', b"", ""),
+                ("blobs/a", b'0', b"hello", ""),
+                ("id/layer.tar", b'2', b"", "../blobs/a"),
+                ("hard", b'1', b"", "blobs/a"),
+            ],
+            true,
+        );
+        let idx = index(&t).unwrap();
+        let a = idx.files["blobs/a"];
+        assert_eq!((a.offset, a.size), (2 * BLOCK, 5));
+        assert_eq!(idx.files["id/layer.tar"], a);
+        assert_eq!(idx.files["hard"], a);
+    }
+
+    #[test]
+    fn hostile_tars_are_refused() {
+        let cases: [(Vec<u8>, &str); 5] = [
+            (tar(&[("a", b'0', b"x", "")], false), "ends early"),
+            (
+                tar(&[("a", b'0', b"x", ""), ("./a", b'0', b"y", "")], true),
+                "appears twice",
+            ),
+            (tar(&[("../a", b'0', b"x", "")], true), "climbs out"),
+            (tar(&[("l", b'2', b"", "/etc/passwd")], true), "outside"),
+            (tar(&[("l", b'2', b"", "nowhere")], true), "no file"),
+        ];
+        for (bytes, needle) in cases {
+            let err = index(&bytes).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let mut t = tar(&[("a", b'0', &[7u8; 600], "")], true);
+        t.truncate(BLOCK as usize + 100);
+        let err = index(&t).unwrap_err().to_string();
+        assert!(err.contains("ends early"), "{err}");
+    }
 
     #[test]
     fn names_are_normalised_or_refused() {
