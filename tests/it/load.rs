@@ -676,3 +676,61 @@ fn docker_save_oci_form_equals_the_registry_pull() {
         &root_mtime_opts(),
     );
 }
+
+/// `podman --root R --runroot RR --storage-driver vfs ARGS...` in `dir`.
+fn podman(dir: &Path, args: &[&str]) -> String {
+    run_ok(
+        Command::new("podman")
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--runroot")
+            .arg(dir.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args),
+    )
+}
+
+#[test]
+fn podman_save_in_its_three_formats_equals_the_registry_pull() {
+    support::require_tool("podman");
+    let env = Env::new();
+    // Each format keeps the config of images of its own kind byte for byte.
+    let (oci, docker) = (layered(Flavor::Oci), layered(Flavor::Docker));
+    env.push.image("test/oci", Some("1"), &oci);
+    env.push.image("test/docker", Some("1"), &docker);
+    let scratch = support::tempdir("podman");
+    let pm = scratch.path();
+    for (repo, format, img) in [
+        ("test/oci", "oci-archive", &oci),
+        ("test/oci", "oci-dir", &oci),
+        ("test/docker", "docker-archive", &docker),
+    ] {
+        let reference = env.r(&format!("{repo}:1"));
+        assert_ok(&env.strata.pull(&reference));
+        podman(pm, &["pull", "-q", "--tls-verify=false", &reference]);
+        let out = pm.join(format!("saved-{format}"));
+        let out_str = out.to_str().expect("UTF-8");
+        podman(
+            pm,
+            &["save", "-q", "--format", format, "-o", out_str, &reference],
+        );
+        let location = match format {
+            "oci-dir" => format!("oci:{out_str}"),
+            other => format!("{other}:{out_str}"),
+        };
+        let local = Strata::new();
+        let pulled = local.pull(&location);
+        assert_ok(&pulled);
+        let name = pulled.stdout.trim().to_string();
+        let from_registry = identity(&env.strata, &reference);
+        assert_eq!(identity(&local, &name), from_registry, "{format}");
+        assert_eq!(from_registry.0, img.config_digest);
+        tree::assert_same(
+            "registry pull",
+            union(&env.strata, &reference).path(),
+            format,
+            union(&local, &name).path(),
+            &root_mtime_opts(),
+        );
+    }
+}
