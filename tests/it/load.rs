@@ -734,3 +734,107 @@ fn podman_save_in_its_three_formats_equals_the_registry_pull() {
         );
     }
 }
+
+/// A private dockerd (its own data root and socket, no networking setup), stopped on drop.
+struct Dockerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        support::require_tool("dockerd");
+        support::require_tool("docker");
+        let dir = support::tempdir("dockerd");
+        let d = dir.path();
+        let log = fs::File::create(d.join("log")).expect("dockerd log");
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("sock").display()))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--storage-driver=vfs",
+            ])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let dockerd = Dockerd { dir, child };
+        for _ in 0..60 {
+            let up = Command::new("docker")
+                .args(dockerd.host())
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                return dockerd;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!(
+            "dockerd did not come up:\n{}",
+            fs::read_to_string(dockerd.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    fn host(&self) -> [String; 2] {
+        [
+            "-H".to_string(),
+            format!("unix://{}", self.dir.path().join("sock").display()),
+        ]
+    }
+
+    /// `docker -H <sock> ARGS...`.
+    fn docker(&self, args: &[&str]) -> String {
+        run_ok(Command::new("docker").args(self.host()).args(args))
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM: dockerd stops the containerd it started, then exits.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn docker_save_of_a_private_dockerd_loads_like_docker_load() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/docker", Some("1"), &img);
+    let reference = env.r("test/docker:1");
+    assert_ok(&env.strata.pull(&reference));
+    let dockerd = Dockerd::start();
+    // A loopback registry is insecure for dockerd by default.
+    dockerd.docker(&["pull", "-q", &reference]);
+    let scratch = support::tempdir("docker-save");
+    let file = scratch.path().join("saved.tar");
+    let file_str = file.to_str().expect("UTF-8");
+    dockerd.docker(&["save", "-o", file_str, &reference]);
+
+    let local = Strata::new();
+    let out = local.run(&["-q", "load", "-i", file_str]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, format!("Loaded image: {reference}\n"));
+    let from_registry = identity(&env.strata, &reference);
+    assert_eq!(identity(&local, &reference), from_registry);
+    assert_eq!(from_registry.0, img.config_digest);
+    tree::assert_same(
+        "registry pull",
+        union(&env.strata, &reference).path(),
+        "docker save",
+        union(&local, &reference).path(),
+        &root_mtime_opts(),
+    );
+}
