@@ -31,7 +31,7 @@ use crate::pull::PullOptions;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::FlattenSink;
-use crate::source::RegistrySource;
+use crate::source::{ImageSource, RegistrySource};
 use crate::store::{ImageRecord, LeaseKind, Store, StoreError};
 
 /// What an export produced.
@@ -129,9 +129,20 @@ pub async fn export(
     target: &Path,
     observer: Arc<dyn Observer>,
 ) -> Result<ExportOutcome, ExportError> {
+    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
+    export_from(source, reference, options, target, observer).await
+}
+
+/// [`export`] of the image `source` holds, named `reference` in events and errors.
+pub async fn export_from<S: ImageSource>(
+    source: Arc<S>,
+    reference: &Reference,
+    options: &PullOptions,
+    target: &Path,
+    observer: Arc<dyn Observer>,
+) -> Result<ExportOutcome, ExportError> {
     let plan = plan(target)?;
     let image = reference.to_string();
-    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
     let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
     let guard = create_staging(&plan, &image)?;
     observer.event(resolved.event(reference));

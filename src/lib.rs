@@ -23,3 +23,4 @@ pub mod sink;
 pub mod source;
 pub mod store;
 pub mod sys;
+pub mod transport;

@@ -1,5 +1,5 @@
 //! Pulling an image: the [pipeline](crate::pipeline) from a [source](crate::source) (the
-//! registry) into the [store sink](crate::sink::StoreSink), then the image recorded and
+//! registry, an OCI layout) into the [store sink](crate::sink::StoreSink), then the image recorded and
 //! tagged. Also when to pull ([`PullPolicy`], [`ensure_image`]).
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::pipeline;
 use crate::reference::Reference;
 use crate::registry::RegistryClient;
 use crate::sink::StoreSink;
-use crate::source::RegistrySource;
+use crate::source::{ImageSource, RegistrySource};
 use crate::store::{ImageRecord, LayerRef, LeaseKind, Store, StoreError, pick_platform};
 
 pub use crate::pipeline::{LayerError, Observer, PullError, PullEvent, Silent};
@@ -94,13 +94,25 @@ pub async fn pull(
     options: &PullOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<PullOutcome, PullError> {
+    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
+    pull_from(source, store, reference, options, observer).await
+}
+
+/// Pulls the image `source` holds into `store`, recorded and tagged as `reference` (for a
+/// registry, the reference the source reads; for a layout, the name it is stored under).
+pub async fn pull_from<S: ImageSource>(
+    source: Arc<S>,
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<PullOutcome, PullError> {
     let image = reference.to_string();
     let store_err = |source| PullError::Store {
         image: image.clone(),
         source,
     };
 
-    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
     let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
     let id = resolved.id.clone();
     // Recovery first (it may wait for the exclusive lease), then the shared lease, held from
@@ -171,9 +183,20 @@ pub async fn pull(
         .image(&id)
         .map_err(store_err)?
         .is_some_and(|i| i.repo_digests.contains(&repo_digest));
-    let image_record = store
-        .add_repo_digest(&id, &repo_digest)
-        .map_err(store_err)?;
+    let image_record = if source.manifest_digest_is_real() {
+        store
+            .add_repo_digest(&id, &repo_digest)
+            .map_err(store_err)?
+    } else {
+        // The shared lease keeps the record just put (or found) there.
+        store.image(&id).map_err(store_err)?.ok_or_else(|| {
+            store_err(StoreError::Io {
+                what: "reading the image record",
+                path: store.root().to_path_buf(),
+                source: std::io::Error::other("the image record is gone"),
+            })
+        })?
+    };
     if reference.digest.is_none() || reference.tag.is_some() {
         let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
         let before = store
@@ -299,6 +322,20 @@ pub async fn ensure_image(
     options: &PullOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
+    let source = Arc::new(RegistrySource::new(client.clone(), reference.clone()));
+    ensure_image_from(source, store, reference, policy, options, observer).await
+}
+
+/// [`ensure_image`] for the image `source` holds, stored under `reference` (see
+/// [`pull_from`]).
+pub async fn ensure_image_from<S: ImageSource>(
+    source: Arc<S>,
+    store: &Store,
+    reference: &Reference,
+    policy: PullPolicy,
+    options: &PullOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<(ImageRecord, Option<PullOutcome>), EnsureError> {
     // Layers a crash may have torn must not be used (see `store::durable`).
     store.recover(options.sync)?;
     if policy != PullPolicy::Always {
@@ -319,6 +356,6 @@ pub async fn ensure_image(
             Stored::OtherPlatforms(_) | Stored::Absent => {}
         }
     }
-    let outcome = pull(client, store, reference, options, observer).await?;
+    let outcome = pull_from(source, store, reference, options, observer).await?;
     Ok((outcome.image.clone(), Some(outcome)))
 }

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -10,8 +11,8 @@ use clap::Args;
 use strata::bundle::{self, RunOptions};
 use strata::container::{Container, ContainerView};
 use strata::pull::{self, PullStatus};
-use strata::reference::Reference;
 use strata::store::Store;
+use strata::transport::Transport;
 
 use super::args::{Global, PullArg};
 use super::describe::describe;
@@ -97,13 +98,14 @@ pub struct RunArgs {
 
 /// Makes sure the image is present (per `--pull`), then creates and mounts a container.
 fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Result<Container> {
-    let reference = Reference::parse(image)?;
+    let transport = Transport::parse(image)?;
+    let reference = transport.name()?;
     let store = g.store()?;
     let options = g.pull_options()?;
-    let client = g.client()?;
+    let source = Arc::new(transport.open(&g.client()?)?);
     let observer = progress::observer(g.quiet);
-    let ensured = interrupt::block_on(pull::ensure_image(
-        &client,
+    let ensured = interrupt::block_on(pull::ensure_image_from(
+        source,
         &store,
         &reference,
         policy.into(),

@@ -1,6 +1,7 @@
 //! `export`: an image's root filesystem as a plain directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -9,6 +10,7 @@ use strata::export::{self, ExportOutcome};
 use strata::pull::{self, PullPolicy};
 use strata::reference::Reference;
 use strata::store::{ImageRecord, Store};
+use strata::transport::Transport;
 
 use super::args::{Global, PullArg};
 use super::interrupt;
@@ -51,7 +53,8 @@ pub struct ExportArgs {
 /// opened when it exists and may be used (root, `--pull` not `always`): a non-root user may
 /// have none.
 pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
-    let reference = Reference::parse(&args.image)?;
+    let transport = Transport::parse(&args.image)?;
+    let reference = transport.name()?;
     let policy = PullPolicy::from(args.pull);
     let options = g.pull_options()?;
     let stored = if policy == PullPolicy::Always {
@@ -68,10 +71,10 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
             outcome
         }
         None => {
-            let client = g.client()?;
+            let source = Arc::new(transport.open(&g.client()?)?);
             let observer = progress::observer(g.quiet);
-            let outcome = interrupt::block_on(export::export(
-                &client,
+            let outcome = interrupt::block_on(export::export_from(
+                source,
                 &reference,
                 &options,
                 &args.dir,

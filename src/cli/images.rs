@@ -1,6 +1,7 @@
 //! `pull`, `images` and `inspect`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -10,6 +11,7 @@ use strata::image::Platform;
 use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
+use strata::transport::Transport;
 
 use super::args::Global;
 use super::image_list::{self, Filter, ImageRow};
@@ -18,13 +20,14 @@ use super::{inspect, progress, units};
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
 pub fn pull(g: &Global, reference: &str) -> Result<()> {
-    let reference = Reference::parse(reference)?;
+    let transport = Transport::parse(reference)?;
+    let reference = transport.name()?;
     let store = g.store()?;
     let options = g.pull_options()?;
-    let client = g.client()?;
+    let source = Arc::new(transport.open(&g.client()?)?);
     let observer = progress::observer(g.quiet);
-    let outcome = interrupt::block_on(pull::pull(
-        &client,
+    let outcome = interrupt::block_on(pull::pull_from(
+        source,
         &store,
         &reference,
         &options,

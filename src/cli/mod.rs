@@ -15,6 +15,7 @@ mod image_list;
 mod images;
 mod inspect;
 mod interrupt;
+mod load;
 mod log;
 mod login;
 mod privilege_hints;
@@ -112,6 +113,8 @@ enum Command {
     System(groups::SystemCommand),
     /// Check the store's consistency; exit 1 when problems remain
     Check(check::CheckArgs),
+    /// Load the images of a docker-archive or oci-archive file; prints "Loaded image: NAME"
+    Load(load::LoadArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (see [`usage::exit_code`]).
@@ -159,6 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return check::check(&g.existing_store()?, &args, g.quiet);
         }
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
+        Command::Load(args) => load::load(g, &args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

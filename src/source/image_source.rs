@@ -32,6 +32,13 @@ pub trait ImageSource: Send + Sync + 'static {
         max: u64,
     ) -> impl Future<Output = Result<Vec<u8>, SourceError>> + Send;
 
+    /// Whether the manifest's digest names the image beyond this source (a registry's or a
+    /// layout's manifest); `false` for a manifest the source made (a `docker save` archive
+    /// has none), which is then not recorded as a repo digest, as `docker load` records none.
+    fn manifest_digest_is_real(&self) -> bool {
+        true
+    }
+
     /// Opens a layer blob as a stream of chunks.
     fn open_blob(
         &self,

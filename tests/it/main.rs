@@ -24,6 +24,7 @@ mod export;
 mod hostile;
 mod images;
 mod lifecycle;
+mod load;
 mod pull;
 mod registry_auth;
 mod registry_faults;
