@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use strata::image::PlatformError;
 use strata::reference::ReferenceError;
+use strata::transport::TransportError;
 
 use super::interrupt::Interrupted;
 
@@ -23,6 +24,10 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
     let usage = e.chain().any(|cause| {
         cause.is::<UsageError>()
             || cause.is::<ReferenceError>()
+            || matches!(
+                cause.downcast_ref::<TransportError>(),
+                Some(TransportError::Reference(_) | TransportError::NoDirectory(_))
+            )
             || matches!(
                 cause.downcast_ref::<PlatformError>(),
                 Some(PlatformError::Invalid { .. })
@@ -44,6 +49,11 @@ mod tests {
         let reference = strata::reference::Reference::parse("UPPER/x:y@z").unwrap_err();
         assert_eq!(
             exit_code(&anyhow::Error::from(reference).context("pulling")),
+            ExitCode::from(2)
+        );
+        let transport = strata::transport::Transport::parse("docker://library/UPPER").unwrap_err();
+        assert_eq!(
+            exit_code(&anyhow::Error::from(transport)),
             ExitCode::from(2)
         );
         let usage = anyhow::Error::from(UsageError("--mirror".into()));

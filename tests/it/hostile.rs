@@ -57,7 +57,8 @@ struct Run {
     stdout: String,
     stderr: String,
     args: String,
-    /// Peak RSS of the strata process in KiB (from wait4).
+    /// Peak RSS of the strata process in KiB (its VmHWM while it ran; wait4's for runs too
+    /// short to sample).
     max_rss_kib: u64,
     elapsed: Duration,
 }
@@ -95,6 +96,25 @@ fn run_strata(root: &Path, args: &[&str]) -> Run {
     let start = Instant::now();
     let child = cmd.spawn().expect("spawn strata");
     let pid = child.id() as libc::pid_t;
+    // The kernel adds the RSS of the mm a process had before exec to its rusage peak, and a
+    // spawned child starts on (a copy of) this test process's, which is large while other
+    // tests run: strata's own peak is its VmHWM, read while it runs.
+    let reaped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let reaped = reaped.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !reaped.load(std::sync::atomic::Ordering::Acquire) {
+                match vm_hwm_kib(pid) {
+                    Some(kib) => peak = peak.max(kib),
+                    None if peak > 0 => break,
+                    None => {}
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        })
+    };
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -108,6 +128,8 @@ fn run_strata(root: &Path, args: &[&str]) -> Run {
     };
     assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
     let elapsed = start.elapsed();
+    reaped.store(true, std::sync::atomic::Ordering::Release);
+    let peak = watcher.join().unwrap_or(0);
     drop(child); // already reaped
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     let mut stderr = fs::read_to_string(&err).unwrap_or_default();
@@ -121,9 +143,23 @@ fn run_strata(root: &Path, args: &[&str]) -> Run {
         stdout: fs::read_to_string(&out).unwrap_or_default(),
         stderr,
         args: all.join(" "),
-        max_rss_kib: usage.ru_maxrss as u64,
+        // A run too short to be sampled falls back to rusage (an upper bound).
+        max_rss_kib: if peak > 0 {
+            peak
+        } else {
+            usage.ru_maxrss as u64
+        },
         elapsed,
     }
+}
+
+/// `VmHWM` of a running process, in KiB (None once it has exited).
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A temp dir with canaries around a strata root.
