@@ -6,14 +6,17 @@
 #   bash bench/run.sh              default mode (< ~10 min once the image is cached)
 #   bash bench/run.sh --scaling    1/10/50/200 layers, 2x/4x bytes, 200-layer mount, 100 containers
 #   bash bench/run.sh --profile    perf stat / strace -c / perf record of one cold strata pull
-# Options: --rounds N (default 3; 2 for --scaling), --no-build (use an existing binary),
-#          --only LIST (comma-separated tests, e.g. strata-pull,ctr), --fs loop|host (where the
-#          stores live: a new ext4 filesystem for every cold run (default), or a directory on
-#          the host's filesystem). Environment: BENCH_CACHE
-#          (default /var/cache/strata-bench), STRATA_BIN (binary to use, implies --no-build),
+#   bash bench/run.sh --store-scale  1,000 images + 1,000 containers in one root: images, ps,
+#                                  system df, rmi, prunes of N, warm pull-and-mount (issue 13)
+# Options: --rounds N (default 3; 2 for --scaling; warm runs per command for --store-scale: 7),
+#          --no-build (use an existing binary), --only LIST (comma-separated tests, e.g.
+#          strata-pull,ctr), --fs loop|host (where the stores live: a new ext4 filesystem for
+#          every cold run (default), or a directory on the host's filesystem).
+#          Environment: BENCH_CACHE (default /var/cache/strata-bench), STRATA_BIN (binary to use, implies --no-build),
 #          STRATA_BASE_BIN (another strata binary, e.g. an older commit's: adds its pull rows,
 #          "strata pull (base)", alternating with the others, for a before/after comparison),
-#          CARGO_TARGET_DIR (honoured when building).
+#          CARGO_TARGET_DIR (honoured when building), BENCH_SCALE_IMAGES (--store-scale: images
+#          and containers, default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -33,13 +36,15 @@ while [ $# -gt 0 ]; do
         --no-build) build=0 ;;
         --only) only=$2; shift ;;
         --fs) fs=$2; shift ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        --store-scale) mode=store-scale ;;
+        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 case $fs in loop | host) ;; *) echo "--fs takes loop or host" >&2; exit 2 ;; esac
-[ -n "$rounds" ] || rounds=$([ $mode = scaling ] && echo 2 || echo 3)
+case $mode in scaling) r0=2 ;; store-scale) r0=7 ;; *) r0=3 ;; esac
+[ -n "$rounds" ] || rounds=$r0
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench/run.sh must run as root (overlay mounts, daemons, drop_caches)" >&2
     exit 1
@@ -473,4 +478,126 @@ if [ $mode = profile ]; then
         perf report -i "$work/perf.data" --no-children --stdio --sort dso,symbol --percent-limit 0.7 \
             2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' | head -40 | tee "$out/perf-top-$comp.txt"
     done
+fi
+
+# -- 7d. store-scale mode (issue 13) -------------------------------------------------------------
+# One root on one fresh ext4 holding $n images and $n containers (50 mounted): the listings, rmi,
+# the prunes and a warm pull-and-mount. Images: a shared base layer + one tiny layer each
+# (lib/scale-images.py, pushed once, cached in the registry storage); $extra more are pulled and
+# removed again by the rmi and prune rows, so every prune removes exactly N. Warm-cache medians;
+# the first run of each listing follows a drop_caches (the "cold" rows).
+if [ $mode = store-scale ]; then
+    mode_args=--store-scale
+    n=${BENCH_SCALE_IMAGES:-1000}
+    extra=100 mounted=$((n < 50 ? n / 2 : 50))
+    say "pushing $((n + extra)) small images (cached)"
+    python3 "$lib/scale-images.py" "$reg" bench/scale $((n + extra)) "$CACHE/scale"
+    sroot=$state/s
+    S() { "$strata" --root "$sroot" -q "$@"; }
+    ref() { printf '%s/bench/scale:i%04d' "$reg" "$1"; }
+    pull_range() { # first last: pull images first..last, 4 at a time (setup, not measured)
+        local i
+        for i in $(seq "$1" "$2"); do ref "$i"; echo; done |
+            xargs -P 4 -n 1 "$strata" --root "$sroot" -q --no-sync pull >/dev/null
+    }
+    m() { # tool scene round -- cmd: measure with a short idle wait (many short runs)
+        local tool=$1 scene=$2 round=$3; shift 3
+        measure "$tool" "$scene" "$round" --quiet-wait "${BENCH_QUIET_WAIT_SHORT:-1}" "$@"
+    }
+    listings=("images" "images -q" "ps" "system df" "system df -v")
+    list_all() { # scene: a cold run then $rounds warm runs of every listing
+        local c r
+        for c in "${listings[@]}"; do
+            drop_caches
+            # shellcheck disable=SC2086 # $c is a command and its options
+            m "strata $c" "$1" cold -- "$strata" --root "$sroot" $c
+            for r in $(seq 1 "$rounds"); do
+                # shellcheck disable=SC2086
+                m "strata $c" "$1" "$r" -- "$strata" --root "$sroot" $c
+            done
+        done
+    }
+    warm_pam() { # scene
+        local r
+        for r in $(seq 1 10); do
+            m "strata pull-and-mount (warm)" "$1" "$r" -- \
+                "$strata" --root "$sroot" -q pull-and-mount --pull missing --name "warm$r" "$(ref 1)"
+            S rm -f "warm$r" >/dev/null
+        done
+    }
+    counts() { # -> "images containers mounted" of the root
+        echo "$(S images -q | wc -l) $(S ps --json | python3 -c 'import json,sys; c=json.load(sys.stdin); print(len(c))') $(findmnt -rn -o TARGET | grep -c "^$sroot/")"
+    }
+
+    fresh_fs
+    say "small root: 1 image, 1 mounted container"
+    pull_range 1 1
+    S pull-and-mount --name base "$(ref 1)" >/dev/null
+    list_all "1 image"
+    warm_pam "1 image"
+
+    say "filling the root: $n images, $n containers ($mounted mounted)"
+    m "setup: pull $((n - 1)) images, 4 at a time (--no-sync)" "$n images" 1 -- \
+        bash -c "$(declare -f ref pull_range); strata=$strata sroot=$sroot reg=$reg; pull_range 2 $n"
+    for i in $(seq 1 "$n"); do printf 'c%04d\n' "$i"; done >"$work/names"
+    m "setup: pull-and-mount $n containers" "$n images" 1 -- bash -c '
+        i=0; while read -r c; do i=$((i + 1))
+            "$1" --root "$2" -q pull-and-mount --pull never --name "$c" "$(printf "%s/bench/scale:i%04d" "$3" "$i")" >/dev/null
+        done <"$4"' _ "$strata" "$sroot" "$reg" "$work/names"
+    tail -n +$((mounted + 1)) "$work/names" | xargs -r -P 2 -n 1 "$strata" --root "$sroot" -q umount
+    echo "{\"scene\": \"$n images\", \"counts\": \"$(counts)\"}" >>"$work/scale-counts.jsonl"
+    say "images containers mounted: $(counts)"
+
+    say "listings with $n images and $n containers"
+    list_all "$n images"
+    say "warm pull-and-mount with $n containers"
+    warm_pam "$n images"
+
+    say "rmi of one image"
+    for r in $(seq 1 5); do
+        pull_range $((n + r)) $((n + r))
+        m "strata rmi" "$n images" "$r" -- "$strata" --root "$sroot" rmi "$(ref $((n + r)))"
+    done
+
+    say "image prune -a -f of N = 0, 10, 100 images"
+    for N in 0 10 100; do
+        for r in 1 2 3; do
+            [ "$N" = 0 ] || pull_range $((n + 1)) $((n + N))
+            m "strata image prune -a -f" "N=$N" "$r" --stdout "$work/prune.json" -- \
+                "$strata" --root "$sroot" image prune -a -f --json
+            python3 -c 'import json,sys; print(json.dumps({"prune": "image", "N": int(sys.argv[1]), "round": sys.argv[2], "out": json.load(open(sys.argv[3]))}))' \
+                "$N" "$r" "$work/prune.json" >>"$work/scale-counts.jsonl"
+        done
+    done
+
+    # A container prune removes every unmounted container: mount all of them so that the N
+    # created (then unmounted) for each run are exactly what it removes.
+    say "container prune -f of N = 0, 10, 100 containers (all $n others mounted)"
+    tail -n +$((mounted + 1)) "$work/names" | xargs -r -P 2 -n 1 "$strata" --root "$sroot" -q mount >/dev/null
+    for c in "ps" "system df"; do
+        for r in $(seq 1 "$rounds"); do
+            # shellcheck disable=SC2086
+            m "strata $c" "$n images, all mounted" "$r" -- "$strata" --root "$sroot" $c
+        done
+    done
+    for N in 0 10 100; do
+        for r in 1 2 3; do
+            for i in $(seq 1 "$N"); do
+                S pull-and-mount --pull never --name "p$N-$r-$i" "$(ref $(((i - 1) % n + 1)))" >/dev/null
+                S umount "p$N-$r-$i"
+            done
+            m "strata container prune -f" "N=$N" "$r" --stdout "$work/prune.json" -- \
+                "$strata" --root "$sroot" container prune -f --json
+            python3 -c 'import json,sys; print(json.dumps({"prune": "container", "N": int(sys.argv[1]), "round": sys.argv[2], "out": json.load(open(sys.argv[3]))}))' \
+                "$N" "$r" "$work/prune.json" >>"$work/scale-counts.jsonl"
+        done
+    done
+
+    python3 "$lib/report-store-scale.py" "$results" "$work/scale-counts.jsonl" "$n" \
+        "$(cd "$repo" && git rev-parse --short HEAD)" "$("$strata" --version)" "$drop_caches_ok" \
+        >"$work/store-scale.md"
+    cp "$work/store-scale.md" "$bench/results/store-scale.md"
+    cp "$results" "$bench/results/store-scale.jsonl"
+    cat "$work/store-scale.md"
+    say "saved bench/results/store-scale.md and store-scale.jsonl"
 fi

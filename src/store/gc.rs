@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{ImageRecord, LeaseKind, Store, StoreError, fsutil};
+use super::{ContainerRecord, ImageRecord, LeaseKind, Store, StoreError, fsutil};
 use crate::id::{ChainId, ImageId};
 
 /// One thing a removal did, as Docker reports it (`{"Untagged": ...}` / `{"Deleted": ...}`).
@@ -91,11 +91,11 @@ impl Store {
             .filter(|(_, id)| **id == image.id)
             .map(|(tag, _)| tag)
             .collect();
-        let users: Vec<String> = self
-            .containers()?
-            .into_iter()
+        let containers = self.containers()?;
+        let users: Vec<&str> = containers
+            .iter()
             .filter(|c| c.image_id == image.id)
-            .map(|c| c.name)
+            .map(|c| c.name.as_str())
             .collect();
         let by_tag = normalised_ref.filter(|r| repos.refs.contains_key(*r));
         let by_digest = normalised_ref.filter(|r| image.repo_digests.iter().any(|d| d == r));
@@ -131,7 +131,7 @@ impl Store {
             });
         }
         let mut removal = Removal::default();
-        self.delete_image(&image, &mut removal)?;
+        self.delete_image(&image, &containers, &mut removal)?;
         let reachable = self.reachable_layers()?;
         let recorded: BTreeSet<ChainId> = self.layer_records()?.into_iter().collect();
         for layer in image.layers.iter().rev() {
@@ -158,14 +158,16 @@ impl Store {
         for id in repos.refs.values() {
             *tagged.entry(id).or_default() += 1;
         }
-        let used: BTreeSet<ImageId> = self.containers()?.into_iter().map(|c| c.image_id).collect();
+        // Read once: with N images to delete, reading them per image cost N times the store.
+        let containers = self.containers()?;
+        let used: BTreeSet<&ImageId> = containers.iter().map(|c| &c.image_id).collect();
         let mut removal = Removal::default();
         for image in self.images()? {
             let dangling = !tagged.contains_key(&image.id);
             if used.contains(&image.id) || (which == PruneImages::Dangling && !dangling) {
                 continue;
             }
-            self.delete_image(&image, &mut removal)?;
+            self.delete_image(&image, &containers, &mut removal)?;
         }
         let reachable = self.reachable_layers()?;
         for chain in self.layer_records()?.into_iter().rev() {
@@ -187,7 +189,14 @@ impl Store {
     }
 
     /// Untags every reference to `image`, then moves its directory into the trash.
-    fn delete_image(&self, image: &ImageRecord, removal: &mut Removal) -> Result<(), StoreError> {
+    /// `containers`: the store's containers, read under the exclusive lease taken for this
+    /// removal (no container can be created meanwhile).
+    fn delete_image(
+        &self,
+        image: &ImageRecord,
+        containers: &[ContainerRecord],
+        removal: &mut Removal,
+    ) -> Result<(), StoreError> {
         let tags: Vec<String> = self
             .repositories()?
             .refs
@@ -203,9 +212,9 @@ impl Store {
             removal.items.push(Deletion::Untagged(digest.clone()));
         }
         // Containers of older versions name their layers through the image: pin them first.
-        for container in self.containers()? {
+        for container in containers {
             if container.image_id == image.id && container.layers.is_empty() {
-                self.pin_container_layers(&container, image)?;
+                self.pin_container_layers(container, image)?;
             }
         }
         self.move_to_trash(&self.image_dir(&image.id), image.id.hex())?;

@@ -67,38 +67,50 @@ impl Store {
 
     /// Moves what no record accounts for into the trash (the caller holds the exclusive
     /// lease); returns the removed paths relative to the root.
+    ///
+    /// It runs before most mutating commands, so it works from directory listings and looks
+    /// into single entries only where a listing cannot tell (with 1,000 images and containers
+    /// a stat of every layer and link cost a warm `pull-and-mount` ten times its own work).
     fn remove_orphans(&self) -> Result<Vec<PathBuf>, StoreError> {
         let mut removed = Vec::new();
-        let layers: BTreeSet<ChainId> = self.layer_records()?.into_iter().collect();
-        for chain in &layers {
-            if !self.layer_dir(chain).join("diff").is_dir() {
+        let overlay = self.overlay_dir();
+        let mut overlay_names: BTreeSet<String> = dir_names(&overlay)?.into_iter().collect();
+        // A layer directory arrives whole (renamed from staging with its diff) before its
+        // record is written, so a record whose directory is listed has its diff.
+        let mut layers = BTreeSet::new();
+        for chain in self.layer_records()? {
+            if overlay_names.contains(chain.hex()) {
+                layers.insert(chain);
+            } else {
                 let record = self.layers_dir().join(format!("{}.json", chain.hex()));
                 fsutil::remove_file(&record)?;
                 removed.push(PathBuf::from("layers").join(format!("{}.json", chain.hex())));
             }
         }
-        let containers = self.containers()?;
+        // A container's id names its record: the records need not be read.
+        let states = self.containers_dir();
+        let state_names = dir_names(&states)?;
+        let ids: BTreeSet<&str> = state_names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".json"))
+            .collect();
         let mut known: BTreeSet<String> = layers.iter().map(|c| c.hex().to_string()).collect();
-        for c in &containers {
-            known.insert(c.id.clone());
-            known.insert(format!("{}-init", c.id));
+        for id in &ids {
+            known.insert(id.to_string());
+            known.insert(format!("{id}-init"));
         }
-        let overlay = self.overlay_dir();
-        for name in dir_names(&overlay)? {
-            if name == "l" || known.contains(&name) || is_mounted_under(&overlay.join(&name)) {
-                continue;
-            }
+        overlay_names.remove("l");
+        let orphan_dirs: Vec<String> = overlay_names
+            .iter()
+            .filter(|name| !known.contains(*name) && !is_mounted_under(&overlay.join(name)))
+            .cloned()
+            .collect();
+        for name in orphan_dirs {
             self.move_to_trash(&overlay.join(&name), &name)?;
+            overlay_names.remove(&name);
             removed.push(PathBuf::from("overlay2").join(name));
         }
-        let links = self.links_dir();
-        for name in dir_names(&links)? {
-            let link = links.join(&name);
-            if fs::metadata(&link).is_err() {
-                fsutil::remove_file(&link)?;
-                removed.push(PathBuf::from("overlay2/l").join(name));
-            }
-        }
+        removed.extend(self.remove_dangling_links(overlay_names.len())?);
         let images = self.images_dir();
         for name in dir_names(&images)? {
             let whole = ImageId::from_hex(&name)
@@ -108,11 +120,9 @@ impl Store {
                 removed.push(PathBuf::from("images").join(name));
             }
         }
-        let ids: BTreeSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
-        let states = self.containers_dir();
-        for name in dir_names(&states)? {
+        for name in &state_names {
             if !name.ends_with(".json") && !ids.contains(name.as_str()) {
-                self.move_to_trash(&states.join(&name), &name)?;
+                self.move_to_trash(&states.join(name), name)?;
                 removed.push(PathBuf::from("containers").join(name));
             }
         }
@@ -121,6 +131,26 @@ impl Store {
             if !ChainId::from_hex(&name).is_some_and(|c| layers.contains(&c)) {
                 fsutil::remove_file(&unsynced.join(&name))?;
                 removed.push(PathBuf::from("unsynced").join(name));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the short links whose directory is gone; returns them relative to the root.
+    /// Every directory left in overlay2 has exactly one link, installed before its record, so
+    /// as many links as directories means none dangles: then no link is looked at.
+    fn remove_dangling_links(&self, dirs: usize) -> Result<Vec<PathBuf>, StoreError> {
+        let links = self.links_dir();
+        let names = dir_names(&links)?;
+        if names.len() == dirs {
+            return Ok(Vec::new());
+        }
+        let mut removed = Vec::new();
+        for name in names {
+            let link = links.join(&name);
+            if fs::metadata(&link).is_err() {
+                fsutil::remove_file(&link)?;
+                removed.push(PathBuf::from("overlay2/l").join(name));
             }
         }
         Ok(removed)
@@ -189,6 +219,52 @@ mod tests {
         fs::create_dir_all(overlay.join("again")).unwrap();
         assert_eq!(store.recover(false).unwrap(), Recovery::default());
         assert!(!store.recover(true).unwrap().orphans.is_empty());
+    }
+
+    #[test]
+    fn a_layer_record_whose_directory_is_gone_goes_with_its_link() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (kept, gone) = (chain_id(b"kept"), chain_id(b"gone"));
+        let mut links = Vec::new();
+        for chain in [&kept, &gone] {
+            let staging = store.begin_layer(chain, &[]).unwrap();
+            let link = staging.link().to_string();
+            staging.commit(&record(chain, &link)).unwrap();
+            links.push(link);
+        }
+        fs::remove_dir_all(store.layer_dir(&gone)).unwrap();
+
+        let mut orphans = store.recover(false).unwrap().orphans;
+        orphans.sort();
+        assert_eq!(
+            orphans,
+            vec![
+                PathBuf::from(format!("layers/{}.json", gone.hex())),
+                PathBuf::from(format!("overlay2/l/{}", links[1])),
+            ]
+        );
+        assert!(store.layer(&kept).unwrap().is_some());
+        assert!(store.layer(&gone).unwrap().is_none());
+        assert_eq!(
+            dir_names(&store.links_dir()).unwrap(),
+            vec![links[0].clone()]
+        );
+    }
+
+    #[test]
+    fn a_whole_store_has_no_orphans() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        for name in [&b"a"[..], b"b", b"c"] {
+            let chain = chain_id(name);
+            let staging = store.begin_layer(&chain, &[]).unwrap();
+            let link = staging.link().to_string();
+            staging.commit(&record(&chain, &link)).unwrap();
+        }
+        assert!(store.recover(true).unwrap().orphans.is_empty());
+        assert_eq!(dir_names(&store.links_dir()).unwrap().len(), 3);
+        assert_eq!(store.layer_records().unwrap().len(), 3);
     }
 
     #[test]
