@@ -13,7 +13,7 @@ use strata::pull::{self, PullStatus};
 use strata::reference::Reference;
 use strata::store::Store;
 
-use super::args::{Global, PullArg};
+use super::args::{Global, PullArg, PullFlags};
 use super::async_runtime::runtime;
 use super::describe::describe;
 use super::progress;
@@ -32,6 +32,8 @@ pub struct PullAndMountArgs {
     pull: PullArg,
     /// Image reference
     image: String,
+    #[command(flatten)]
+    flags: PullFlags,
 }
 
 /// `docker run`-style process options shared by `bundle` and `run`.
@@ -88,6 +90,8 @@ pub struct RunArgs {
     /// When to contact the registry
     #[arg(long, value_enum, default_value = "missing")]
     pull: PullArg,
+    #[command(flatten)]
+    flags: PullFlags,
     /// Image reference
     image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -96,11 +100,17 @@ pub struct RunArgs {
 }
 
 /// Makes sure the image is present (per `--pull`), then creates and mounts a container.
-fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Result<Container> {
+fn create(
+    g: &Global,
+    flags: &PullFlags,
+    image: &str,
+    name: Option<&str>,
+    policy: PullArg,
+) -> Result<Container> {
     let reference = Reference::parse(image)?;
     let store = g.store()?;
-    let options = g.pull_options()?;
-    let client = g.client()?;
+    let options = g.pull_options(flags)?;
+    let client = g.client(flags)?;
     let observer = progress::observer(g.quiet);
     let ensured = runtime()?.block_on(pull::ensure_image(
         &client,
@@ -128,7 +138,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
 
 /// `strata pull-and-mount`.
 pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
-    let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let container = create(g, &args.flags, &args.image, args.name.as_deref(), args.pull)?;
     let view = container.view()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -139,11 +149,17 @@ pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
 }
 
 /// `strata ps`.
-pub fn ps(store: &Store, json: bool) -> Result<()> {
+pub fn ps(store: &Store, json: bool, ids_only: bool) -> Result<()> {
     let views = Container::list(store)?
         .iter()
         .map(Container::view)
         .collect::<Result<Vec<ContainerView>, _>>()?;
+    if ids_only {
+        for v in &views {
+            println!("{}", v.id.get(..12).unwrap_or(&v.id));
+        }
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(());
@@ -233,7 +249,7 @@ pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     let opts = run_options(&args.process, &args.args)?;
     bundle::find_runtime(&args.runtime)?;
-    let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let container = create(g, &args.flags, &args.image, args.name.as_deref(), args.pull)?;
     let result = container.write_state_bundle(&opts).and_then(|_| {
         // The runtime forwards terminal signals to the container; strata must live on to clean up.
         ignore_terminal_signals();

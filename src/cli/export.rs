@@ -6,11 +6,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use strata::export::{self, ExportOutcome};
+use strata::image::Platform;
 use strata::pull::{self, PullPolicy};
 use strata::reference::Reference;
 use strata::store::{ImageRecord, Store};
 
-use super::args::{Global, PullArg};
+use super::args::{Global, PullArg, PullFlags};
 use super::async_runtime::runtime;
 use super::progress;
 
@@ -45,6 +46,8 @@ pub struct ExportArgs {
     image: String,
     /// Directory to create (must not exist, or be empty)
     dir: PathBuf,
+    #[command(flatten)]
+    flags: PullFlags,
 }
 
 /// `strata export IMAGE DIR`: progress on stderr, the directory on stdout. The store is only
@@ -53,11 +56,11 @@ pub struct ExportArgs {
 pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
     let reference = Reference::parse(&args.image)?;
     let policy = PullPolicy::from(args.pull);
-    let options = g.pull_options()?;
+    let options = g.pull_options(&args.flags)?;
     let stored = if policy == PullPolicy::Always {
         None
     } else {
-        stored_image(g, &reference, policy)?
+        stored_image(g, &reference, policy, &options.platform)?
     };
     let outcome = match stored {
         Some((store, image)) => {
@@ -68,7 +71,7 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
             outcome
         }
         None => {
-            let client = g.client()?;
+            let client = g.client(&args.flags)?;
             let observer = progress::observer(g.quiet);
             let outcome = runtime()?.block_on(export::export(
                 &client,
@@ -95,6 +98,7 @@ fn stored_image(
     g: &Global,
     reference: &Reference,
     policy: PullPolicy,
+    platform: &Platform,
 ) -> Result<Option<(Store, ImageRecord)>> {
     let root = g.root_dir()?;
     let never = policy == PullPolicy::Never;
@@ -110,8 +114,7 @@ fn stored_image(
     let image = if is_store(&root) {
         let store =
             Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
-        pull::present_image(&store, reference, &g.pull_options()?.platform)?
-            .map(|image| (store, image))
+        pull::present_image(&store, reference, platform)?.map(|image| (store, image))
     } else {
         None
     };

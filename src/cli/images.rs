@@ -11,17 +11,26 @@ use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 
-use super::args::Global;
+use super::args::{Global, PullFlags};
 use super::async_runtime::runtime;
 use super::image_list::{self, Filter, ImageRow};
 use super::{inspect, progress, units};
 
+/// `pull` arguments.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image reference, e.g. alpine, alpine:3.20, host:5000/repo@sha256:...
+    reference: String,
+    #[command(flatten)]
+    flags: PullFlags,
+}
+
 /// `strata pull`: progress on stderr, the full reference on stdout.
-pub fn pull(g: &Global, reference: &str) -> Result<()> {
-    let reference = Reference::parse(reference)?;
+pub fn pull(g: &Global, args: &PullArgs) -> Result<()> {
+    let reference = Reference::parse(&args.reference)?;
     let store = g.store()?;
-    let options = g.pull_options()?;
-    let client = g.client()?;
+    let options = g.pull_options(&args.flags)?;
+    let client = g.client(&args.flags)?;
     let observer = progress::observer(g.quiet);
     let outcome = runtime()?.block_on(pull::pull(
         &client,

@@ -32,7 +32,13 @@ use describe::describe;
 
 /// strata: pull OCI/Docker images into a Docker-style overlay2 store and mount them.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, propagate_version = true)]
+#[command(
+    name = "strata",
+    version,
+    about,
+    propagate_version = true,
+    mut_args(args::hide_compat)
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -43,20 +49,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Pull an image into the store (docker.io/library and :latest by default)
-    Pull {
-        /// Image reference, e.g. alpine, alpine:3.20, host:5000/repo@sha256:...
-        reference: String,
-    },
+    Pull(images::PullArgs),
     /// List pulled images (-q: their ids only)
     Images(images::ImagesArgs),
     /// Show an image or a container as Docker-shaped JSON (incl. GraphDriver.Data)
     Inspect {
         /// Container name or id, or image reference or id
         name: String,
+        #[command(flatten)]
+        platform: args::PlatformFlag,
     },
     /// Pull if needed, create a container and mount its writable rootfs; prints the merged dir
     PullAndMount(containers::PullAndMountArgs),
-    /// List containers with their image and mount state
+    /// List containers with their image and mount state (-q: their ids only)
     Ps {
         /// JSON output
         #[arg(long)]
@@ -112,8 +117,8 @@ enum Command {
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
 pub fn main() -> ExitCode {
-    log::init();
     let cli = Cli::parse();
+    log::init(cli.global.log_level());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -126,11 +131,13 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
-        Command::Pull { reference } => images::pull(g, &reference)?,
+        Command::Pull(args) => images::pull(g, &args)?,
         Command::Images(args) => images::list(&g.store()?, &args, g.quiet)?,
-        Command::Inspect { name } => images::inspect(&g.store()?, &name, &g.platform()?)?,
+        Command::Inspect { name, platform } => {
+            images::inspect(&g.store()?, &name, &g.platform(&platform)?)?
+        }
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
-        Command::Ps { json } => containers::ps(&g.store()?, json)?,
+        Command::Ps { json } => containers::ps(&g.store()?, json, g.quiet)?,
         Command::Mount { container } => containers::mount(&g.store()?, &container)?,
         Command::Umount { container } => containers::umount(&g.store()?, &container)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,

@@ -14,6 +14,7 @@ mod support;
 
 mod archive_props;
 mod check;
+mod cli_output;
 mod concurrency;
 mod containers;
 mod crash;

@@ -1,0 +1,170 @@
+//! What the command line shows: each command's `--help` offers its own options (the global
+//! ones under one heading), `-q` prints ids only.
+
+use std::process::Command;
+
+use crate::support::Env;
+use crate::support::image::{Compression, Entry, Flavor, ImageBuilder};
+use crate::support::strata;
+
+/// `strata ARGS... --help`'s text.
+fn help(args: &[&str]) -> String {
+    let out = Command::new(strata::bin())
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run strata");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// How many option lines of `text` define `option` (`      --name <V>`, `  -q, --quiet`).
+fn offers(text: &str, option: &str) -> usize {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line =
+                line.split_once(", ").map_or(
+                    line,
+                    |(short, rest)| {
+                        if short.len() == 2 { rest } else { line }
+                    },
+                );
+            line.split_whitespace().next()
+        })
+        .filter(|name| *name == option)
+        .count()
+}
+
+const PULL_ONLY: [&str; 7] = [
+    "--platform",
+    "--max-concurrent-downloads",
+    "--no-sync",
+    "--content-digest",
+    "--mirror",
+    "--insecure-registry",
+    "--certs-dir",
+];
+
+#[test]
+fn commands_that_do_not_pull_offer_no_pull_options() {
+    for command in [
+        &["ps"][..],
+        &["rm"],
+        &["umount"],
+        &["mount"],
+        &["images"],
+        &["tag"],
+        &["rmi"],
+        &["check"],
+        &["system", "df"],
+        &["logout"],
+    ] {
+        let text = help(command);
+        for option in PULL_ONLY {
+            assert_eq!(
+                offers(&text, option),
+                0,
+                "`{}` offers {option}:\n{text}",
+                command.join(" ")
+            );
+        }
+        assert_eq!(text.matches("Global options:").count(), 1, "{text}");
+        assert_eq!(offers(&text, "--root"), 1, "{text}");
+    }
+}
+
+#[test]
+fn commands_that_pull_offer_the_pull_options_once() {
+    for command in ["pull", "pull-and-mount", "run", "export"] {
+        let text = help(&[command]);
+        for option in PULL_ONLY
+            .iter()
+            .chain(&["--root", "--config", "--log-level"])
+        {
+            assert_eq!(
+                offers(&text, option),
+                1,
+                "`{command}` must offer {option} once:\n{text}"
+            );
+        }
+        assert!(text.contains("Pull options:") && text.contains("Registry options:"));
+    }
+    let login = help(&["login"]);
+    assert!(
+        login.contains("--mirror") && !login.contains("--platform"),
+        "{login}"
+    );
+    let inspect = help(&["inspect"]);
+    assert!(
+        inspect.contains("--platform") && !inspect.contains("--mirror"),
+        "{inspect}"
+    );
+}
+
+#[test]
+fn the_top_level_help_shows_global_options_only() {
+    let text = help(&[]);
+    for option in PULL_ONLY {
+        assert_eq!(offers(&text, option), 0, "{text}");
+    }
+    assert!(
+        text.contains("--log-level") && text.contains("--root"),
+        "{text}"
+    );
+}
+
+#[test]
+fn pull_options_are_accepted_before_and_after_the_command() {
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("f", "before and after\n")], Compression::Gzip)
+        .build();
+    env.push.image("test/order", Some("v1"), &img);
+    let reference = env.r("test/order:v1");
+    env.strata
+        .run(&["--max-concurrent-downloads", "1", "pull", &reference])
+        .ok();
+    env.strata
+        .run(&[
+            "pull",
+            "--max-concurrent-downloads",
+            "1",
+            "--no-sync",
+            &reference,
+        ])
+        .ok();
+    let out = env
+        .strata
+        .run(&["pull", "--max-concurrent-downloads", "0", &reference]);
+    out.assert_error(&["--max-concurrent-downloads must be at least 1"]);
+    // An option for pulls given to a command that does not pull is a usage error.
+    env.strata
+        .run(&["ps", "--platform", "linux/amd64"])
+        .fails_with(2);
+}
+
+#[test]
+fn images_and_ps_q_print_ids_only() {
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("f", "ids only\n")], Compression::Gzip)
+        .build();
+    env.push.image("test/ids", Some("v1"), &img);
+    let reference = env.r("test/ids:v1");
+    env.strata
+        .run(&["pull-and-mount", "--name", "c1", &reference])
+        .ok();
+    let images = env.strata.run(&["images", "-q"]).ok();
+    let image_id = img.config_digest.trim_start_matches("sha256:");
+    assert_eq!(images.stdout, format!("{}\n", &image_id[..12]));
+    let ps = env.strata.run(&["ps", "-q"]).ok();
+    let lines: Vec<&str> = ps.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", ps.describe());
+    assert!(
+        lines[0].len() == 12 && lines[0].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        ps.describe()
+    );
+    env.strata.run(&["rm", "-f", "c1"]).ok();
+}
