@@ -16,7 +16,7 @@ use strata::store::Store;
 use super::args::{Global, PullArg, PullFlags};
 use super::async_runtime::runtime;
 use super::describe::describe;
-use super::progress;
+use super::{progress, units};
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -168,6 +168,7 @@ pub fn ps(store: &Store, json: bool, ids_only: bool) -> Result<()> {
         "{:<14} {:<20} {:<40} {:<10} CREATED",
         "CONTAINER ID", "NAME", "IMAGE", "STATE"
     );
+    let now = units::now();
     for v in views {
         let state = if v.mounted { "mounted" } else { "unmounted" };
         println!(
@@ -176,7 +177,7 @@ pub fn ps(store: &Store, json: bool, ids_only: bool) -> Result<()> {
             v.name,
             v.image,
             state,
-            v.created
+            units::age(Some(&v.created), now)
         );
     }
     Ok(())

@@ -13,7 +13,7 @@ use strata::store::{ImageRecord, Store};
 
 use super::args::{Global, PullArg, PullFlags};
 use super::async_runtime::runtime;
-use super::progress;
+use super::{progress, units};
 
 /// The long help of `export`.
 pub const LONG_ABOUT: &str = "\
@@ -135,9 +135,9 @@ fn is_store(root: &Path) -> bool {
 fn report(g: &Global, reference: &Reference, outcome: &ExportOutcome) {
     if !g.quiet {
         eprintln!(
-            "Status: Exported {reference} ({} layers, {} entries) to {}",
-            outcome.layers,
-            outcome.entries,
+            "Status: Exported {reference} ({}, {}) to {}",
+            units::count(outcome.layers as u64, "layer", "layers"),
+            units::count(outcome.entries, "entry", "entries"),
             outcome.target.display()
         );
     }

@@ -109,12 +109,13 @@ impl Observer for Progress {
     }
 }
 
-/// Docker's first line: `latest: Pulling from library/alpine`.
+/// Docker's first line: `latest: Pulling from library/alpine`, or by digest
+/// `sha256:...: Pulling from library/alpine`.
 fn pulling_from(reference: &strata::reference::Reference) -> String {
     let tag = match (&reference.tag, &reference.digest) {
-        (Some(tag), _) => tag.as_str(),
-        (None, Some(_)) => "digest",
-        (None, None) => "latest",
+        (Some(tag), _) => tag.clone(),
+        (None, Some(digest)) => digest.to_string(),
+        (None, None) => "latest".to_string(),
     };
     format!("{tag}: Pulling from {}", reference.repository)
 }

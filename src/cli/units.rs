@@ -119,6 +119,11 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
+/// `1 layer`, `2 layers`: `n` with the noun that fits it.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Seconds since the epoch now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -142,6 +147,13 @@ mod tests {
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size_precise(7_834_567), "7.835MB");
         assert_eq!(human_size_precise(2_000_000_000), "2GB");
+    }
+
+    #[test]
+    fn counts_take_the_singular_for_one() {
+        assert_eq!(count(1, "layer", "layers"), "1 layer");
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
+        assert_eq!(count(3, "entry", "entries"), "3 entries");
     }
 
     #[test]

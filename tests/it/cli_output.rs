@@ -168,3 +168,61 @@ fn images_and_ps_q_print_ids_only() {
     );
     env.strata.run(&["rm", "-f", "c1"]).ok();
 }
+
+#[test]
+fn a_pull_by_digest_names_the_digest_and_counts_say_1_layer() {
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("f", "by digest\n")], Compression::Gzip)
+        .build();
+    env.push.image("test/bydigest", Some("v1"), &img);
+    let by_digest = env.r(&format!("test/bydigest@{}", img.manifest_digest));
+    let out = env.strata.run(&["pull", &by_digest]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "{}: Pulling from test/bydigest",
+            img.manifest_digest
+        )),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stderr.contains("digest: Pulling"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("Digest: {}", img.manifest_digest)),
+        "{}",
+        out.describe()
+    );
+
+    let dir = crate::support::tempdir("export");
+    let target = dir.path().join("rootfs");
+    let out = env
+        .strata
+        .run(&["export", &by_digest, target.to_str().expect("utf-8 path")])
+        .ok();
+    assert!(out.stderr.contains("(1 layer, "), "{}", out.describe());
+}
+
+#[test]
+fn ps_shows_how_long_ago_a_container_was_created() {
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("f", "age\n")], Compression::Gzip)
+        .build();
+    env.push.image("test/age", Some("v1"), &img);
+    env.strata
+        .run(&["pull-and-mount", "--name", "aged", &env.r("test/age:v1")])
+        .ok();
+    let ps = env.strata.run(&["ps"]).ok();
+    let row = ps.stdout.lines().nth(1).unwrap_or_default().to_string();
+    env.strata.run(&["rm", "-f", "aged"]).ok();
+    assert!(
+        row.ends_with(" ago") && !row.contains('T'),
+        "{}",
+        ps.describe()
+    );
+}
