@@ -3,7 +3,7 @@
 # Idempotent: installs only the packages that are missing.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci runc attr zstd ca-certificates curl apache2-utils openssl python3)
+packages=(docker-registry skopeo umoci runc attr zstd ca-certificates curl apache2-utils openssl python3 xfsprogs)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

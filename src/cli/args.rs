@@ -195,6 +195,11 @@ impl Global {
         }
     }
 
+    /// `--config`, if given.
+    pub(super) fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     /// `--log-level`, if given.
     pub(super) fn log_level(&self) -> Option<LogLevel> {
         self.log_level
@@ -290,4 +295,15 @@ fn default_root() -> Result<PathBuf> {
         Some(home) => Ok(Path::new(&home).join(".local/share/strata")),
         None => bail!("cannot choose a store directory: set --root, STRATA_ROOT or HOME"),
     }
+}
+
+/// `--format` values: Docker's `table` (the default) and `json`, one JSON object per line with
+/// Docker's capitalised keys (`--json`, where a command has it, prints strata's own document).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The human-readable table
+    #[default]
+    Table,
+    /// One JSON object per line, with Docker's capitalised keys
+    Json,
 }

@@ -13,12 +13,14 @@ mod groups;
 mod hints;
 mod image_list;
 mod images;
+mod info;
 mod inspect;
 mod log;
 mod login;
 mod progress;
 mod prune;
 mod rmi;
+mod store_hints;
 mod tag;
 mod units;
 
@@ -113,6 +115,8 @@ enum Command {
     System(groups::SystemCommand),
     /// Check the store's consistency; exit 1 when problems remain
     Check(check::CheckArgs),
+    /// Show the storage information: driver, backing filesystem, root, counts, config file
+    Info(info::InfoArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Container(command) => return groups::container(&g.store()?, &command),
         Command::System(command) => return groups::system(&g.store()?, &command),
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
+        Command::Info(args) => info::info(&g.store()?, g.config_path(), &args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,16 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// overlay2 cannot use the filesystem the store is on.
+    #[error("the store {} is on {filesystem}, which overlay2 cannot use: {reason}", root.display())]
+    UnsupportedFilesystem {
+        /// The store's root.
+        root: std::path::PathBuf,
+        /// The filesystem's name (`xfs`, `overlayfs`, ...).
+        filesystem: String,
+        /// Why not.
+        reason: &'static str,
+    },
     /// No image matched a name or id.
     #[error("no such image: {0}")]
     NoSuchImage(String),

@@ -23,6 +23,7 @@ mod enospc;
 mod export;
 mod hostile;
 mod images;
+mod info;
 mod lifecycle;
 mod pull;
 mod registry_auth;
