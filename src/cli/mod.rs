@@ -3,6 +3,7 @@
 mod args;
 mod async_runtime;
 mod check;
+mod completion;
 mod container_hints;
 mod containers;
 mod describe;
@@ -27,7 +28,7 @@ mod units;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use args::Global;
 use describe::describe;
@@ -117,6 +118,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Show the storage information: driver, backing filesystem, root, counts, config file
     Info(info::InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish), e.g. `source <(strata completion bash)`
+    Completion(completion::CompletionArgs),
+    /// Write the man pages (strata.1, strata-pull.1, ...) into a directory
+    Man(completion::ManArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (1 on error; clap uses 2 for usage).
@@ -156,6 +161,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Container(command) => return groups::container(&g.store()?, &command),
         Command::System(command) => return groups::system(&g.store()?, &command),
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
+        Command::Completion(args) => completion::completion(Cli::command(), &args)?,
+        Command::Man(args) => completion::man(Cli::command(), &args)?,
         Command::Info(args) => info::info(&g.store()?, g.config_path(), &args)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -226,3 +226,56 @@ fn ps_shows_how_long_ago_a_container_was_created() {
         ps.describe()
     );
 }
+
+#[test]
+fn completion_scripts_load_in_their_shell_and_man_pages_are_written() {
+    let dir = crate::support::tempdir("completion");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(strata::bin())
+            .args(["completion", shell])
+            .output()
+            .expect("run strata");
+        assert!(out.status.success(), "{out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("strata"), "{shell}: {script}");
+        assert!(script.contains("pull-and-mount"), "{shell}: {script}");
+        let path = dir.path().join(format!("strata.{shell}"));
+        std::fs::write(&path, &out.stdout).expect("write the script");
+        if shell == "bash" {
+            let sourced = Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    "set -e; source {}; complete -p strata",
+                    path.display()
+                ))
+                .output()
+                .expect("run bash");
+            assert!(
+                sourced.status.success()
+                    && String::from_utf8_lossy(&sourced.stdout).contains("_strata strata"),
+                "{sourced:?}"
+            );
+        }
+    }
+    let man = dir.path().join("man");
+    let out = Command::new(strata::bin())
+        .arg("man")
+        .arg(&man)
+        .output()
+        .expect("run strata");
+    assert!(out.status.success(), "{out:?}");
+    for page in [
+        "strata.1",
+        "strata-pull.1",
+        "strata-info.1",
+        "strata-system-df.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).expect(page);
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+    let pull = std::fs::read_to_string(man.join("strata-pull.1")).expect("strata-pull.1");
+    assert!(pull.contains("platform"), "{pull}");
+}
