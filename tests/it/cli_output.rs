@@ -279,3 +279,52 @@ fn completion_scripts_load_in_their_shell_and_man_pages_are_written() {
     let pull = std::fs::read_to_string(man.join("strata-pull.1")).expect("strata-pull.1");
     assert!(pull.contains("platform"), "{pull}");
 }
+
+#[test]
+fn without_a_terminal_a_downloading_layer_gets_a_line_now_and_then() {
+    use crate::support::netenv::{noise_image, run_env};
+    use std::ffi::OsString;
+
+    let env = Env::new();
+    let img = noise_image(15, 1, 8 << 20);
+    env.push.image("test/slow", Some("v1"), &img);
+    let reference = env.r("test/slow:v1");
+    let docker = crate::support::tempdir("docker-config");
+    let short = img.layers[0].short_id().to_string();
+
+    // Every chance to print: lines come while the layer downloads, before it completes.
+    let interval = [("STRATA_PROGRESS_INTERVAL", OsString::from("0"))];
+    let out = run_env(
+        &env.strata,
+        &["pull", &reference],
+        docker.path(),
+        &interval,
+        None,
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let downloading: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with(&format!("{short}: Downloading ")))
+        .collect();
+    let complete = lines
+        .iter()
+        .position(|l| *l == format!("{short}: Pull complete"))
+        .expect("a Pull complete line");
+    assert!(!downloading.is_empty(), "{}", out.describe());
+    assert!(
+        downloading.iter().all(|&i| i < complete),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        lines[downloading[0]].contains("B/") && lines[downloading[0]].ends_with("MB"),
+        "{}",
+        out.describe()
+    );
+
+    // The default interval (seconds) keeps a quick pull to its usual lines.
+    let other = strata::Strata::new();
+    let out = run_env(&other, &["pull", &reference], docker.path(), &[], None);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(!out.stderr.contains("Downloading"), "{}", out.describe());
+}
