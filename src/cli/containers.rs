@@ -13,10 +13,10 @@ use strata::pull::{self, PullStatus};
 use strata::reference::Reference;
 use strata::store::Store;
 
-use super::args::{Global, PullArg, PullFlags};
+use super::args::{Format, Global, PullArg, PullFlags};
 use super::async_runtime::runtime;
 use super::describe::describe;
-use super::{progress, units};
+use super::{json_lines, progress, units};
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -34,6 +34,17 @@ pub struct PullAndMountArgs {
     image: String,
     #[command(flatten)]
     flags: PullFlags,
+}
+
+/// `ps` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// JSON output: one document, strata's keys (those of `pull-and-mount --json`)
+    #[arg(long)]
+    json: bool,
+    /// Output format: table, or json (one object per line, Docker's keys)
+    #[arg(long, value_enum, default_value_t, conflicts_with = "json")]
+    format: Format,
 }
 
 /// `docker run`-style process options shared by `bundle` and `run`.
@@ -149,7 +160,7 @@ pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
 }
 
 /// `strata ps`.
-pub fn ps(store: &Store, json: bool, ids_only: bool) -> Result<()> {
+pub fn ps(store: &Store, args: &PsArgs, ids_only: bool) -> Result<()> {
     let views = Container::list(store)?
         .iter()
         .map(Container::view)
@@ -160,15 +171,21 @@ pub fn ps(store: &Store, json: bool, ids_only: bool) -> Result<()> {
         }
         return Ok(());
     }
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&views)?);
+        return Ok(());
+    }
+    let now = units::now();
+    if args.format == Format::Json {
+        for v in &views {
+            println!("{}", json_lines::container(v, now));
+        }
         return Ok(());
     }
     println!(
         "{:<14} {:<20} {:<40} {:<10} CREATED",
         "CONTAINER ID", "NAME", "IMAGE", "STATE"
     );
-    let now = units::now();
     for v in views {
         let state = if v.mounted { "mounted" } else { "unmounted" };
         println!(

@@ -11,10 +11,10 @@ use strata::pull::{self, PullStatus, store_key};
 use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 
-use super::args::{Global, PullFlags};
+use super::args::{Format, Global, PullFlags};
 use super::async_runtime::runtime;
 use super::image_list::{self, Filter, ImageRow};
-use super::{inspect, progress, units};
+use super::{inspect, json_lines, progress, units};
 
 /// `pull` arguments.
 #[derive(Debug, Args)]
@@ -55,9 +55,12 @@ pub fn pull(g: &Global, args: &PullArgs) -> Result<()> {
 /// `images` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// JSON output
+    /// JSON output: one document, strata's keys
     #[arg(long)]
     json: bool,
+    /// Output format: table, or json (one object per line, Docker's keys and values)
+    #[arg(long, value_enum, default_value_t, conflicts_with = "json")]
+    format: Format,
     /// Show all images (strata keeps no intermediate images: the same as without)
     #[arg(short, long)]
     all: bool,
@@ -91,6 +94,12 @@ pub fn list(store: &Store, args: &ImagesArgs, ids_only: bool) -> Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if args.format == Format::Json {
+        for row in &rows {
+            println!("{}", json_lines::image(row, short_id(&row.id)));
+        }
         return Ok(());
     }
     let digest_header = if args.digests {

@@ -16,6 +16,7 @@ mod image_list;
 mod images;
 mod info;
 mod inspect;
+mod json_lines;
 mod log;
 mod login;
 mod progress;
@@ -65,11 +66,7 @@ enum Command {
     /// Pull if needed, create a container and mount its writable rootfs; prints the merged dir
     PullAndMount(containers::PullAndMountArgs),
     /// List containers with their image and mount state (-q: their ids only)
-    Ps {
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-    },
+    Ps(containers::PsArgs),
     /// Mount a container's rootfs again (e.g. after a reboot); prints the merged dir
     Mount {
         /// Container name or id
@@ -146,7 +143,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             images::inspect(&g.store()?, &name, &g.platform(&platform)?)?
         }
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
-        Command::Ps { json } => containers::ps(&g.store()?, json, g.quiet)?,
+        Command::Ps(args) => containers::ps(&g.store()?, &args, g.quiet)?,
         Command::Mount { container } => containers::mount(&g.store()?, &container)?,
         Command::Umount { container } => containers::umount(&g.store()?, &container)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,

@@ -328,3 +328,64 @@ fn without_a_terminal_a_downloading_layer_gets_a_line_now_and_then() {
     assert!(out.status.success(), "{}", out.describe());
     assert!(!out.stderr.contains("Downloading"), "{}", out.describe());
 }
+
+/// Each stdout line as a JSON object.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn format_json_prints_one_docker_shaped_object_per_line() {
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("f", "format json\n")], Compression::Gzip)
+        .build();
+    env.push.image("test/fmt", Some("v1"), &img);
+    let reference = env.r("test/fmt:v1");
+    env.strata
+        .run(&["pull-and-mount", "--name", "fmt", &reference])
+        .ok();
+    let id = &img.config_digest.trim_start_matches("sha256:")[..12];
+
+    let images = json_lines(&env.strata.run(&["images", "--format", "json"]).ok().stdout);
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0]["ID"], id);
+    assert_eq!(images[0]["Repository"], env.r("test/fmt"));
+    assert_eq!(images[0]["Tag"], "v1");
+    for key in ["CreatedSince", "Size", "Digest", "CreatedAt"] {
+        assert!(images[0][key].is_string(), "{key}: {:?}", images[0]);
+    }
+
+    let ps = json_lines(&env.strata.run(&["ps", "--format", "json"]).ok().stdout);
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0]["Names"], "fmt");
+    assert_eq!(ps[0]["Image"], reference);
+    assert_eq!(ps[0]["State"], "mounted");
+    assert!(
+        ps[0]["RunningFor"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(" ago")),
+        "{:?}",
+        ps[0]
+    );
+
+    let df = json_lines(
+        &env.strata
+            .run(&["system", "df", "--format", "json"])
+            .ok()
+            .stdout,
+    );
+    let types: Vec<&str> = df.iter().filter_map(|v| v["Type"].as_str()).collect();
+    assert_eq!(types, ["Images", "Containers"]);
+    assert_eq!(df[0]["TotalCount"], "1");
+    assert_eq!(df[1]["Active"], "1");
+    env.strata.run(&["rm", "-f", "fmt"]).ok();
+
+    // `--json` stays strata's one document; the two do not combine.
+    env.strata
+        .run(&["images", "--json", "--format", "json"])
+        .fails_with(2);
+}
