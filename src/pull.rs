@@ -189,6 +189,7 @@ pub async fn pull(
     } else {
         PullStatus::Downloaded
     };
+    tracing::info!("{reference}: image {id} stored ({status:?})");
     Ok(PullOutcome {
         reference: reference.clone(),
         digest: top_digest,

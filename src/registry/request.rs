@@ -262,8 +262,15 @@ impl RegistryClient {
         if let Some(offset) = range {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
+        tracing::debug!(
+            "GET {url}{}",
+            range.map_or(String::new(), |o| format!(" from byte {o}"))
+        );
         let err = match req.send().await {
-            Ok(response) => return Ok(response),
+            Ok(response) => {
+                tracing::debug!("GET {url}: {}", response.status());
+                return Ok(response);
+            }
             Err(e) => e,
         };
         let certs_dirs = &self.inner.config.certs_dirs;

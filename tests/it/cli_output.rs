@@ -389,3 +389,71 @@ fn format_json_prints_one_docker_shaped_object_per_line() {
         .run(&["images", "--json", "--format", "json"])
         .fails_with(2);
 }
+
+#[test]
+fn log_level_and_rust_log_show_requests_and_decisions() {
+    use crate::support::netenv::run_env;
+    use std::ffi::OsString;
+
+    let env = Env::new();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("f", "logs\n")], Compression::Gzip)
+        .build();
+    env.push.image("test/logs", Some("v1"), &img);
+    let reference = env.r("test/logs:v1");
+    let docker = crate::support::tempdir("docker-config");
+    let layer = &img.layers[0].digest;
+
+    let out = run_env(
+        &env.strata,
+        &["--log-level", "debug", "pull", &reference],
+        docker.path(),
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(
+        out.stderr.contains("debug: GET http://") && out.stderr.contains(": 200 OK"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("info: layer {layer}: fetched and committed")),
+        "{}",
+        out.describe()
+    );
+
+    // RUST_LOG's level, here for strata only; the pull finds the layer present.
+    let rust_log = [("RUST_LOG", OsString::from("hyper=trace,strata=info"))];
+    let out = run_env(
+        &env.strata,
+        &["pull", &reference],
+        docker.path(),
+        &rust_log,
+        None,
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("info: layer {layer}: present, not fetched"))
+            && !out.stderr.contains("debug: "),
+        "{}",
+        out.describe()
+    );
+
+    // By default (RUST_LOG empty): no log lines.
+    let empty = [("RUST_LOG", OsString::new())];
+    let out = run_env(
+        &env.strata,
+        &["pull", &reference],
+        docker.path(),
+        &empty,
+        None,
+    );
+    assert!(
+        !out.stderr.contains("info: ") && !out.stderr.contains("debug: "),
+        "{}",
+        out.describe()
+    );
+}
