@@ -457,3 +457,70 @@ fn log_level_and_rust_log_show_requests_and_decisions() {
         out.describe()
     );
 }
+
+/// The rows `strata pull` drew on a terminal `cols` wide (run under `script`), escape
+/// sequences removed, each redraw apart.
+fn terminal_rows(strata: &strata::Strata, reference: &str, cols: u16) -> Vec<String> {
+    let command = format!(
+        "stty rows 24 cols {cols}; {} --root {} pull {reference}",
+        strata::bin().display(),
+        strata.root().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(|row| row.trim_end().to_string())
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_narrow_terminal_gets_the_rows_without_the_bar() {
+    crate::support::require_tool("script");
+    let env = Env::new();
+    let img = crate::support::netenv::noise_image(16, 1, 16 << 20);
+    env.push.image("test/narrow", Some("v1"), &img);
+    let reference = env.r("test/narrow:v1");
+    let short = img.layers[0].short_id().to_string();
+    let layer_rows = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.starts_with(&format!("{short}: ")) && !r.contains("Pull complete"))
+            .cloned()
+            .collect()
+    };
+
+    let wide = layer_rows(&terminal_rows(&env.strata, &reference, 200));
+    assert!(!wide.is_empty(), "no progress rows drawn");
+    assert!(wide.iter().any(|r| r.chars().count() > 70), "{wide:#?}");
+
+    let narrow_root = strata::Strata::new();
+    let narrow = layer_rows(&terminal_rows(&narrow_root, &reference, 60));
+    assert!(!narrow.is_empty(), "no progress rows drawn");
+    assert!(
+        narrow.iter().all(|r| r.chars().count() <= 60),
+        "{narrow:#?}"
+    );
+}
