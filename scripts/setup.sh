@@ -3,7 +3,7 @@
 # Idempotent: installs only the packages that are missing.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman docker.io runc attr zstd ca-certificates curl apache2-utils openssl python3)
+packages=(docker-registry skopeo umoci podman docker.io runc attr zstd ca-certificates curl apache2-utils openssl python3 xfsprogs)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,7 +32,7 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "setup: cargo not found: install a Rust toolchain >= 1.85 (rustup) first" >&2
+    echo "setup: cargo not found: install a Rust toolchain >= 1.89 (rustup) first" >&2
     exit 1
 fi
 for component in rustfmt clippy; do
@@ -45,4 +45,10 @@ for component in rustfmt clippy; do
         fi
     fi
 done
+# Cargo.toml's rust-version: File::lock is stable since 1.89.
+minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "$minor" -lt 89 ] 2>/dev/null; then
+    echo "setup: $(rustc --version) is too old: strata needs Rust >= 1.89 (rustup update)" >&2
+    exit 1
+fi
 echo "setup: $(cargo --version)"

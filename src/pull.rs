@@ -212,6 +212,7 @@ pub async fn pull_from<S: ImageSource>(
     } else {
         PullStatus::Downloaded
     };
+    tracing::info!("{reference}: image {id} stored ({status:?})");
     Ok(PullOutcome {
         reference: reference.clone(),
         digest: top_digest,

@@ -1,5 +1,6 @@
-//! Options shared by several commands: the global ones ([`Global`], and what they open: the
-//! store, the registry client, the pull options) and `--pull` ([`PullArg`]).
+//! Options shared by several commands: the global ones ([`Global`]: the store, the config file,
+//! `-q`, `--log-level`), those of the commands that reach a registry ([`RegistryFlags`]) or pull
+//! ([`PullFlags`]), `--platform` alone ([`PlatformFlag`]) and `--pull` ([`PullArg`]).
 
 use std::path::{Path, PathBuf};
 
@@ -12,20 +13,55 @@ use strata::pull::{PullOptions, PullPolicy};
 use strata::registry::RegistryClient;
 use strata::store::Store;
 
+use super::log::LogLevel;
 use super::usage::UsageError;
 
-/// Options every command takes.
+/// The help heading of the options every command takes.
+pub const GLOBAL_HEADING: &str = "Global options";
+/// The help heading of the registry options.
+pub const REGISTRY_HEADING: &str = "Registry options";
+/// The help heading of the pull options.
+pub const PULL_HEADING: &str = "Pull options";
+
+/// Options every command takes (before or after the command's name).
 #[derive(Debug, Args)]
+#[command(next_help_heading = GLOBAL_HEADING)]
 pub struct Global {
     /// Store directory [default: /var/lib/strata as root, else $XDG_DATA_HOME/strata]
     #[arg(long, env = "STRATA_ROOT", global = true)]
     root: Option<PathBuf>,
+    /// Configuration file (TOML: mirrors, insecure registries, certs dir, ...) [default:
+    /// /etc/strata/config.toml if present]
+    #[arg(long, env = "STRATA_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print no progress (images, ps: print image or container IDs only)
+    #[arg(short, long, global = true)]
+    pub(super) quiet: bool,
+    /// What to log on stderr: error, warn, info (decisions), debug (requests, retries), trace
+    /// [default: $RUST_LOG's level, else warn]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "LEVEL",
+        hide_possible_values = true
+    )]
+    log_level: Option<LogLevel>,
+    /// The pull options given before the command's name, where strata took them before they
+    /// moved to the commands that pull: still accepted there (hidden, see [`hide_compat`]).
+    #[command(flatten)]
+    compat: PullFlags,
+}
+
+/// Options of the commands that reach a registry.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = REGISTRY_HEADING)]
+pub struct RegistryFlags {
     /// Registry mirror, REGISTRY=URL (repeatable; tried in order, then the registry itself)
     #[arg(
         long = "mirror",
         env = "STRATA_MIRROR",
         value_delimiter = ',',
-        global = true,
         value_name = "REGISTRY=URL"
     )]
     mirrors: Vec<String>,
@@ -35,48 +71,93 @@ pub struct Global {
         long = "insecure-registry",
         env = "STRATA_INSECURE_REGISTRY",
         value_delimiter = ',',
-        global = true,
         value_name = "HOST[:PORT]"
     )]
     insecure: Vec<String>,
-    /// Configuration file (TOML: mirrors, insecure registries, certs dir, ...) [default:
-    /// /etc/strata/config.toml if present]
-    #[arg(long, env = "STRATA_CONFIG", global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Directory with HOST[:PORT]/{*.crt,client.cert,client.key} per registry [default:
     /// /etc/strata/certs.d; /etc/docker/certs.d is searched too]
-    #[arg(long, env = "STRATA_CERTS_DIR", global = true, value_name = "DIR")]
+    #[arg(long, env = "STRATA_CERTS_DIR", value_name = "DIR")]
     certs_dir: Option<PathBuf>,
+}
+
+/// Options of the commands that pull (pull, pull-and-mount, run, export).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = PULL_HEADING)]
+pub struct PullFlags {
     /// Platform to pull from multi-platform images and to look up in the store [default: the
     /// host's]
-    #[arg(
-        long,
-        env = "STRATA_PLATFORM",
-        global = true,
-        value_name = "OS/ARCH[/VARIANT]"
-    )]
+    #[arg(long, env = "STRATA_PLATFORM", value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
     /// Layers downloaded and unpacked at once [default: the config file's, else 3]
-    #[arg(
-        long,
-        env = "STRATA_MAX_CONCURRENT_DOWNLOADS",
-        global = true,
-        value_name = "N"
-    )]
+    #[arg(long, env = "STRATA_MAX_CONCURRENT_DOWNLOADS", value_name = "N")]
     max_concurrent_downloads: Option<usize>,
     /// Commit layers without waiting for their data to reach the disk (no `syncfs`), as
     /// containerd and dockerd do: for hosts whose store need not survive a crash (CI
     /// machines). A layer not yet synced when the machine goes down is discarded and pulled
     /// again
-    #[arg(long, env = "STRATA_NO_SYNC", global = true, value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "STRATA_NO_SYNC", value_parser = clap::builder::BoolishValueParser::new())]
     no_sync: bool,
     /// Record each pulled layer's content digest, for `check --content` (hashes every file's
     /// bytes while unpacking: ~20% more CPU for a pull)
-    #[arg(long, env = "STRATA_CONTENT_DIGEST", global = true, value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "STRATA_CONTENT_DIGEST", value_parser = clap::builder::BoolishValueParser::new())]
     content_digest: bool,
-    /// Print no progress
-    #[arg(short, long, global = true)]
-    pub(super) quiet: bool,
+    // Last: its heading would otherwise go on with the fields after it.
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+/// `--platform` alone, for the commands that look an image up in the store.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlatformFlag {
+    /// Platform to look up among a multi-platform image's [default: the host's]
+    #[arg(long, env = "STRATA_PLATFORM", value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+/// Hides the top level's copies of the pull options: they stay accepted before the command's
+/// name (scripts written before they moved) but are offered by the commands that pull only.
+/// They read no environment variable: the command's own copies do.
+pub fn hide_compat(arg: clap::Arg) -> clap::Arg {
+    match arg.get_help_heading() {
+        Some(PULL_HEADING | REGISTRY_HEADING) => arg.hide(true).env(None),
+        _ => arg,
+    }
+}
+
+impl PullFlags {
+    /// These flags, each unset one taken from `fallback` (the ones before the command's name).
+    fn or(&self, fallback: &PullFlags) -> PullFlags {
+        PullFlags {
+            registry: self.registry.or(&fallback.registry),
+            platform: self.platform.clone().or_else(|| fallback.platform.clone()),
+            max_concurrent_downloads: self
+                .max_concurrent_downloads
+                .or(fallback.max_concurrent_downloads),
+            no_sync: self.no_sync || fallback.no_sync,
+            content_digest: self.content_digest || fallback.content_digest,
+        }
+    }
+}
+
+impl RegistryFlags {
+    /// These flags, the unset ones taken from `fallback`.
+    fn or(&self, fallback: &RegistryFlags) -> RegistryFlags {
+        let pick = |mine: &Vec<String>, theirs: &Vec<String>| {
+            if mine.is_empty() {
+                theirs.clone()
+            } else {
+                mine.clone()
+            }
+        };
+        RegistryFlags {
+            mirrors: pick(&self.mirrors, &fallback.mirrors),
+            insecure: pick(&self.insecure, &fallback.insecure),
+            certs_dir: self
+                .certs_dir
+                .clone()
+                .or_else(|| fallback.certs_dir.clone()),
+        }
+    }
 }
 
 /// `--pull` values.
@@ -125,38 +206,57 @@ impl Global {
         }
     }
 
+    /// `--config`, if given.
+    pub(super) fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
+    /// `--log-level`, if given.
+    pub(super) fn log_level(&self) -> Option<LogLevel> {
+        self.log_level
+    }
+
     /// The pull options: `--platform` (else the host's), and downloads and syncing from the
     /// flags over the configuration file.
-    pub(super) fn pull_options(&self) -> Result<PullOptions> {
-        let platform = self.platform()?;
-        if self.max_concurrent_downloads == Some(0) {
+    pub(super) fn pull_options(&self, flags: &PullFlags) -> Result<PullOptions> {
+        let flags = self.compat.or(flags);
+        let platform = parse_platform(flags.platform.as_deref())?;
+        if flags.max_concurrent_downloads == Some(0) {
             return Err(UsageError("--max-concurrent-downloads must be at least 1".into()).into());
         }
         let file = self.config_file()?;
-        let overrides = self.overrides()?;
+        let overrides = overrides(&flags)?;
         Ok(PullOptions {
             platform,
             max_concurrent_downloads: file.max_concurrent_downloads(&overrides),
             sync: file.sync(&overrides),
             apply: ApplyOptions {
-                hash_files: self.content_digest,
+                hash_files: flags.content_digest,
                 ..ApplyOptions::default()
             },
         })
     }
 
-    /// `--platform`, else the host's.
-    pub(super) fn platform(&self) -> Result<Platform> {
-        match &self.platform {
-            Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}")),
-            None => Ok(Platform::host()),
-        }
+    /// `--platform` (of the command, else before it), else the host's.
+    pub(super) fn platform(&self, flag: &PlatformFlag) -> Result<Platform> {
+        parse_platform(self.compat.platform.as_deref().or(flag.platform.as_deref()))
     }
 
-    /// A registry client with the configuration file's settings and the flags'.
-    pub(super) fn client(&self) -> Result<RegistryClient> {
-        let config = self.config_file()?.registry_config(&self.overrides()?);
+    /// A registry client for a command that pulls.
+    pub(super) fn client(&self, flags: &PullFlags) -> Result<RegistryClient> {
+        let config = self
+            .config_file()?
+            .registry_config(&overrides(&self.compat.or(flags))?);
         Ok(RegistryClient::new(config)?)
+    }
+
+    /// A registry client for a command that only talks to a registry (`login`).
+    pub(super) fn registry_client(&self, flags: &RegistryFlags) -> Result<RegistryClient> {
+        let flags = PullFlags {
+            registry: flags.clone(),
+            ..PullFlags::default()
+        };
+        self.client(&flags)
     }
 
     /// The configuration file (`--config`, else /etc/strata/config.toml if present); every
@@ -164,31 +264,39 @@ impl Global {
     pub(super) fn config_file(&self) -> Result<strata::config::Config> {
         Ok(strata::config::Config::load(self.config.as_deref())?)
     }
+}
 
-    /// The command line's registry settings, which override or extend the file's.
-    fn overrides(&self) -> Result<strata::config::Overrides> {
-        let mut mirrors = Vec::new();
-        for entry in &self.mirrors {
-            let (registry, url) = entry.split_once('=').ok_or_else(|| {
-                UsageError(format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000"))
-            })?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(UsageError(format!(
-                    "invalid --mirror {entry:?}: the URL must start with http:// or https://"
-                ))
-                .into());
-            }
-            mirrors.push((registry.to_string(), url.trim_end_matches('/').to_string()));
-        }
-        Ok(strata::config::Overrides {
-            mirrors,
-            insecure: self.insecure.clone(),
-            certs_dir: self.certs_dir.clone(),
-            max_concurrent_downloads: self.max_concurrent_downloads,
-            no_sync: self.no_sync,
-            user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
-        })
+/// `--platform`'s value parsed, else the host's platform.
+fn parse_platform(value: Option<&str>) -> Result<Platform> {
+    match value {
+        Some(p) => Platform::parse(p).with_context(|| format!("invalid --platform {p:?}")),
+        None => Ok(Platform::host()),
     }
+}
+
+/// The command line's registry settings, which override or extend the file's.
+fn overrides(flags: &PullFlags) -> Result<strata::config::Overrides> {
+    let mut mirrors = Vec::new();
+    for entry in &flags.registry.mirrors {
+        let (registry, url) = entry.split_once('=').ok_or_else(|| {
+            UsageError(format!("invalid --mirror {entry:?}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000"))
+        })?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(UsageError(format!(
+                "invalid --mirror {entry:?}: the URL must start with http:// or https://"
+            ))
+            .into());
+        }
+        mirrors.push((registry.to_string(), url.trim_end_matches('/').to_string()));
+    }
+    Ok(strata::config::Overrides {
+        mirrors,
+        insecure: flags.registry.insecure.clone(),
+        certs_dir: flags.registry.certs_dir.clone(),
+        max_concurrent_downloads: flags.max_concurrent_downloads,
+        no_sync: flags.no_sync,
+        user_agent: Some(format!("strata/{}", env!("CARGO_PKG_VERSION"))),
+    })
 }
 
 fn default_root() -> Result<PathBuf> {
@@ -202,4 +310,15 @@ fn default_root() -> Result<PathBuf> {
         Some(home) => Ok(Path::new(&home).join(".local/share/strata")),
         None => bail!("cannot choose a store directory: set --root, STRATA_ROOT or HOME"),
     }
+}
+
+/// `--format` values: Docker's `table` (the default) and `json`, one JSON object per line with
+/// Docker's capitalised keys (`--json`, where a command has it, prints strata's own document).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The human-readable table
+    #[default]
+    Table,
+    /// One JSON object per line, with Docker's capitalised keys
+    Json,
 }

@@ -14,10 +14,9 @@ use strata::pull::{self, PullStatus};
 use strata::store::Store;
 use strata::transport::Transport;
 
-use super::args::{Global, PullArg};
+use super::args::{Format, Global, PullArg, PullFlags};
 use super::describe::describe;
-use super::progress;
-use super::{interrupt, privileges};
+use super::{interrupt, json_lines, privileges, progress, units};
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -33,6 +32,19 @@ pub struct PullAndMountArgs {
     pull: PullArg,
     /// Image reference
     image: String,
+    #[command(flatten)]
+    flags: PullFlags,
+}
+
+/// `ps` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// JSON output: one document, strata's keys (those of `pull-and-mount --json`)
+    #[arg(long)]
+    json: bool,
+    /// Output format: table, or json (one object per line, Docker's keys)
+    #[arg(long, value_enum, default_value_t, conflicts_with = "json")]
+    format: Format,
 }
 
 /// `docker run`-style process options shared by `bundle` and `run`.
@@ -89,6 +101,8 @@ pub struct RunArgs {
     /// When to contact the registry
     #[arg(long, value_enum, default_value = "missing")]
     pull: PullArg,
+    #[command(flatten)]
+    flags: PullFlags,
     /// Image reference
     image: String,
     /// Command and arguments (replace the image's Cmd)
@@ -97,12 +111,18 @@ pub struct RunArgs {
 }
 
 /// Makes sure the image is present (per `--pull`), then creates and mounts a container.
-fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Result<Container> {
+fn create(
+    g: &Global,
+    flags: &PullFlags,
+    image: &str,
+    name: Option<&str>,
+    policy: PullArg,
+) -> Result<Container> {
     let transport = Transport::parse(image)?;
     let reference = transport.name()?;
     let store = g.store()?;
-    let options = g.pull_options()?;
-    let source = Arc::new(transport.open(&g.client()?)?);
+    let options = g.pull_options(flags)?;
+    let source = Arc::new(transport.open(&g.client(flags)?)?);
     let observer = progress::observer(g.quiet);
     let ensured = interrupt::block_on(pull::ensure_image_from(
         source,
@@ -131,7 +151,7 @@ fn create(g: &Global, image: &str, name: Option<&str>, policy: PullArg) -> Resul
 /// `strata pull-and-mount`.
 pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
     privileges::require_root("pull-and-mount")?;
-    let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let container = create(g, &args.flags, &args.image, args.name.as_deref(), args.pull)?;
     let view = container.view()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -142,13 +162,26 @@ pub fn pull_and_mount(g: &Global, args: &PullAndMountArgs) -> Result<()> {
 }
 
 /// `strata ps`.
-pub fn ps(store: &Store, json: bool) -> Result<()> {
+pub fn ps(store: &Store, args: &PsArgs, ids_only: bool) -> Result<()> {
     let views = Container::list(store)?
         .iter()
         .map(Container::view)
         .collect::<Result<Vec<ContainerView>, _>>()?;
-    if json {
+    if ids_only {
+        for v in &views {
+            println!("{}", v.id.get(..12).unwrap_or(&v.id));
+        }
+        return Ok(());
+    }
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&views)?);
+        return Ok(());
+    }
+    let now = units::now();
+    if args.format == Format::Json {
+        for v in &views {
+            println!("{}", json_lines::container(v, now));
+        }
         return Ok(());
     }
     println!(
@@ -163,7 +196,7 @@ pub fn ps(store: &Store, json: bool) -> Result<()> {
             v.name,
             v.image,
             state,
-            v.created
+            units::age(Some(&v.created), now)
         );
     }
     Ok(())
@@ -237,7 +270,7 @@ pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
     privileges::require_root("run")?;
     let opts = run_options(&args.process, &args.args)?;
     bundle::find_runtime(&args.runtime)?;
-    let container = create(g, &args.image, args.name.as_deref(), args.pull)?;
+    let container = create(g, &args.flags, &args.image, args.name.as_deref(), args.pull)?;
     let result = container.write_state_bundle(&opts).and_then(|_| {
         // The runtime forwards terminal signals to the container; strata must live on to clean up.
         ignore_terminal_signals();

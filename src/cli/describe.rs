@@ -1,6 +1,6 @@
 //! How an error is printed: its message and causes on one line, then what to do about it.
 
-use super::{container_hints, hints, privilege_hints};
+use super::{container_hints, hints, privilege_hints, store_hints};
 
 /// The error and its causes, skipping causes whose text a higher level already includes, with
 /// the command-line hint for a registry, container or mount error.
@@ -18,6 +18,9 @@ pub fn describe(e: &anyhow::Error) -> String {
         message.push_str(&hint);
     }
     if let Some(hint) = privilege_hints::hint(e) {
+        message.push_str(&hint);
+    }
+    if let Some(hint) = store_hints::hint(e) {
         message.push_str(&hint);
     }
     message

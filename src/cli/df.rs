@@ -5,8 +5,10 @@ use clap::Args;
 
 use strata::store::Store;
 
+use super::args::Format;
 use super::disk_usage::{self, DiskUsage, Summary};
 use super::images::short_id;
+use super::json_lines;
 use super::units::{self, human_size, human_size_precise};
 
 /// `system df` arguments.
@@ -15,15 +17,24 @@ pub struct DfArgs {
     /// Show each image's and each container's usage
     #[arg(short, long)]
     verbose: bool,
-    /// JSON output (bytes; the details with -v)
+    /// JSON output: one document, bytes (the details with -v)
     #[arg(long)]
     json: bool,
+    /// Output format: table, or json (one object per line, Docker's keys and values; no -v)
+    #[arg(long, value_enum, default_value_t, conflicts_with_all = ["json", "verbose"])]
+    format: Format,
 }
 
 /// `strata system df`.
 pub fn df(store: &Store, args: &DfArgs) -> Result<()> {
     let mut usage = disk_usage::measure(store, units::now())?;
-    if args.json {
+    if args.format == Format::Json {
+        for (kind, s) in [("Images", &usage.images), ("Containers", &usage.containers)] {
+            let line =
+                json_lines::disk_usage(kind, s.total_count, s.active, s.size, &reclaimable(s));
+            println!("{line}");
+        }
+    } else if args.json {
         if !args.verbose {
             usage.image_details.clear();
             usage.container_details.clear();

@@ -7,14 +7,15 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use strata::export::{self, ExportOutcome};
+use strata::image::Platform;
 use strata::pull::{self, PullPolicy};
 use strata::reference::Reference;
 use strata::store::{ImageRecord, Store};
 use strata::transport::Transport;
 
-use super::args::{Global, PullArg};
+use super::args::{Global, PullArg, PullFlags};
 use super::interrupt;
-use super::progress;
+use super::{progress, units};
 
 /// The long help of `export`.
 pub const LONG_ABOUT: &str = "\
@@ -47,6 +48,8 @@ pub struct ExportArgs {
     image: String,
     /// Directory to create (must not exist, or be empty)
     dir: PathBuf,
+    #[command(flatten)]
+    flags: PullFlags,
 }
 
 /// `strata export IMAGE DIR`: progress on stderr, the directory on stdout. The store is only
@@ -56,11 +59,11 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
     let transport = Transport::parse(&args.image)?;
     let reference = transport.name()?;
     let policy = PullPolicy::from(args.pull);
-    let options = g.pull_options()?;
+    let options = g.pull_options(&args.flags)?;
     let stored = if policy == PullPolicy::Always {
         None
     } else {
-        stored_image(g, &reference, policy)?
+        stored_image(g, &reference, policy, &options.platform)?
     };
     let outcome = match stored {
         Some((store, image)) => {
@@ -71,7 +74,7 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
             outcome
         }
         None => {
-            let source = Arc::new(transport.open(&g.client()?)?);
+            let source = Arc::new(transport.open(&g.client(&args.flags)?)?);
             let observer = progress::observer(g.quiet);
             let outcome = interrupt::block_on(export::export_from(
                 source,
@@ -103,6 +106,7 @@ fn stored_image(
     g: &Global,
     reference: &Reference,
     policy: PullPolicy,
+    platform: &Platform,
 ) -> Result<Option<(Store, ImageRecord)>> {
     let root = g.root_dir()?;
     let never = policy == PullPolicy::Never;
@@ -118,8 +122,7 @@ fn stored_image(
     let image = if is_store(&root) {
         let store =
             Store::open(&root).with_context(|| format!("opening store {}", root.display()))?;
-        pull::present_image(&store, reference, &g.pull_options()?.platform)?
-            .map(|image| (store, image))
+        pull::present_image(&store, reference, platform)?.map(|image| (store, image))
     } else {
         None
     };
@@ -140,9 +143,9 @@ fn is_store(root: &Path) -> bool {
 fn report(g: &Global, reference: &Reference, outcome: &ExportOutcome) {
     if !g.quiet {
         eprintln!(
-            "Status: Exported {reference} ({} layers, {} entries) to {}",
-            outcome.layers,
-            outcome.entries,
+            "Status: Exported {reference} ({}, {}) to {}",
+            units::count(outcome.layers as u64, "layer", "layers"),
+            units::count(outcome.entries, "entry", "entries"),
             outcome.target.display()
         );
     }

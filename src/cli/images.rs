@@ -13,18 +13,28 @@ use strata::reference::Reference;
 use strata::store::{Store, StoreError};
 use strata::transport::Transport;
 
-use super::args::Global;
+use super::args::{Format, Global, PullFlags};
 use super::image_list::{self, Filter, ImageRow};
 use super::interrupt;
-use super::{inspect, progress, units};
+use super::{inspect, json_lines, progress, units};
+
+/// `pull` arguments.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image reference, e.g. alpine, alpine:3.20, host:5000/repo@sha256:..., or a transport:
+    /// oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG], docker://REF
+    reference: String,
+    #[command(flatten)]
+    flags: PullFlags,
+}
 
 /// `strata pull`: progress on stderr, the full reference on stdout.
-pub fn pull(g: &Global, reference: &str) -> Result<()> {
-    let transport = Transport::parse(reference)?;
+pub fn pull(g: &Global, args: &PullArgs) -> Result<()> {
+    let transport = Transport::parse(&args.reference)?;
     let reference = transport.name()?;
     let store = g.store()?;
-    let options = g.pull_options()?;
-    let source = Arc::new(transport.open(&g.client()?)?);
+    let options = g.pull_options(&args.flags)?;
+    let source = Arc::new(transport.open(&g.client(&args.flags)?)?);
     let observer = progress::observer(g.quiet);
     let outcome = interrupt::block_on(pull::pull_from(
         source,
@@ -49,9 +59,12 @@ pub fn pull(g: &Global, reference: &str) -> Result<()> {
 /// `images` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// JSON output
+    /// JSON output: one document, strata's keys
     #[arg(long)]
     json: bool,
+    /// Output format: table, or json (one object per line, Docker's keys and values)
+    #[arg(long, value_enum, default_value_t, conflicts_with = "json")]
+    format: Format,
     /// Show all images (strata keeps no intermediate images: the same as without)
     #[arg(short, long)]
     all: bool,
@@ -85,6 +98,12 @@ pub fn list(store: &Store, args: &ImagesArgs, ids_only: bool) -> Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if args.format == Format::Json {
+        for row in &rows {
+            println!("{}", json_lines::image(row, short_id(&row.id)));
+        }
         return Ok(());
     }
     let digest_header = if args.digests {

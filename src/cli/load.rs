@@ -10,7 +10,7 @@ use clap::Args;
 use strata::pull;
 use strata::transport::archive_images;
 
-use super::args::Global;
+use super::args::{Global, PullFlags};
 use super::interrupt;
 use super::progress;
 
@@ -22,6 +22,8 @@ pub struct LoadArgs {
     /// supported yet)
     #[arg(short, long, value_name = "FILE")]
     input: PathBuf,
+    #[command(flatten)]
+    flags: PullFlags,
 }
 
 /// Loads every image of the archive; prints `Loaded image: NAME` per name, as Docker.
@@ -31,8 +33,8 @@ pub fn load(g: &Global, args: &LoadArgs) -> Result<()> {
         bail!("{}: the archive holds no image", args.input.display());
     }
     let store = g.store()?;
-    let options = g.pull_options()?;
-    let client = g.client()?;
+    let options = g.pull_options(&args.flags)?;
+    let client = g.client(&args.flags)?;
     for transport in images {
         let reference = transport.name()?;
         let source = Arc::new(transport.open(&client)?);

@@ -8,7 +8,7 @@ use clap::Args;
 
 use strata::registry::credentials::{self, Credentials, StoredIn};
 
-use super::args::Global;
+use super::args::{Global, RegistryFlags};
 use super::async_runtime::runtime;
 
 /// `strata login` arguments.
@@ -22,6 +22,8 @@ pub struct LoginArgs {
     /// Read the password (or access token) from stdin
     #[arg(long)]
     password_stdin: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
 }
 
 /// `strata logout` arguments.
@@ -68,7 +70,7 @@ pub fn login(g: &Global, args: &LoginArgs) -> Result<()> {
         bail!("the user name must not be empty");
     }
     let creds = Credentials::basic(args.username.clone(), password);
-    let client = g.client()?;
+    let client = g.registry_client(&args.registry)?;
     runtime()?
         .block_on(client.login(&registry, &creds))
         .with_context(|| format!("login to {registry} failed"))?;

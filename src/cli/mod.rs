@@ -3,6 +3,7 @@
 mod args;
 mod async_runtime;
 mod check;
+mod completion;
 mod container_hints;
 mod containers;
 mod describe;
@@ -13,8 +14,10 @@ mod groups;
 mod hints;
 mod image_list;
 mod images;
+mod info;
 mod inspect;
 mod interrupt;
+mod json_lines;
 mod load;
 mod log;
 mod login;
@@ -23,6 +26,7 @@ mod privileges;
 mod progress;
 mod prune;
 mod rmi;
+mod store_hints;
 mod tag;
 mod units;
 mod usage;
@@ -30,14 +34,20 @@ mod usage;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use args::Global;
 use describe::describe;
 
 /// strata: pull OCI/Docker images into a Docker-style overlay2 store and mount them.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, propagate_version = true)]
+#[command(
+    name = "strata",
+    version,
+    about,
+    propagate_version = true,
+    mut_args(args::hide_compat)
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -48,25 +58,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Pull an image into the store (docker.io/library and :latest by default)
-    Pull {
-        /// Image reference, e.g. alpine, alpine:3.20, host:5000/repo@sha256:...
-        reference: String,
-    },
+    Pull(images::PullArgs),
     /// List pulled images (-q: their ids only)
     Images(images::ImagesArgs),
     /// Show an image or a container as Docker-shaped JSON (incl. GraphDriver.Data)
     Inspect {
         /// Container name or id, or image reference or id
         name: String,
+        #[command(flatten)]
+        platform: args::PlatformFlag,
     },
     /// Pull if needed, create a container and mount its writable rootfs; prints the merged dir
     PullAndMount(containers::PullAndMountArgs),
-    /// List containers with their image and mount state
-    Ps {
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-    },
+    /// List containers with their image and mount state (-q: their ids only)
+    Ps(containers::PsArgs),
     /// Mount a container's rootfs again (e.g. after a reboot); prints the merged dir
     Mount {
         /// Container name or id
@@ -115,12 +120,18 @@ enum Command {
     Check(check::CheckArgs),
     /// Load the images of a docker-archive or oci-archive file; prints "Loaded image: NAME"
     Load(load::LoadArgs),
+    /// Show the storage information: driver, backing filesystem, root, counts, config file
+    Info(info::InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish), e.g. `source <(strata completion bash)`
+    Completion(completion::CompletionArgs),
+    /// Write the man pages (strata.1, strata-pull.1, ...) into a directory
+    Man(completion::ManArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (see [`usage::exit_code`]).
 pub fn main() -> ExitCode {
-    log::init();
     let cli = Cli::parse();
+    log::init(cli.global.log_level());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -134,11 +145,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     g.config_file()?;
     match cli.command {
-        Command::Pull { reference } => images::pull(g, &reference)?,
+        Command::Pull(args) => images::pull(g, &args)?,
         Command::Images(args) => images::list(&g.existing_store()?, &args, g.quiet)?,
-        Command::Inspect { name } => images::inspect(&g.existing_store()?, &name, &g.platform()?)?,
+        Command::Inspect { name, platform } => {
+            images::inspect(&g.existing_store()?, &name, &g.platform(&platform)?)?
+        }
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
-        Command::Ps { json } => containers::ps(&g.existing_store()?, json)?,
+        Command::Ps(args) => containers::ps(&g.existing_store()?, &args, g.quiet)?,
         Command::Mount { container } => {
             privileges::require_root("mount")?;
             containers::mount(&g.store()?, &container)?
@@ -163,6 +176,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check(args) => return check::check(&g.store()?, &args, g.quiet),
         Command::Load(args) => load::load(g, &args)?,
+        Command::Completion(args) => completion::completion(Cli::command(), &args)?,
+        Command::Man(args) => completion::man(Cli::command(), &args)?,
+        Command::Info(args) => info::info(&g.store()?, g.config_path(), &args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

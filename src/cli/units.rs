@@ -120,6 +120,11 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
+/// `1 layer`, `2 layers`: `n` with the noun that fits it.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Seconds since the epoch now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -145,6 +150,13 @@ mod tests {
         assert_eq!(human_size_precise(2_000_000_000), "2GB");
         assert_eq!(human_size_precise(1_234), "1.234kB");
         assert_eq!(human_size_precise(999_999), "1000kB");
+    }
+
+    #[test]
+    fn counts_take_the_singular_for_one() {
+        assert_eq!(count(1, "layer", "layers"), "1 layer");
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
+        assert_eq!(count(3, "entry", "entries"), "3 entries");
     }
 
     #[test]

@@ -123,7 +123,12 @@ impl Container {
                 layer: layer.clone(),
             });
         }
-        mount::mount_overlay(&self.overlay_spec(&dirs))?;
+        let method = mount::mount_overlay(&self.overlay_spec(&dirs))?;
+        tracing::info!(
+            "mounted {} with {} layers ({method:?})",
+            dirs.merged.display(),
+            dirs.lower.len()
+        );
         Ok(dirs.merged)
     }
 

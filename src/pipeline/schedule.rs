@@ -141,6 +141,7 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
     };
     let mut pending = match begun {
         Begun::Present(done) => {
+            tracing::info!("layer {layer}: present, not fetched");
             observer.event(PullEvent::LayerExists { layer });
             return Ok((done, false));
         }
@@ -173,6 +174,7 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
     let done = tokio::task::spawn_blocking(move || sink.commit(pending, &job, stats, diff_id))
         .await
         .map_err(LayerError::join)??;
+    tracing::info!("layer {layer}: fetched and committed");
     observer.event(PullEvent::LayerDone { layer });
     Ok((done, true))
 }

@@ -269,9 +269,14 @@ impl RegistryClient {
         if let Some(offset) = range {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
+        tracing::debug!(
+            "GET {url}{}",
+            range.map_or(String::new(), |o| format!(" from byte {o}"))
+        );
         let err = match req.send().await {
             Ok(response) => {
                 self.mark_reached(&ep.authority);
+                tracing::debug!("GET {url}: {}", response.status());
                 return Ok(response);
             }
             Err(e) => e,

@@ -27,6 +27,16 @@ pub enum StoreError {
     /// A command that only reads found no store at the root it was given.
     #[error("no strata store at {} (check --root)", .0.display())]
     NoStore(PathBuf),
+    /// overlay2 cannot use the filesystem the store is on.
+    #[error("the store {} is on {filesystem}, which overlay2 cannot use: {reason}", root.display())]
+    UnsupportedFilesystem {
+        /// The store's root.
+        root: std::path::PathBuf,
+        /// The filesystem's name (`xfs`, `overlayfs`, ...).
+        filesystem: String,
+        /// Why not.
+        reason: &'static str,
+    },
     /// No image matched a name or id.
     #[error("no such image: {0}")]
     NoSuchImage(String),

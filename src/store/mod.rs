@@ -31,6 +31,7 @@ mod layer;
 mod layout;
 pub mod lease;
 mod lock;
+pub mod preflight;
 pub mod recover;
 pub mod trash;
 
@@ -64,7 +65,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`, after checking that overlay2 can use its
+    /// filesystem ([`preflight`]).
     ///
     /// ```no_run
     /// use strata::store::Store;
@@ -96,6 +98,7 @@ impl Store {
             fsutil::mkdir_mode(&dir, 0o700)?;
         }
         fsutil::spread_subdirs(&store.staging_dir());
+        preflight::check(&store.root)?;
         Ok(store)
     }
 
