@@ -134,10 +134,17 @@ fn pull_options_are_accepted_before_and_after_the_command() {
             &reference,
         ])
         .ok();
+    // A usage error (exit 2), as a malformed option value is for clap.
     let out = env
         .strata
-        .run(&["pull", "--max-concurrent-downloads", "0", &reference]);
-    out.assert_error(&["--max-concurrent-downloads must be at least 1"]);
+        .run(&["pull", "--max-concurrent-downloads", "0", &reference])
+        .fails_with(2);
+    assert!(
+        out.stderr
+            .contains("--max-concurrent-downloads must be at least 1"),
+        "{}",
+        out.describe()
+    );
     // An option for pulls given to a command that does not pull is a usage error.
     env.strata
         .run(&["ps", "--platform", "linux/amd64"])
