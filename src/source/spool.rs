@@ -30,14 +30,18 @@ pub fn archive_compression(head: &[u8]) -> Result<Compression, &'static str> {
 
 /// Whether the file `path` starts with the magic bytes of a compressed stream (gzip, zstd, xz).
 pub fn is_compressed(path: &Path) -> Result<bool, LayoutError> {
-    let mut head = Vec::with_capacity(XZ_MAGIC.len());
-    File::open(path)
-        .and_then(|f| f.take(XZ_MAGIC.len() as u64).read_to_end(&mut head))
-        .map_err(|source| LayoutError::Io {
+    let io_err = |op| {
+        move |source| LayoutError::Io {
             path: path.to_path_buf(),
-            op: "reading the archive",
+            op,
             source,
-        })?;
+        }
+    };
+    let file = File::open(path).map_err(io_err("opening the archive"))?;
+    let mut head = Vec::with_capacity(XZ_MAGIC.len());
+    file.take(XZ_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(io_err("reading the archive"))?;
     Ok(!matches!(archive_compression(&head), Ok(Compression::None)))
 }
 
