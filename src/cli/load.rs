@@ -27,7 +27,7 @@ use super::usage::UsageError;
 pub struct LoadArgs {
     /// The archive (`-`: stdin, also the default when stdin is not a terminal):
     /// docker-archive (`docker save`, `podman save`, legacy or OCI form) or oci-archive,
-    /// uncompressed or gzip- or zstd-compressed
+    /// uncompressed or gzip-, zstd- or xz-compressed
     #[arg(short, long, value_name = "FILE")]
     input: Option<PathBuf>,
 }

@@ -23,4 +23,4 @@ pub use image_source::{BlobChunks, ImageSource};
 pub use layout::{LayoutBlob, OciLayoutSource, REF_NAME_ANNOTATION};
 pub(crate) use layout::{read_index, ref_name};
 pub use registry::RegistrySource;
-pub use spool::{archive_compression, is_compressed, spool_archive};
+pub use spool::{ArchiveCompression, is_compressed, spool_archive};

@@ -19,13 +19,24 @@ const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
 /// Bytes read from the stream at once.
 const BUF: usize = 256 * 1024;
 
-/// What the first bytes of an archive say about its compression; `Err` names a compression
-/// that is recognised but not read (xz).
-pub fn archive_compression(head: &[u8]) -> Result<Compression, &'static str> {
-    if head.starts_with(XZ_MAGIC) {
-        return Err("xz");
+/// How an archive is compressed, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveCompression {
+    /// As a layer can be: none, gzip or zstd.
+    Layer(Compression),
+    /// xz (`docker save | xz`).
+    Xz,
+}
+
+impl ArchiveCompression {
+    /// What the first bytes of an archive say.
+    pub fn sniff(head: &[u8]) -> Self {
+        if head.starts_with(XZ_MAGIC) {
+            ArchiveCompression::Xz
+        } else {
+            ArchiveCompression::Layer(Compression::sniff(head))
+        }
     }
-    Ok(Compression::sniff(head))
 }
 
 /// Whether the file `path` starts with the magic bytes of a compressed stream (gzip, zstd, xz).
@@ -42,13 +53,14 @@ pub fn is_compressed(path: &Path) -> Result<bool, LayoutError> {
     file.take(XZ_MAGIC.len() as u64)
         .read_to_end(&mut head)
         .map_err(io_err("reading the archive"))?;
-    Ok(!matches!(archive_compression(&head), Ok(Compression::None)))
+    Ok(ArchiveCompression::sniff(&head) != ArchiveCompression::Layer(Compression::None))
 }
 
 /// Copies the archive `reader` (named `name` in errors), decompressed if its magic bytes say
-/// gzip or zstd, into an unnamed file (`O_TMPFILE`) in `dir`, and returns it rewound. The file
+/// gzip, zstd or xz, into an unnamed file (`O_TMPFILE`) in `dir`, and returns it rewound. The file
 /// has no name, so it goes when closed, whether the load ends, fails or is killed. Blocking;
-/// memory stays bounded (one buffer and the decoder's window).
+/// memory stays bounded (one buffer and the decoder's window: for xz, the dictionary size its
+/// header declares, 8 MiB at `xz -6`).
 pub fn spool_archive(
     reader: impl Read + Send,
     name: &Path,
@@ -67,11 +79,7 @@ pub fn spool_archive(
             reason: "empty (no archive given)".to_string(),
         });
     }
-    let compression = archive_compression(head).map_err(|found| LayoutError::BadArchive {
-        path: name.to_path_buf(),
-        reason: format!("{found}-compressed archives are not supported; decompress it first"),
-    })?;
-    let mut decoded = decoder(buffered, compression).map_err(|e| read_err(io::Error::other(e)))?;
+    let compression = ArchiveCompression::sniff(head);
     let temp_err = |op, source| LayoutError::Io {
         path: dir.to_path_buf(),
         op,
@@ -84,7 +92,14 @@ pub fn spool_archive(
     )
     .map_err(|e| temp_err("creating a temporary file (O_TMPFILE)", e.into()))?;
     let mut file = File::from(fd);
-    copy(&mut decoded, &mut file).map_err(|e| match e {
+    let copied = match compression {
+        ArchiveCompression::Layer(c) => {
+            let mut decoded = decoder(buffered, c).map_err(|e| read_err(io::Error::other(e)))?;
+            copy(&mut decoded, &mut file)
+        }
+        ArchiveCompression::Xz => unxz(&mut buffered, &mut file),
+    };
+    copied.map_err(|e| match e {
         Side::Read(e) => read_err(e),
         Side::Write(e) => temp_err("writing the temporary copy", e),
     })?;
@@ -113,6 +128,20 @@ fn copy(from: &mut dyn Read, to: &mut File) -> Result<(), Side> {
     }
 }
 
+/// Decompresses the xz stream `from` into `to`.
+fn unxz(from: &mut impl BufRead, to: &mut File) -> Result<(), Side> {
+    let mut out = io::BufWriter::with_capacity(BUF, to);
+    lzma_rs::xz_decompress(from, &mut out).map_err(|e| {
+        Side::Read(match e {
+            lzma_rs::error::Error::IoError(e) | lzma_rs::error::Error::HeaderTooShort(e) => e,
+            lzma_rs::error::Error::LzmaError(m) | lzma_rs::error::Error::XzError(m) => {
+                io::Error::new(io::ErrorKind::InvalidData, format!("xz: {m}"))
+            }
+        })
+    })?;
+    io::Write::flush(&mut out).map_err(Side::Write)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,24 +165,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         let z = zstd::encode_all(&data[..], 1).unwrap();
-        for input in [data.clone(), gzip(&data), z] {
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+        for input in [data.clone(), gzip(&data), z, xz] {
             assert_eq!(spooled(&input, tmp.path()).unwrap(), data);
         }
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
     #[test]
-    fn refuses_empty_xz_and_truncated_streams() {
+    fn refuses_empty_and_truncated_streams() {
         let tmp = tempfile::tempdir().unwrap();
         let err = spooled(b"", tmp.path()).unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
-        let err = spooled(b"\xfd7zXZ\0rest", tmp.path())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("xz-compressed archives are not supported"),
-            "{err}"
-        );
+        let xz = b"\xfd7zXZ\0rest";
+        let err = spooled(xz, tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("reading the archive"), "{err}");
         let gz = gzip(&vec![3u8; 100_000]);
         let err = spooled(&gz[..gz.len() / 2], tmp.path())
             .unwrap_err()
