@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: strata vs containerd (ctr), dockerd (docker pull), skopeo + umoci and a
 # "floor" (inflate + sha256 + tar -x of the same bytes), all pulling the same image from a private
-# docker-registry on 127.0.0.1. See bench/README.md.
+# docker-registry on 127.0.0.1; and `strata load` vs `docker load` and `podman load` of a
+# `docker save` tarball of it. See bench/README.md.
 #
 #   bash bench/run.sh              default mode (< ~10 min once the image is cached)
 #   bash bench/run.sh --scaling    1/10/50/200 layers, 2x/4x bytes, 200-layer mount, 100 containers
@@ -54,7 +55,7 @@ CACHE=$BENCH_CACHE
 say() { echo "== $*" >&2; }
 
 # -- 1. packages -------------------------------------------------------------------------
-packages=(docker-registry skopeo umoci containerd docker.io debootstrap pigz zstd time procps
+packages=(docker-registry skopeo umoci containerd docker.io podman debootstrap pigz zstd time procps
           python3 curl tar util-linux e2fsprogs ca-certificates)
 [ $mode = profile ] && packages+=(linux-perf strace)
 missing=()
@@ -202,6 +203,19 @@ push() {
         fi
     done
 }
+# saved_tar VARIANT: a `docker save`-format tarball of bench/VARIANT (made once from its OCI
+# layout with skopeo, cached) -> its path
+saved_tar() {
+    local variant=$1 tar=$CACHE/docker-archive/$1.tar
+    if [ ! -s "$tar" ]; then
+        mkdir -p "$CACHE/docker-archive"
+        rm -f "$tar.tmp"
+        say "skopeo copy oci:$CACHE/oci/$variant-gzip:gzip docker-archive:$tar"
+        skopeo copy -q "oci:$CACHE/oci/$variant-gzip:gzip" "docker-archive:$tar.tmp:bench/$variant:latest" >&2
+        mv "$tar.tmp" "$tar"
+    fi
+    echo "$tar"
+}
 image_variant() { # build-image.sh args... -> variant name
     bash "$lib/build-image.sh" "$@" | tail -1
 }
@@ -322,6 +336,22 @@ run_test() {
             fresh_fs; mkdir -p "$state/f"; drop_caches
             measure "floor (inflate+sha256+tar -x)" "$label" "$round" -- \
                 bash "$lib/floor.sh" "$comp" "$CACHE/oci/$variant-$comp" "$state/f" ;;
+        strata-load)
+            fresh_fs; drop_caches
+            measure "strata load" "$label" "$round" -- "$strata" --root "$state/s" -q load -i "$saved" ;;
+        docker-load)
+            fresh_fs; start_dockerd; drop_caches
+            measure "dockerd (docker load)" "$label" "$round" --daemon "$dockerd_pid" -- \
+                $dockercli -H "unix://$state/docker/d.sock" load -q -i "$saved"
+            stop_dockerd ;;
+        podman-load)
+            # Daemonless: its storage (and its temporary files) on the fresh filesystem.
+            fresh_fs; mkdir -p "$state/podman/tmp"; drop_caches
+            measure "podman load" "$label" "$round" -- env TMPDIR="$state/podman/tmp" \
+                podman --root "$state/podman/root" --runroot "$state/podman/run" \
+                --storage-driver overlay --events-backend file --cgroup-manager cgroupfs \
+                load -q -i "$saved"
+            umount_under "$state/podman"; rm -rf "$state/podman" ;;
         floor-sync)
             # The durable floor, for the synced strata pull: the same, then one syncfs.
             fresh_fs; mkdir -p "$state/f"; drop_caches
@@ -362,7 +392,8 @@ m = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
      "rounds": int("$rounds"), "drop_caches": "$drop_caches_ok", "fs": "$fs",
      "versions": {"containerd": sh("containerd", "--version").split(" ")[2:3],
                   "dockerd": sh("dockerd", "--version"), "skopeo": sh("skopeo", "--version"),
-                  "umoci": sh("umoci", "--version"), "strata": sh("$strata", "--version")},
+                  "umoci": sh("umoci", "--version"), "podman": sh("podman", "--version"),
+                  "strata": sh("$strata", "--version")},
      "command": "bash bench/run.sh $mode_args"}
 json.dump(m, open(out, "w"))
 PY
@@ -376,7 +407,9 @@ if [ $mode = default ]; then
     say "building the image (cached in $CACHE)"
     v=$(image_variant default)
     push "$v"
-    tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam strata-pull-digest)
+    saved=$(saved_tar "$v")
+    tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam strata-pull-digest
+           strata-load docker-load podman-load)
     [ -z "$base" ] || tests=(strata-pull base-pull "${tests[@]:1:2}" base-pull-nosync "${tests[@]:3}")
     say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
     for r in $(seq 1 "$rounds"); do
@@ -388,6 +421,8 @@ if [ $mode = default ]; then
             wanted "$t" || continue
             for comp in gzip zstd; do
                 [ "$t" = strata-pam ] && [ "$comp" = zstd ] && continue
+                # A `docker save` tarball has uncompressed layers: one image, labelled tar.
+                case $t in *-load) [ "$comp" = zstd ] && continue; comp=tar ;; esac
                 run_test "$t" "$v" "$comp" "$r"
             done
         done

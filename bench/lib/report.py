@@ -42,7 +42,8 @@ def default(results, meta_path):
     g = group(rows)
     order = ["strata pull", "strata pull --no-sync", "strata pull --content-digest", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
              "containerd (ctr pull)", "dockerd (docker pull)", "skopeo copy + umoci unpack",
-             "floor (inflate+sha256+tar -x)", "floor + syncfs"]
+             "floor (inflate+sha256+tar -x)", "floor + syncfs",
+             "strata load", "dockerd (docker load)", "podman load"]
     out = []
     p = out.append
     p("# strata benchmark: cold pull + unpack from a loopback registry")
@@ -73,6 +74,9 @@ def default(results, meta_path):
     p("| tool | image | runs | wall s | CPU s | client peak RSS MiB | strata pull / tool, wall | strata pull / tool, CPU | other load |")
     p("|---|---|---|---|---|---|---|---|---|")
     ref = {img: stats(g[("strata pull", img)]) for img in ("gzip", "zstd") if ("strata pull", img) in g}
+    # The load rows (a `docker save` tarball, image "tar") compare with strata load.
+    if ("strata load", "tar") in g:
+        ref["tar"] = stats(g[("strata load", "tar")])
     keys = sorted(g, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1]))
     S = {}
     for k in keys:
@@ -91,6 +95,10 @@ def default(results, meta_path):
         p("| %s | %s | %d%s | %s | %.2f | %.1f | %s | %s | %.2f |" % (
             tool, img, s["ok"], "" if not s["fail"] else " (+%d failed)" % (s["n"] - s["ok"]),
             wall, s["cpu"], s["rss"], rw, rc, s["other"]))
+    if any(k[1] == "tar" for k in S):
+        p("")
+        p("Image `tar`: `load -i` of a `docker save` tarball of the same image (uncompressed layers, "
+          "made once with skopeo); its ratio columns are strata load / tool.")
     if any(s["fail"] for s in S.values()):
         p("")
         p("Failed runs: the clients' stderr is in `bench/results/latest-cmd.log` (dockerd 20.10 has no "
@@ -119,6 +127,16 @@ def default(results, meta_path):
         g1, z1 = get(tool, "gzip"), get(tool, "zstd")
         if g1 and z1:
             p("| %s: zstd faster than gzip | %.2f s vs %.2f s | %s |" % (tool, z1["wall"], g1["wall"], verdict(z1["wall"] < g1["wall"])))
+    sl = get("strata load", "tar")
+    loads = [(name, s) for name, s in (("docker load", get("dockerd (docker load)", "tar")),
+                                       ("podman load", get("podman load", "tar"))) if s]
+    if sl and loads:
+        name, fast = min(loads, key=lambda l: l[1]["wall"])
+        x = sl["wall"] / fast["wall"]
+        p("| strata load wall <= 0.3x the faster of docker load and podman load | %.2fx (%.2f s vs %s %.2f s) | %s |" % (
+            x, sl["wall"], name, fast["wall"], verdict(x <= 0.3)))
+    if sl:
+        p("| strata load peak RSS <= 64 MiB | %.1f MiB | %s |" % (sl["rss"], verdict(sl["rss"] <= 64)))
     w = get("strata pull-and-mount (warm)", "gzip")
     if w:
         p("| warm pull-and-mount <= 30 ms | %.1f ms | %s |" % (w["wall"] * 1000, verdict(w["wall"] <= 0.030)))

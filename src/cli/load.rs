@@ -1,43 +1,66 @@
-//! `strata load -i FILE`: the images of a `docker save`, `podman save` or OCI archive, each
-//! pulled from the archive (read in place) into the store, as `docker load`.
+//! `strata load [-i FILE]`: the images of a `docker save`, `podman save` or OCI archive, each
+//! pulled from the archive into the store, as `docker load`. An uncompressed file is read in
+//! place; stdin and compressed files are first copied once, decompressed, into an unnamed
+//! temporary file in the store's `staging/` (their index comes after the layers).
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::IsTerminal;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use strata::pull;
+use strata::source::{is_compressed, spool_archive};
+use strata::store::Store;
 use strata::transport::archive_images;
 
 use super::args::{Global, PullFlags};
 use super::interrupt;
 use super::progress;
+use super::usage::UsageError;
 
 /// `load` arguments.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The archive: docker-archive (`docker save`, `podman save`, legacy or OCI form) or
-    /// oci-archive, uncompressed; read in place (stdin and compressed archives are not
-    /// supported yet)
+    /// The archive (`-`: stdin, also the default when stdin is not a terminal):
+    /// docker-archive (`docker save`, `podman save`, legacy or OCI form) or oci-archive,
+    /// uncompressed or gzip-, zstd- or xz-compressed
     #[arg(short, long, value_name = "FILE")]
-    input: PathBuf,
+    input: Option<PathBuf>,
     #[command(flatten)]
     flags: PullFlags,
 }
 
+/// An archive ready to be read in place.
+struct Archive {
+    /// The path to read it at.
+    path: PathBuf,
+    /// What it is, for errors about a copy (whose path is a descriptor's).
+    what: String,
+    /// The temporary copy behind `path`, kept open while loading; `None`: read in place.
+    _copy: Option<File>,
+}
+
 /// Loads every image of the archive; prints `Loaded image: NAME` per name, as Docker.
 pub fn load(g: &Global, args: &LoadArgs) -> Result<()> {
-    let images = archive_images(&args.input)?;
-    if images.is_empty() {
-        bail!("{}: the archive holds no image", args.input.display());
-    }
     let store = g.store()?;
+    let archive = open(&store, args.input.as_deref())?;
+    let images = archive_images(&archive.path).with_context(|| archive.what.clone())?;
+    if images.is_empty() {
+        bail!("{}: the archive holds no image", archive.path.display());
+    }
     let options = g.pull_options(&args.flags)?;
     let client = g.client(&args.flags)?;
     for transport in images {
         let reference = transport.name()?;
-        let source = Arc::new(transport.open(&client)?);
+        let source = Arc::new(
+            transport
+                .open(&client)
+                .with_context(|| archive.what.clone())?,
+        );
         let observer = progress::observer(g.quiet);
         let outcome = interrupt::block_on(pull::pull_from(
             source,
@@ -51,4 +74,45 @@ pub fn load(g: &Global, args: &LoadArgs) -> Result<()> {
         println!("Loaded image: {}", reference.familiar());
     }
     Ok(())
+}
+
+/// The archive `input` names (`None` or `-`: stdin), copied to the store's staging directory
+/// if it cannot be read in place.
+fn open(store: &Store, input: Option<&Path>) -> Result<Archive> {
+    let from_stdin = match input {
+        Some(path) => path == Path::new("-"),
+        None if std::io::stdin().is_terminal() => {
+            return Err(UsageError(
+                "no archive: give -i FILE or pipe an archive into strata load".into(),
+            )
+            .into());
+        }
+        None => true,
+    };
+    let what = match input {
+        Some(path) if !from_stdin => format!("{} (its decompressed copy)", path.display()),
+        _ => "the archive from stdin (its copy)".to_string(),
+    };
+    let copy = if from_stdin {
+        spool_archive(std::io::stdin(), Path::new("stdin"), &store.staging_dir())
+            .context("copying the archive from stdin")?
+    } else {
+        let path = input.unwrap_or(Path::new("-"));
+        if !is_compressed(path)? {
+            return Ok(Archive {
+                path: path.to_path_buf(),
+                what: path.display().to_string(),
+                _copy: None,
+            });
+        }
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        spool_archive(file, path, &store.staging_dir())
+            .with_context(|| format!("decompressing {}", path.display()))?
+    };
+    // The copy has no name; it is read through its descriptor.
+    Ok(Archive {
+        path: PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd())),
+        what,
+        _copy: Some(copy),
+    })
 }

@@ -11,6 +11,7 @@ mod files;
 mod image_source;
 mod layout;
 mod registry;
+mod spool;
 mod tar_index;
 
 pub use any::{AnyBlob, AnySource};
@@ -22,3 +23,4 @@ pub use image_source::{BlobChunks, ImageSource};
 pub use layout::{LayoutBlob, OciLayoutSource, REF_NAME_ANNOTATION};
 pub(crate) use layout::{read_index, ref_name};
 pub use registry::RegistrySource;
+pub use spool::{ArchiveCompression, is_compressed, spool_archive};

@@ -167,7 +167,8 @@ impl Store {
         self.root.join("images")
     }
 
-    fn staging_dir(&self) -> PathBuf {
+    /// `<root>/staging`: work in progress, on the store's filesystem.
+    pub fn staging_dir(&self) -> PathBuf {
         self.root.join("staging")
     }
 

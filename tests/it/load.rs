@@ -838,3 +838,142 @@ fn docker_save_of_a_private_dockerd_loads_like_docker_load() {
         &root_mtime_opts(),
     );
 }
+
+/// `strata --root ROOT -q load ARGS` with `input` on stdin.
+fn load_piped(strata: &Strata, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = Command::new(support::strata::bin());
+    cmd.arg("--root")
+        .arg(strata.root())
+        .args(["-q", "load"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().expect("spawn strata");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // strata may stop reading early (a refused stream): a broken pipe is its answer.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().expect("wait for strata")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+/// Nothing left in the store's `staging/` (the temporary copy included).
+fn assert_staging_empty(strata: &Strata) {
+    let staging = strata.root().join("staging");
+    let left: Vec<_> = fs::read_dir(&staging)
+        .map(|d| d.map(|e| e.expect("entry").file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", staging.display());
+}
+
+#[test]
+fn load_from_stdin_and_compressed_archives_equals_the_registry_pull() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let reference = env.r("test/app:1");
+    assert_ok(&env.strata.pull(&reference));
+    let from_registry = identity(&env.strata, &reference);
+    let scratch = support::tempdir("load-stdin");
+    let file = scratch.path().join("app.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("docker-archive:{}:example.com/app:v1", file.display()),
+    );
+    let tar = fs::read(&file).expect("archive");
+    let gz = scratch.path().join("app.tar.gz");
+    fs::write(&gz, gzip(&tar)).expect("write");
+    let zst = zstd::encode_all(&tar[..], 3).expect("zstd");
+    support::require_tool("xz");
+    run_ok(Command::new("xz").args(["-0", "-k"]).arg(&file));
+    let xz = scratch.path().join("app.tar.xz");
+
+    let ways: [(&str, &[&str], &[u8]); 5] = [
+        ("docker save | strata load", &[], &tar),
+        ("strata load -i - < archive", &["-i", "-"], &tar),
+        (
+            "strata load -i app.tar.gz",
+            &["-i", gz.to_str().expect("UTF-8")],
+            &[],
+        ),
+        ("zstd | strata load", &[], &zst),
+        (
+            "strata load -i app.tar.xz",
+            &["-i", xz.to_str().expect("UTF-8")],
+            &[],
+        ),
+    ];
+    for (way, args, input) in ways {
+        let local = Strata::new();
+        let out = load_piped(&local, args, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{way}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Loaded image: example.com/app:v1\n",
+            "{way}"
+        );
+        assert_eq!(
+            identity(&local, "example.com/app:v1"),
+            from_registry,
+            "{way}: image id and chain ids"
+        );
+        assert_staging_empty(&local);
+    }
+}
+
+#[test]
+fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("load-broken");
+    let file = scratch.path().join("app.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("docker-archive:{}:example.com/app:v1", file.display()),
+    );
+    let gz = gzip(&fs::read(&file).expect("archive"));
+    let truncated = &gz[..gz.len() / 2];
+    let cut = scratch.path().join("cut.tar.gz");
+    fs::write(&cut, truncated).expect("write");
+    let xz = b"\xfd7zXZ\0not really xz";
+
+    let local = Strata::new();
+    let cases: [(&str, &[&str], &[u8], &str); 4] = [
+        ("truncated gzip on stdin", &[], truncated, "stdin"),
+        (
+            "truncated gzip file",
+            &["-i", cut.to_str().expect("UTF-8")],
+            &[],
+            "cut.tar.gz",
+        ),
+        ("broken xz on stdin", &["-i", "-"], xz, "stdin"),
+        ("empty stdin", &[], &[], "empty"),
+    ];
+    for (case, args, input, needle) in cases {
+        let out = load_piped(&local, args, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case}: succeeded");
+        assert!(stderr.contains(needle), "{case}: {stderr}");
+        assert_staging_empty(&local);
+        assert!(local.images().is_empty(), "{case}: an image was stored");
+        assert!(local.layer_dirs().is_empty(), "{case}: a layer was stored");
+    }
+}
