@@ -27,6 +27,8 @@ pub(super) struct HttpClient {
     pub(super) client: reqwest::Client,
     /// The CA files it trusts beyond the system roots.
     pub(super) ca_files: Arc<Vec<PathBuf>>,
+    /// Whether it presents a client certificate.
+    pub(super) has_identity: bool,
 }
 
 /// A client's shared state.
@@ -242,12 +244,14 @@ fn build_http(
         .redirect(reqwest::redirect::Policy::limited(10))
         .tls_danger_accept_invalid_certs(skip_verify);
     let mut ca_files = Vec::new();
+    let mut has_identity = false;
     if let Some(files) = files {
         if !skip_verify && !files.roots.is_empty() {
             builder = builder.tls_certs_merge(files.roots);
         }
         if let Some(identity) = files.identity {
             builder = builder.identity(identity);
+            has_identity = true;
         }
         ca_files = files.ca_files;
     }
@@ -257,5 +261,6 @@ fn build_http(
     Ok(HttpClient {
         client,
         ca_files: Arc::new(ca_files),
+        has_identity,
     })
 }

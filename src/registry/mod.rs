@@ -33,6 +33,7 @@ pub mod retry;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+mod tls_probe;
 
 pub use self::blob::BlobStream;
 pub use self::client::RegistryClient;

@@ -308,6 +308,23 @@ impl RegistryClient {
                 message: format!("{url}: TLS: {reason}"),
                 retriable: false,
             }),
+            None if !http.has_identity
+                && !err.is_connect()
+                && !err.is_timeout()
+                && url.starts_with("https://")
+                && asks_for_client_cert(url).await =>
+            {
+                Err(AttemptError::Registry(RegistryError::Tls {
+                    registry: ep.authority.clone(),
+                    problem: TlsProblem::Refused,
+                    certs_dir: tls::registry_dir(certs_dirs, &ep.authority),
+                    message: tls::handshake_message(
+                        &ep.authority,
+                        "the registry asks for a client certificate and none is configured (it closed the connection)",
+                        certs_dirs,
+                    ),
+                }))
+            }
             None => {
                 // Refused, no such host: retrying a registry never reached only delays the
                 // error (Docker fails at once); after it answered, a refusal may be a restart.
@@ -322,6 +339,21 @@ impl RegistryClient {
                 })
             }
         }
+    }
+}
+
+/// Whether the HTTPS server of `url` asks for a client certificate (see `tls_probe`): asked
+/// only after a request failed without an answer.
+async fn asks_for_client_cert(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            super::tls_probe::asks_for_client_cert(host, port).await
+        }
+        _ => false,
     }
 }
 
