@@ -8,8 +8,9 @@ use clap::Args;
 
 use strata::container::{Container, ContainerError};
 use strata::image::Platform;
-use strata::pull::{self, PullStatus, store_key};
+use strata::pull::{self, PullOptions, PullOutcome, PullStatus, store_key};
 use strata::reference::Reference;
+use strata::source::AnySource;
 use strata::store::{Store, StoreError};
 use strata::transport::Transport;
 
@@ -34,17 +35,8 @@ pub fn pull(g: &Global, args: &PullArgs) -> Result<()> {
     let reference = transport.name()?;
     let store = g.store()?;
     let options = g.pull_options(&args.flags)?;
-    let source = Arc::new(transport.open(&g.client(&args.flags)?)?);
-    let observer = progress::observer(g.quiet);
-    let outcome = interrupt::block_on(pull::pull_from(
-        source,
-        &store,
-        &reference,
-        &options,
-        observer.clone(),
-    ));
-    observer.finish();
-    let outcome = outcome??;
+    let source = transport.open(&g.client(&args.flags)?)?;
+    let outcome = pull_with_progress(g.quiet, source, &store, &reference, &options)?;
     if !g.quiet {
         eprintln!("Digest: {}", outcome.digest);
         match outcome.status {
@@ -54,6 +46,27 @@ pub fn pull(g: &Global, args: &PullArgs) -> Result<()> {
     }
     println!("{reference}");
     Ok(())
+}
+
+/// Pulls `reference` from `source` into `store`, showing progress (unless `quiet`) and
+/// stopping cleanly on Ctrl-C.
+pub(super) fn pull_with_progress(
+    quiet: bool,
+    source: AnySource,
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<PullOutcome> {
+    let observer = progress::observer(quiet);
+    let outcome = interrupt::block_on(pull::pull_from(
+        Arc::new(source),
+        store,
+        reference,
+        options,
+        observer.clone(),
+    ));
+    observer.finish();
+    Ok(outcome??)
 }
 
 /// `images` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).

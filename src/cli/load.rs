@@ -7,19 +7,16 @@ use std::fs::File;
 use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use strata::pull;
 use strata::source::{is_compressed, spool_archive};
 use strata::store::Store;
 use strata::transport::archive_images;
 
 use super::args::{Global, PullFlags};
-use super::interrupt;
-use super::progress;
+use super::images;
 use super::usage::UsageError;
 
 /// `load` arguments.
@@ -56,21 +53,10 @@ pub fn load(g: &Global, args: &LoadArgs) -> Result<()> {
     let client = g.client(&args.flags)?;
     for transport in images {
         let reference = transport.name()?;
-        let source = Arc::new(
-            transport
-                .open(&client)
-                .with_context(|| archive.what.clone())?,
-        );
-        let observer = progress::observer(g.quiet);
-        let outcome = interrupt::block_on(pull::pull_from(
-            source,
-            &store,
-            &reference,
-            &options,
-            observer.clone(),
-        ));
-        observer.finish();
-        outcome??;
+        let source = transport
+            .open(&client)
+            .with_context(|| archive.what.clone())?;
+        images::pull_with_progress(g.quiet, source, &store, &reference, &options)?;
         println!("Loaded image: {}", reference.familiar());
     }
     Ok(())
