@@ -164,38 +164,33 @@ pub async fn pull_from<S: ImageSource>(
     let top_digest = resolved.top_digest.clone();
     let repo_digest = format!("{}@{}", reference.repo_name(), top_digest);
     // Another process may have recorded the image meanwhile: keep its record.
-    if store.image(&id).map_err(store_err)?.is_none() {
-        let record = ImageRecord {
-            id: id.clone(),
-            manifest_digest: resolved.manifest.digest.clone(),
-            manifest_media_type: resolved.manifest.media_type.clone(),
-            platform: resolved.config.platform(),
-            layers,
-            repo_digests: vec![],
-            pulled_at: crate::store::now_rfc3339(),
-        };
-        store
-            .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
-            .map_err(store_err)?;
-    }
+    let record = match store.image(&id).map_err(store_err)? {
+        Some(existing) => existing,
+        None => {
+            let record = ImageRecord {
+                id: id.clone(),
+                manifest_digest: resolved.manifest.digest.clone(),
+                manifest_media_type: resolved.manifest.media_type.clone(),
+                platform: resolved.config.platform(),
+                layers,
+                repo_digests: vec![],
+                pulled_at: crate::store::now_rfc3339(),
+            };
+            store
+                .put_image(&record, &resolved.manifest.bytes, &resolved.config_bytes)
+                .map_err(store_err)?;
+            record
+        }
+    };
     // As Docker: "up to date" only when the reference named this very image before the pull.
-    let mut named_already = store
-        .image(&id)
-        .map_err(store_err)?
-        .is_some_and(|i| i.repo_digests.contains(&repo_digest));
+    let mut named_already = record.repo_digests.contains(&repo_digest);
     let image_record = if source.manifest_digest_is_real() {
         store
             .add_repo_digest(&id, &repo_digest)
             .map_err(store_err)?
     } else {
         // The shared lease keeps the record just put (or found) there.
-        store.image(&id).map_err(store_err)?.ok_or_else(|| {
-            store_err(StoreError::Io {
-                what: "reading the image record",
-                path: store.root().to_path_buf(),
-                source: std::io::Error::other("the image record is gone"),
-            })
-        })?
+        record
     };
     if reference.digest.is_none() || reference.tag.is_some() {
         let tagged = format!("{}:{}", reference.repo_name(), reference.tag_or_default());
