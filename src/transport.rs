@@ -43,8 +43,9 @@ pub enum Transport {
 /// Why an image location could not be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// The registry reference is invalid.
-    #[error(transparent)]
+    /// The registry reference is invalid (the reference error is its source, so that callers
+    /// walking the chain find it).
+    #[error("{0}")]
     Reference(#[from] ReferenceError),
     /// A layout or archive location without a path.
     #[error(

@@ -26,7 +26,7 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
             || cause.is::<ReferenceError>()
             || matches!(
                 cause.downcast_ref::<TransportError>(),
-                Some(TransportError::Reference(_) | TransportError::NoDirectory(_))
+                Some(TransportError::NoDirectory(_))
             )
             || matches!(
                 cause.downcast_ref::<PlatformError>(),
