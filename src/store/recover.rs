@@ -126,6 +126,16 @@ impl Store {
                 removed.push(PathBuf::from("containers").join(name));
             }
         }
+        // Atomic writes killed before their rename (repositories.json, layer records): no
+        // writer runs while the exclusive lease is held.
+        for (dir, shown) in [(self.root.clone(), ""), (self.layers_dir(), "layers")] {
+            for name in dir_names(&dir)? {
+                if crate::sys::atomic::is_stale_temp(&name) {
+                    fsutil::remove_file(&dir.join(&name))?;
+                    removed.push(PathBuf::from(shown).join(name));
+                }
+            }
+        }
         let unsynced = self.unsynced_dir();
         for name in dir_names(&unsynced)? {
             if !ChainId::from_hex(&name).is_some_and(|c| layers.contains(&c)) {
@@ -204,9 +214,24 @@ mod tests {
         fs::create_dir_all(store.images_dir().join(chain_id(b"img").hex())).unwrap();
         fs::create_dir_all(store.containers_dir().join("c0ffee")).unwrap();
         fs::create_dir_all(store.trash_dir().join("x-1/y")).unwrap();
+        // Atomic writes of a process killed before the rename.
+        let temp = ".repositories.json.tmp-999999999-3-0badf00d";
+        fs::write(root.path().join(temp), b"{").unwrap();
+        fs::write(
+            store.layers_dir().join(".x.json.tmp-999999999-4-0badf00d"),
+            b"{",
+        )
+        .unwrap();
 
         let recovery = store.recover(false).unwrap();
-        assert_eq!(recovery.orphans.len(), 4, "{recovery:?}");
+        assert_eq!(recovery.orphans.len(), 6, "{recovery:?}");
+        assert!(!root.path().join(temp).exists());
+        assert!(
+            dir_names(&store.layers_dir())
+                .unwrap()
+                .iter()
+                .all(|n| !n.starts_with('.'))
+        );
         assert!(recovery.trash >= 1);
         assert!(store.layer(&kept).unwrap().is_some());
         assert!(store.links_dir().join(&link).exists());

@@ -128,9 +128,45 @@ fn temp_name(name: &str) -> String {
     )
 }
 
+/// Whether `name` is a temporary file of [`write_file`] left by a process that is gone (killed
+/// between writing and renaming it); the caller makes sure no writer of that directory runs.
+pub fn is_stale_temp(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix('.')
+        .and_then(|n| n.rsplit_once(".tmp-"))
+        .map(|(_, rest)| rest)
+    else {
+        return false;
+    };
+    let mut parts = rest.split('-');
+    let (Some(pid), Some(n), Some(random), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    n.parse::<u64>().is_ok()
+        && random.len() == 8
+        && u32::from_str_radix(random, 16).is_ok()
+        && pid != std::process::id()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temps_are_those_of_processes_that_are_gone() {
+        let ours = temp_name("repositories.json");
+        assert!(!is_stale_temp(&ours), "{ours}");
+        assert!(is_stale_temp(".repositories.json.tmp-999999999-9-81f847f4"));
+        assert!(!is_stale_temp("repositories.json"));
+        assert!(!is_stale_temp(".x.tmp-999999999-9-81f8"));
+        assert!(!is_stale_temp(".x.tmp-abc-9-81f847f4"));
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
