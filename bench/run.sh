@@ -472,7 +472,7 @@ if [ $mode = scaling ]; then
     python3 - "$state/s" "$work/c100" >"$work/c100.json" <<'PY'
 import json, os, subprocess, sys, glob
 root, d = sys.argv[1], sys.argv[2]
-ids = [json.load(open(f))["id"] for f in glob.glob(d + "/*.json")]
+ids = [json.load(open(f))["Id"] for f in glob.glob(d + "/*.json")]
 dirs = []
 for i in ids:
     dirs += [p for p in (root + "/overlay2/" + i, root + "/overlay2/" + i + "-init",

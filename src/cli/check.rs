@@ -27,6 +27,7 @@ pub struct CheckArgs {
 
 /// A problem with what `--repair` did about it.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 struct Repaired<'a> {
     #[serde(flatten)]
     problem: &'a Problem,
@@ -35,6 +36,7 @@ struct Repaired<'a> {
 
 /// `--repair --json`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 struct RepairReport<'a> {
     found: Vec<Repaired<'a>>,
     remaining: &'a [Problem],

@@ -39,7 +39,7 @@ pub struct PullAndMountArgs {
 /// `ps` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
 #[derive(Debug, Args)]
 pub struct PsArgs {
-    /// JSON output: one document, strata's keys (those of `pull-and-mount --json`)
+    /// JSON output: one document (the keys of `pull-and-mount --json`)
     #[arg(long)]
     json: bool,
     /// Output format: table, or json (one object per line, Docker's keys)

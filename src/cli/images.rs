@@ -72,7 +72,7 @@ pub(super) fn pull_with_progress(
 /// `images` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// JSON output: one document, strata's keys
+    /// JSON output: one document
     #[arg(long)]
     json: bool,
     /// Output format: table, or json (one object per line, Docker's keys and values)

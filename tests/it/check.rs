@@ -115,12 +115,12 @@ impl World {
     fn assert_problem(problems: &[Value], kind: &str, object: &str, affects: &[&str]) {
         let found = problems
             .iter()
-            .find(|p| p["kind"] == kind && p["object"] == object);
+            .find(|p| p["Kind"] == kind && p["Object"] == object);
         let Some(p) = found else {
             panic!("no {kind} problem about {object} in {problems:#?}");
         };
-        assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()), "{p:#}");
-        let listed: Vec<&str> = p["affects"]
+        assert!(p["Detail"].as_str().is_some_and(|d| !d.is_empty()), "{p:#}");
+        let listed: Vec<&str> = p["Affects"]
             .as_array()
             .expect("affects is a list")
             .iter()
@@ -185,9 +185,9 @@ fn clean_store_checks_clean() {
     );
     let out = w.run(&["check", "--repair", "--json"]).ok();
     let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
-    assert_eq!(v["found"][0]["kind"], "orphan-dir");
-    assert_eq!(v["found"][0]["repair"], "removed");
-    assert_eq!(v["remaining"], Value::Array(vec![]));
+    assert_eq!(v["Found"][0]["Kind"], "orphan-dir");
+    assert_eq!(v["Found"][0]["Repair"], "removed");
+    assert_eq!(v["Remaining"], Value::Array(vec![]));
     assert!(!w.env.strata.overlay2().join("junk").exists());
     w.assert_clean();
 }
@@ -359,8 +359,8 @@ fn content_check_finds_files_changed_by_hand() {
     let detail = |object: &str| {
         problems
             .iter()
-            .find(|p| p["object"] == object)
-            .and_then(|p| p["detail"].as_str())
+            .find(|p| p["Object"] == object)
+            .and_then(|p| p["Detail"].as_str())
             .unwrap_or_default()
             .to_string()
     };
@@ -407,7 +407,7 @@ fn layers_of_an_older_strata_are_a_notice() {
         &format!("sha256:{}", w.healthy),
         &[&format!("image {}", w.other)],
     );
-    assert!(problems[0]["detail"].as_str().unwrap().contains(
+    assert!(problems[0]["Detail"].as_str().unwrap().contains(
         "no content digest recorded (pulled by an older strata, or without --content-digest)"
     ));
     // Nothing to repair: the layer stays.
@@ -421,7 +421,7 @@ fn layers_of_an_older_strata_are_a_notice() {
     let out = other.run(&["check", "--content", "--json"]).ok();
     let problems: Vec<Value> = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert_eq!(problems[0]["kind"], "no-content-digest");
+    assert_eq!(problems[0]["Kind"], "no-content-digest");
     assert!(
         !other
             .overlay2()
@@ -436,18 +436,18 @@ fn layers_of_an_older_strata_are_a_notice() {
 fn a_container_whose_layers_are_gone_is_reported_not_repaired() {
     let w = World::new();
     let ps = w.env.strata.ps();
-    let id = ps[0]["id"].as_str().expect("container id").to_string();
+    let id = ps[0]["Id"].as_str().expect("container id").to_string();
     fs::remove_dir_all(w.env.strata.overlay2().join(format!("{id}-init"))).unwrap();
     let (code, problems) = w.check();
     assert_eq!(code, Some(1));
     World::assert_problem(&problems, "container", "c", &["container c"]);
     let out = w.run(&["check", "--repair", "--json"]).fails_with(1);
     let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
-    let found = v["found"].as_array().expect("found");
+    let found = v["Found"].as_array().expect("found");
     assert!(
-        found.iter().any(|p| p["kind"] == "container"
-            && p["repair"] == "left"
-            && p["detail"]
+        found.iter().any(|p| p["Kind"] == "container"
+            && p["Repair"] == "left"
+            && p["Detail"]
                 .as_str()
                 .unwrap_or_default()
                 .contains("cannot be repaired")),

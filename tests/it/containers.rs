@@ -134,21 +134,21 @@ impl Ctr {
                 .to_string()
         };
         assert!(
-            v["created"].as_str().is_some_and(|c| !c.is_empty()),
+            v["Created"].as_str().is_some_and(|c| !c.is_empty()),
             "created missing in {v:#}"
         );
         Ctr {
-            id: s("id"),
-            name: s("name"),
-            image: s("image"),
-            image_id: s("image_id"),
-            mounted: v["mounted"]
+            id: s("Id"),
+            name: s("Name"),
+            image: s("Image"),
+            image_id: s("ImageID"),
+            mounted: v["Mounted"]
                 .as_bool()
                 .unwrap_or_else(|| panic!("mounted missing in {v:#}")),
-            merged: PathBuf::from(s("merged")),
-            upper: PathBuf::from(s("upper")),
-            work: PathBuf::from(s("work")),
-            lower: v["lower"]
+            merged: PathBuf::from(s("MergedDir")),
+            upper: PathBuf::from(s("UpperDir")),
+            work: PathBuf::from(s("WorkDir")),
+            lower: v["LowerDir"]
                 .as_array()
                 .unwrap_or_else(|| panic!("lower missing in {v:#}"))
                 .iter()

@@ -37,7 +37,7 @@ fn kill_after(s: &Strata, args: &[&str], ms: u64) {
 fn container_ids(s: &Strata) -> Vec<String> {
     s.ps()
         .iter()
-        .filter_map(|c: &Value| c["id"].as_str().map(str::to_string))
+        .filter_map(|c: &Value| c["Id"].as_str().map(str::to_string))
         .collect()
 }
 

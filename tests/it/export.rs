@@ -314,13 +314,13 @@ fn export_of_layers_equals_umoci_and_the_mounted_view() {
             out.describe()
         )
     });
-    let merged = PathBuf::from(v["merged"].as_str().expect("merged"));
+    let merged = PathBuf::from(v["MergedDir"].as_str().expect("merged"));
     let init = PathBuf::from(
-        v["lower"][0]
+        v["LowerDir"][0]
             .as_str()
             .unwrap_or_else(|| panic!("lower missing in {v:#}")),
     );
-    let id = v["id"].as_str().expect("id").to_string();
+    let id = v["Id"].as_str().expect("id").to_string();
     let mut expected = tree::scan(&dir);
     let init_paths: Vec<PathBuf> = tree::scan(&init)
         .into_iter()

@@ -131,7 +131,7 @@ fn an_index_digest_pulled_for_another_platform_is_not_present() {
     let v: Value = serde_json::from_str(&out.stdout).expect("pull-and-mount JSON");
     let host = idx.image_for(support::host_arch());
     assert_eq!(
-        v["image_id"],
+        v["ImageID"],
         host.config_digest.as_str(),
         "{}",
         out.describe()
@@ -180,7 +180,7 @@ fn a_tag_of_another_platform_is_pulled_again_or_refused() {
     assert_stderr_has(&out, &format!("Status: Downloaded newer image for {tag}"));
     let v: Value = serde_json::from_str(&out.stdout).expect("pull-and-mount JSON");
     let other_id = idx.image_for(other).config_digest.as_str();
-    assert_eq!(v["image_id"], other_id, "{}", out.describe());
+    assert_eq!(v["ImageID"], other_id, "{}", out.describe());
     let out = env
         .strata
         .run(&["--platform", &other_platform, "inspect", &tag])
@@ -415,7 +415,7 @@ fn system_df_counts_shared_layers_once() {
         .run(&["pull-and-mount", "--json", &env.r("test/a:v1")])
         .ok();
     let ctr: Value = serde_json::from_str(&out.stdout).expect("pull-and-mount JSON");
-    let merged = ctr["merged"].as_str().expect("merged");
+    let merged = ctr["MergedDir"].as_str().expect("merged");
     std::fs::write(format!("{merged}/written"), vec![0u8; 4096]).expect("write in the container");
 
     let du = df_json(&env.strata, true);
@@ -448,7 +448,7 @@ fn system_df_counts_shared_layers_once() {
     let containers = du["ContainerDetails"].as_array().expect("ContainerDetails");
     assert_eq!(containers.len(), 1);
     assert_eq!(containers[0]["Size"], 4096);
-    assert_eq!(containers[0]["Id"], ctr["id"]);
+    assert_eq!(containers[0]["Id"], ctr["Id"]);
 
     let table = env.strata.run(&["system", "df"]).ok().stdout;
     let rows: Vec<Vec<&str>> = table
@@ -472,7 +472,7 @@ fn system_df_counts_shared_layers_once() {
     );
 
     // Unmounted, the container's layer is reclaimable; without -v, no details.
-    let name = ctr["name"].as_str().expect("name");
+    let name = ctr["Name"].as_str().expect("name");
     env.strata.run(&["umount", name]).ok();
     let du = df_json(&env.strata, false);
     assert_eq!(du["Containers"]["Active"], 0);
@@ -489,7 +489,7 @@ fn system_df_counts_shared_layers_once() {
     assert!(verbose.contains(&short(&a.config_digest)), "{verbose}");
     let ctr_line = verbose
         .lines()
-        .find(|l| l.starts_with(&ctr["id"].as_str().unwrap()[..12]))
+        .find(|l| l.starts_with(&ctr["Id"].as_str().unwrap()[..12]))
         .unwrap_or_else(|| panic!("{verbose}"));
     assert!(
         ctr_line.contains("4.1kB") && ctr_line.contains("unmounted"),

@@ -376,8 +376,8 @@ fn prunes_remove_dangling_then_unused_images_and_unmounted_containers() {
         .strata
         .run(&["pull-and-mount", "--json", "--name", "busy", &rb])
         .ok();
-    let busy_id = json(&busy)["id"].as_str().expect("id").to_string();
-    let idle_id = env.strata.ps()[0]["id"].as_str().expect("id").to_string();
+    let busy_id = json(&busy)["Id"].as_str().expect("id").to_string();
+    let idle_id = env.strata.ps()[0]["Id"].as_str().expect("id").to_string();
     let out = env.strata.run(&["container", "prune", "-f"]).ok();
     assert_eq!(lines(&out)[..2], ["Deleted Containers:", idle_id.as_str()]);
     assert_eq!(env.strata.ps().len(), 1);

@@ -62,8 +62,9 @@ impl ProblemKind {
     }
 }
 
-/// One problem found by `check`.
+/// One problem found by `check` (JSON: Docker's capitalised key style, as all of strata's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Problem {
     /// What is wrong.
     pub kind: ProblemKind,

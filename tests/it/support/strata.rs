@@ -455,7 +455,7 @@ impl Strata {
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default()
             .iter()
-            .filter_map(|c| c["id"].as_str().map(str::to_string))
+            .filter_map(|c| c["Id"].as_str().map(str::to_string))
             .collect();
         if !ids.is_empty() {
             let rm = Command::new(bin())
