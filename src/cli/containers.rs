@@ -1,6 +1,5 @@
 //! Container commands: `pull-and-mount`, `ps`, `mount`, `umount`, `rm`, `bundle`, `run`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use strata::bundle::{self, RunOptions};
+use strata::bundle;
 use strata::container::{Container, ContainerView};
 use strata::pull::{self, PullStatus};
 use strata::store::Store;
@@ -16,6 +15,7 @@ use strata::transport::Transport;
 
 use super::args::{Format, Global, PullArg, PullFlags};
 use super::describe::describe;
+use super::run_flags::{ProcessArgs, run_options};
 use super::{interrupt, json_lines, privileges, progress, units};
 
 /// `pull-and-mount` arguments.
@@ -45,29 +45,6 @@ pub struct PsArgs {
     /// Output format: table, or json (one object per line, Docker's keys)
     #[arg(long, value_enum, default_value_t, conflicts_with = "json")]
     format: Format,
-}
-
-/// `docker run`-style process options shared by `bundle` and `run`.
-#[derive(Debug, Args)]
-pub struct ProcessArgs {
-    /// Set an environment variable (KEY=VALUE, or KEY to take it from this environment)
-    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
-    env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(short, long = "workdir", value_name = "DIR")]
-    workdir: Option<String>,
-    /// User inside the container: name|uid[:group|gid]
-    #[arg(short, long, value_name = "USER[:GROUP]")]
-    user: Option<String>,
-    /// Override the image's entrypoint ("" clears it)
-    #[arg(long)]
-    entrypoint: Option<String>,
-    /// Allocate a terminal
-    #[arg(short, long)]
-    tty: bool,
-    /// Mount the rootfs read-only in the runtime
-    #[arg(long)]
-    read_only: bool,
 }
 
 /// `bundle` arguments.
@@ -238,22 +215,6 @@ pub fn rm(store: &Store, names: &[String], force: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn run_options(p: &ProcessArgs, args: &[String]) -> Result<RunOptions> {
-    if p.tty && !std::io::stdin().is_terminal() {
-        bail!("--tty needs a terminal on stdin (the input device is not a TTY)");
-    }
-    Ok(RunOptions {
-        args: args.to_vec(),
-        entrypoint: p.entrypoint.clone(),
-        env: p.env.clone(),
-        workdir: p.workdir.clone(),
-        user: p.user.clone(),
-        hostname: None,
-        tty: p.tty,
-        read_only: p.read_only,
-    })
 }
 
 /// `strata bundle`.

@@ -26,6 +26,7 @@ mod privileges;
 mod progress;
 mod prune;
 mod rmi;
+mod run_flags;
 mod store_hints;
 mod tag;
 mod units;
