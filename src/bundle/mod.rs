@@ -3,7 +3,11 @@
 //! on it ([`run_runtime`]).
 //!
 //! - [`spec`]: the spec itself, with Docker's defaults (capabilities, mounts, namespaces,
-//!   masked paths). No seccomp profile; a fresh network namespace with loopback only.
+//!   masked paths, seccomp profile); a fresh network namespace with loopback only.
+//! - [`mounts`] (`-v`, `--mount`, `--tmpfs`) with targets made by [`mountpoint`], confined to
+//!   the rootfs; [`network`] (`--network none|host`); [`caps`] (`--cap-add/--cap-drop`);
+//!   [`seccomp`] (the default profile and `--security-opt seccomp=`); [`privileged`]
+//!   (`--privileged`'s host devices); [`env_file`] (`--env-file`).
 //! - [`user`]: `/etc/passwd` and `/etc/group` of the image, read confined to the rootfs.
 //! - [`runtime`]: finding and running `runc` / `crun`.
 //!
@@ -13,7 +17,15 @@
 //! For a container of the store, [`Container::write_bundle`](crate::container::Container::write_bundle)
 //! mounts it and composes these from its image's config.
 
+pub mod caps;
+pub mod env_file;
+pub mod mountpoint;
+pub mod mounts;
+pub mod network;
+pub mod privileged;
 pub mod runtime;
+pub mod seccomp;
+pub mod security_opt;
 pub mod spec;
 pub mod user;
 
@@ -25,8 +37,11 @@ use std::path::{Path, PathBuf};
 use crate::sys;
 use crate::sys::atomic::{Durability, WriteStep};
 
+pub use mounts::{MountRequest, MountSource};
+pub use network::Network;
 pub use oci_spec::runtime::Spec;
 pub use runtime::{delete_container, find_runtime, run_runtime, run_runtime_with};
+pub use seccomp::SeccompChoice;
 pub use spec::build_spec;
 
 /// `docker run`-style overrides of the image config.
@@ -50,8 +65,23 @@ pub struct RunOptions {
     /// passes through. runc then needs a controlling terminal (it opens `/dev/tty`; without
     /// one `runc run` fails with "open /dev/tty: no such device or address").
     pub tty: bool,
-    /// Mount the root filesystem read-only (`root.readonly`).
+    /// Mount the root filesystem read-only (`root.readonly`); mounts stay as they are.
     pub read_only: bool,
+    /// `-v`, `--mount`, `--tmpfs`, in order.
+    pub mounts: Vec<MountRequest>,
+    /// `--network`.
+    pub network: Network,
+    /// `--cap-add` names (with or without `CAP_`, or `ALL`).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop` names (with or without `CAP_`, or `ALL`).
+    pub cap_drop: Vec<String>,
+    /// `--privileged`: every capability, no seccomp filter, no masked or read-only paths,
+    /// writable `/sys`, the host's devices.
+    pub privileged: bool,
+    /// `--security-opt seccomp=...`.
+    pub seccomp: SeccompChoice,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
 }
 
 /// Errors from building, writing and running bundles.
@@ -119,6 +149,42 @@ pub enum BundleError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A flag value that `docker run` would refuse too.
+    #[error("invalid {flag} {value:?}: {reason}")]
+    InvalidFlag {
+        /// The flag (`--volume`, `--mount`, ...).
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bind mount's host path is missing (`--mount`) or could not be created (`-v`).
+    #[error("bind source path {}: {source}", path.display())]
+    BindSource {
+        /// The host path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A mount point could not be resolved or created inside the container root.
+    #[error("cannot create the mount point {target} inside the container root: {source}")]
+    MountPoint {
+        /// The target given.
+        target: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A seccomp profile could not be read or understood.
+    #[error("seccomp profile {}: {reason}", path.display())]
+    SeccompProfile {
+        /// The profile file (`<default>` for the built-in one).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// oci-spec refused a value while building the spec.
     #[error("cannot build the runtime config: {0}")]

@@ -2,10 +2,12 @@
 //! options, with the defaults Docker and containerd use.
 //!
 //! Deliberate differences from Docker:
-//! - No seccomp profile and no AppArmor/SELinux labels (the capability set, masked paths and
-//!   namespaces are Docker's).
-//! - The container gets a fresh network namespace with loopback only: no bridge, no
-//!   `/etc/resolv.conf` management here.
+//! - No AppArmor/SELinux labels (the capability set, masked paths, namespaces and the effect
+//!   of the default seccomp profile are Docker's; the profile is strata's own, see
+//!   [`super::seccomp`]).
+//! - No bridge: the container gets a fresh network namespace with loopback only
+//!   (`--network none`, the default) or the host's (`--network host`, see [`super::network`]).
+//!   With `none` the image's `/etc/hosts` and `/etc/resolv.conf` are left as they are.
 //! - `linux.cgroupsPath` is left unset, so runc places the container in a cgroup named after
 //!   the container id below the caller's own cgroup, and removes it on exit.
 //! - `RLIMIT_NOFILE` is Docker's 1048576 capped at the caller's hard limit: without
@@ -14,11 +16,16 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root,
-    Spec, User,
+    Capabilities, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxNamespace, LinuxNamespaceType,
+    LinuxResources, LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec,
+    User,
 };
 
+use super::caps::capability_set;
+use super::mounts::spec_mounts;
+use super::network::{Network, host_file_mounts, host_name};
+use super::privileged::host_devices;
+use super::seccomp::{DEFAULT_PROFILE, HostArch, SeccompChoice, linux_seccomp};
 use super::user::lookup_user;
 use super::{BundleError, RunOptions};
 use crate::image::{ContainerConfig, ImageConfig};
@@ -32,23 +39,7 @@ pub const DEFAULT_NOFILE: u64 = 1_048_576;
 /// Length of the default hostname taken from the container id (Docker's short id).
 pub const HOSTNAME_LEN: usize = 12;
 
-/// Docker's default capability set.
-pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
-];
+pub use super::caps::DEFAULT_CAPABILITIES;
 
 /// Paths masked inside the container (Docker's defaults).
 pub const MASKED_PATHS: [&str; 11] = [
@@ -98,6 +89,7 @@ pub fn build_spec(
     let hostname = opts
         .hostname
         .clone()
+        .or_else(|| (opts.network == Network::Host).then(host_name).flatten())
         .unwrap_or_else(|| container_id.chars().take(HOSTNAME_LEN).collect());
     let env = environment(
         cfg.env.as_deref().unwrap_or_default(),
@@ -114,12 +106,13 @@ pub fn build_spec(
         user.set_additional_gids(Some(resolved.additional_gids));
     }
 
-    let caps: Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+    let caps = capability_set(&opts.cap_add, &opts.cap_drop, opts.privileged)?;
+    let seccomp = seccomp_for(opts, &caps)?;
     let mut capabilities = LinuxCapabilities::default();
     capabilities
         .set_bounding(Some(caps.clone()))
         .set_effective(Some(caps.clone()))
-        .set_permitted(Some(caps))
+        .set_permitted(Some(caps.clone()))
         .set_inheritable(None)
         .set_ambient(None);
 
@@ -141,22 +134,122 @@ pub fn build_spec(
         .set_cwd(PathBuf::from(cwd))
         .set_capabilities(Some(capabilities))
         .set_rlimits(Some(vec![rlimit]))
-        .set_no_new_privileges(Some(false))
+        .set_no_new_privileges(Some(opts.no_new_privileges))
         .set_oom_score_adj(None)
         .set_apparmor_profile(None)
         .set_selinux_label(None);
 
     let mut root = Root::default();
-    root.set_path(rootfs).set_readonly(Some(opts.read_only));
+    root.set_path(rootfs.clone())
+        .set_readonly(Some(opts.read_only));
+
+    let mut requests = opts.mounts.clone();
+    if opts.network == Network::Host {
+        requests.extend(host_file_mounts(&opts.mounts));
+    }
+    let user_mounts = spec_mounts(&rootfs, &requests)?;
+    // A user mount replaces a default one at the same place (e.g. `--tmpfs /dev/shm:size=1g`).
+    let mut mounts: Vec<Mount> = default_mounts()
+        .into_iter()
+        .filter(|d| {
+            !user_mounts
+                .iter()
+                .any(|u| u.destination() == d.destination())
+        })
+        .collect();
+    if opts.privileged {
+        for m in &mut mounts {
+            if matches!(m.typ().as_deref(), Some("sysfs" | "cgroup")) {
+                let rw = m
+                    .options()
+                    .iter()
+                    .flatten()
+                    .map(|o| {
+                        if o == "ro" {
+                            "rw".to_string()
+                        } else {
+                            o.clone()
+                        }
+                    })
+                    .collect();
+                m.set_options(Some(rw));
+            }
+        }
+    }
+    mounts.extend(user_mounts);
+
+    let mut linux = default_linux();
+    if opts.network == Network::Host {
+        let kept = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .filter(|n| n.typ() != LinuxNamespaceType::Network)
+            .cloned()
+            .collect();
+        linux.set_namespaces(Some(kept));
+    }
+    if opts.privileged {
+        let mut allow_all = LinuxDeviceCgroup::default();
+        allow_all
+            .set_allow(true)
+            .set_access(Some("rwm".to_string()));
+        let mut resources = LinuxResources::default();
+        resources.set_devices(Some(vec![allow_all]));
+        linux
+            .set_masked_paths(None)
+            .set_readonly_paths(None)
+            .set_devices(Some(host_devices(Path::new("/dev"))))
+            .set_resources(Some(resources));
+    }
+    linux.set_seccomp(seccomp);
 
     let mut spec = Spec::default();
     spec.set_process(Some(process))
         .set_root(Some(root))
         .set_hostname((!hostname.is_empty()).then_some(hostname))
-        .set_mounts(Some(default_mounts()))
+        .set_mounts(Some(mounts))
         .set_annotations(None)
-        .set_linux(Some(default_linux()));
+        .set_linux(Some(linux));
     Ok(spec)
+}
+
+/// Largest seccomp profile file read (Docker's default profile is under 20 KiB).
+const MAX_PROFILE_SIZE: u64 = 4 << 20;
+
+/// The seccomp filter for `opts` and the capability set `caps`: none when privileged or
+/// unconfined, else the chosen profile made for this host and `caps`.
+fn seccomp_for(
+    opts: &RunOptions,
+    caps: &Capabilities,
+) -> Result<Option<LinuxSeccomp>, BundleError> {
+    if opts.privileged {
+        return Ok(None);
+    }
+    let (path, text) = match &opts.seccomp {
+        SeccompChoice::Unconfined => return Ok(None),
+        SeccompChoice::Default => (PathBuf::from("<default>"), DEFAULT_PROFILE.to_string()),
+        SeccompChoice::Profile(path) => {
+            let fail = |reason: String| BundleError::SeccompProfile {
+                path: path.clone(),
+                reason,
+            };
+            let mut text = String::new();
+            let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(file, MAX_PROFILE_SIZE + 1),
+                &mut text,
+            )
+            .map_err(|e| fail(e.to_string()))?;
+            if text.len() as u64 > MAX_PROFILE_SIZE {
+                return Err(fail(format!("larger than {MAX_PROFILE_SIZE} bytes")));
+            }
+            (path.clone(), text)
+        }
+    };
+    linux_seccomp(&text, caps, HostArch::current())
+        .map(Some)
+        .map_err(|reason| BundleError::SeccompProfile { path, reason })
 }
 
 /// The process argv: Entrypoint + Cmd with `docker run` overrides.
@@ -651,7 +744,7 @@ mod tests {
         assert_eq!(caps.effective().as_ref(), Some(&want));
         assert_eq!(caps.permitted().as_ref(), Some(&want));
         assert!(caps.inheritable().is_none() && caps.ambient().is_none());
-        assert!(!want.contains(&Capability::SysAdmin));
+        assert!(!want.contains(&oci_spec::runtime::Capability::SysAdmin));
 
         let dests: Vec<_> = spec
             .mounts()
@@ -684,7 +777,8 @@ mod tests {
         assert!(ns.contains(&LinuxNamespaceType::Network));
         assert!(ns.contains(&LinuxNamespaceType::Cgroup));
         assert!(!ns.contains(&LinuxNamespaceType::User));
-        assert!(linux.seccomp().is_none());
+        let seccomp = linux.seccomp().as_ref().expect("default seccomp profile");
+        assert_eq!(seccomp.default_errno_ret(), Some(1));
         assert!(
             linux
                 .masked_paths()
