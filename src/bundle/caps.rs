@@ -23,51 +23,71 @@ pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// Every capability oci-spec knows (what `--privileged` and `--cap-add ALL` give; a runtime
-/// skips those the running kernel lacks).
+/// Every capability oci-spec knows, in the kernel's order: the index is the capability's
+/// number (its bit in `/proc/<pid>/status` masks).
 pub const ALL_CAPABILITIES: [Capability; 41] = [
-    Capability::AuditControl,
-    Capability::AuditRead,
-    Capability::AuditWrite,
-    Capability::BlockSuspend,
-    Capability::Bpf,
-    Capability::CheckpointRestore,
     Capability::Chown,
     Capability::DacOverride,
     Capability::DacReadSearch,
     Capability::Fowner,
     Capability::Fsetid,
-    Capability::IpcLock,
-    Capability::IpcOwner,
     Capability::Kill,
-    Capability::Lease,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
     Capability::LinuxImmutable,
-    Capability::MacAdmin,
-    Capability::MacOverride,
-    Capability::Mknod,
-    Capability::NetAdmin,
     Capability::NetBindService,
     Capability::NetBroadcast,
+    Capability::NetAdmin,
     Capability::NetRaw,
-    Capability::Perfmon,
-    Capability::Setgid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::Setuid,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::SysModule,
+    Capability::SysRawio,
+    Capability::SysChroot,
+    Capability::SysPtrace,
+    Capability::SysPacct,
     Capability::SysAdmin,
     Capability::SysBoot,
-    Capability::SysChroot,
-    Capability::SysModule,
     Capability::SysNice,
-    Capability::SysPacct,
-    Capability::SysPtrace,
-    Capability::SysRawio,
     Capability::SysResource,
     Capability::SysTime,
     Capability::SysTtyConfig,
+    Capability::Mknod,
+    Capability::Lease,
+    Capability::AuditWrite,
+    Capability::AuditControl,
+    Capability::Setfcap,
+    Capability::MacOverride,
+    Capability::MacAdmin,
     Capability::Syslog,
     Capability::WakeAlarm,
+    Capability::BlockSuspend,
+    Capability::AuditRead,
+    Capability::Perfmon,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
 ];
+
+/// The capabilities this process may pass on (its bounding set, from `/proc/self/status`):
+/// what `--privileged` and `--cap-add ALL` give, since a runtime cannot grant more. Every
+/// capability when the set cannot be read.
+pub fn available_capabilities() -> Capabilities {
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, c)| c)
+        .collect()
+}
 
 /// A capability name (`CHOWN`, `chown`, `CAP_CHOWN`); `None` for `ALL`.
 fn parse(name: &str) -> Result<Option<Capability>, BundleError> {
@@ -86,15 +106,24 @@ fn parse(name: &str) -> Result<Option<Capability>, BundleError> {
 
 /// The capability set for `--cap-add add`, `--cap-drop drop` and `--privileged`.
 ///
-/// As `docker run`: privileged gives every capability; `--cap-add ALL` starts from every
-/// capability, `--cap-drop ALL` from none, otherwise from Docker's default set; then the
+/// As `docker run`: privileged gives every capability (of [`available_capabilities`]);
+/// `--cap-add ALL` starts from every capability, `--cap-drop ALL` from none, otherwise from Docker's default set; then the
 /// named drops are removed and the named adds added (an add wins over a drop of the same one).
 pub fn capability_set(
     add: &[String],
     drop: &[String],
     privileged: bool,
 ) -> Result<Capabilities, BundleError> {
-    let all: Capabilities = ALL_CAPABILITIES.into_iter().collect();
+    capability_set_within(add, drop, privileged, available_capabilities())
+}
+
+/// [`capability_set`] with `all` as "every capability".
+fn capability_set_within(
+    add: &[String],
+    drop: &[String],
+    privileged: bool,
+    all: Capabilities,
+) -> Result<Capabilities, BundleError> {
     if privileged {
         return Ok(all);
     }
@@ -134,23 +163,46 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
+    fn set(add: &[String], drop: &[String], privileged: bool) -> Result<Capabilities, BundleError> {
+        capability_set_within(
+            add,
+            drop,
+            privileged,
+            ALL_CAPABILITIES.into_iter().collect(),
+        )
+    }
+
+    #[test]
+    fn kernel_numbers_and_bounding_set() {
+        assert_eq!(ALL_CAPABILITIES[0], Capability::Chown);
+        assert_eq!(ALL_CAPABILITIES[21], Capability::SysAdmin);
+        assert_eq!(ALL_CAPABILITIES[40], Capability::CheckpointRestore);
+        let mask: u64 = DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| 1u64 << ALL_CAPABILITIES.iter().position(|a| a == c).unwrap())
+            .sum();
+        assert_eq!(mask, 0xa80425fb, "Docker's default CapEff");
+        let avail = available_capabilities();
+        assert!(avail.contains(&Capability::Chown), "{avail:?}");
+    }
+
     #[test]
     fn docker_semantics() {
         let default: Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
-        assert_eq!(capability_set(&[], &[], false).unwrap(), default);
-        let c = capability_set(&s(&["sys_admin", "CAP_NET_ADMIN"]), &s(&["CHOWN"]), false).unwrap();
+        assert_eq!(set(&[], &[], false).unwrap(), default);
+        let c = set(&s(&["sys_admin", "CAP_NET_ADMIN"]), &s(&["CHOWN"]), false).unwrap();
         assert!(c.contains(&Capability::SysAdmin) && c.contains(&Capability::NetAdmin));
         assert!(!c.contains(&Capability::Chown));
         assert_eq!(c.len(), default.len() + 1);
-        let c = capability_set(&s(&["NET_BIND_SERVICE"]), &s(&["all"]), false).unwrap();
+        let c = set(&s(&["NET_BIND_SERVICE"]), &s(&["all"]), false).unwrap();
         assert_eq!(c, [Capability::NetBindService].into_iter().collect());
-        let c = capability_set(&s(&["ALL"]), &s(&["SYS_ADMIN"]), false).unwrap();
+        let c = set(&s(&["ALL"]), &s(&["SYS_ADMIN"]), false).unwrap();
         assert_eq!(c.len(), ALL_CAPABILITIES.len() - 1);
-        let c = capability_set(&[], &s(&["ALL"]), true).unwrap();
+        let c = set(&[], &s(&["ALL"]), true).unwrap();
         assert_eq!(c.len(), ALL_CAPABILITIES.len(), "privileged");
-        let c = capability_set(&s(&["KILL"]), &s(&["KILL"]), false).unwrap();
+        let c = set(&s(&["KILL"]), &s(&["KILL"]), false).unwrap();
         assert!(c.contains(&Capability::Kill), "add wins");
-        let err = capability_set(&s(&["NOPE"]), &[], false).unwrap_err();
+        let err = set(&s(&["NOPE"]), &[], false).unwrap_err();
         assert!(err.to_string().contains("NOPE"), "{err}");
     }
 }
