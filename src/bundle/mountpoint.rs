@@ -41,6 +41,22 @@ fn push_components(todo: &mut Vec<Vec<u8>>, path: &[u8]) {
     todo.extend(comps.rev().map(<[u8]>::to_vec));
 }
 
+/// `path` with `.` and `..` removed by name, as Docker cleans a mount target before anything
+/// resolves it (`/a/link/../b` is `/a/b`, whatever `link` points to).
+fn lexical_clean(path: &[u8]) -> Vec<u8> {
+    let mut kept: Vec<&[u8]> = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                kept.pop();
+            }
+            name => kept.push(name),
+        }
+    }
+    kept.join(&b'/')
+}
+
 /// Opens the directory the real names `walked` lead to from `root`, one name at a time.
 fn open_walked(root: &OwnedFd, walked: &[Vec<u8>]) -> io::Result<OwnedFd> {
     let mut cur = rfs::openat(root, c".", DIR_PATH, Mode::empty())?;
@@ -50,7 +66,8 @@ fn open_walked(root: &OwnedFd, walked: &[Vec<u8>]) -> io::Result<OwnedFd> {
     Ok(cur)
 }
 
-/// Resolves `target` (a path as seen inside the container) in `rootfs`, creating missing
+/// Resolves `target` (a path as seen inside the container, cleaned by name first) in `rootfs`,
+/// creating missing
 /// directories (mode 0755) and, when missing, the final component as `kind`. Returns the
 /// resolved absolute in-root path (no symlinks in it).
 ///
@@ -67,7 +84,7 @@ pub fn prepare_mount_point(
         Mode::empty(),
     )?;
     let mut todo = Vec::new();
-    push_components(&mut todo, target.as_bytes());
+    push_components(&mut todo, &lexical_clean(target.as_bytes()));
     let mut walked: Vec<Vec<u8>> = Vec::new();
     let mut links = 0;
     while let Some(name) = todo.pop() {
@@ -154,6 +171,12 @@ mod tests {
         assert_eq!(got, want);
         assert!(root.join(want.strip_prefix("/").unwrap()).is_file());
         let got = prepare_mount_point(&root, "/mnt/up/../../work", MountPointKind::Dir).unwrap();
+        assert_eq!(got, Path::new("/work"));
+        // `..` in the target is taken by name (as Docker cleans it), `..` in a link target
+        // after resolving (as the kernel does).
+        let got = prepare_mount_point(&root, "/mnt/x/../y", MountPointKind::Dir).unwrap();
+        assert_eq!(got, Path::new("/mnt/y"));
+        let got = prepare_mount_point(&root, "/mnt/up/work", MountPointKind::Dir).unwrap();
         assert_eq!(got, Path::new("/work"));
         // Nothing was created outside the root.
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);

@@ -832,4 +832,109 @@ mod tests {
             BundleError::NoCommand
         ));
     }
+
+    #[test]
+    fn configuration_flags_in_the_spec() {
+        use crate::bundle::mounts::{parse_tmpfs, parse_volume};
+        use crate::bundle::{Network, SeccompChoice};
+        use oci_spec::runtime::Capability;
+        let tmp = tempfile::tempdir().unwrap();
+        let rootfs = tmp.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        let c = cfg(None, Some(&["true"]));
+        let host = tmp.path().join("ws");
+        let o = RunOptions {
+            mounts: vec![
+                parse_volume(&format!("{}:/work:ro", host.display())).unwrap(),
+                parse_tmpfs("/dev/shm:size=1g").unwrap(),
+            ],
+            network: Network::Host,
+            cap_drop: vec!["chown".into()],
+            cap_add: vec!["CAP_SYS_ADMIN".into()],
+            no_new_privileges: true,
+            ..RunOptions::default()
+        };
+        let spec = build_spec(&image(c.clone()), &rootfs, "abc", &o).unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = p
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        assert!(caps.contains(&Capability::SysAdmin) && !caps.contains(&Capability::Chown));
+        let linux = spec.linux().as_ref().unwrap();
+        let ns = linux.namespaces().as_ref().unwrap();
+        assert!(ns.iter().all(|n| n.typ() != LinuxNamespaceType::Network));
+        // CAP_SYS_ADMIN lifts the filter's mount rule.
+        let seccomp = linux.seccomp().as_ref().unwrap();
+        assert!(
+            seccomp
+                .syscalls()
+                .iter()
+                .flatten()
+                .any(|r| r.names().iter().any(|n| n == "mount"))
+        );
+        let mounts = spec.mounts().as_ref().unwrap();
+        let at = |d: &str| {
+            mounts
+                .iter()
+                .filter(|m| m.destination() == Path::new(d))
+                .count()
+        };
+        assert_eq!(at("/work"), 1);
+        assert_eq!(at("/dev/shm"), 1, "the user's tmpfs replaces the default");
+        let shm = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .unwrap();
+        assert!(shm.options().iter().flatten().any(|o| o == "size=1g"));
+        if Path::new("/etc/resolv.conf").exists() {
+            assert_eq!(
+                at("/etc/resolv.conf"),
+                1,
+                "host network: the host's resolv.conf"
+            );
+        }
+        assert!(host.is_dir(), "-v created the host dir");
+
+        // Unconfined; privileged: everything, no filter, no masked paths, host devices.
+        let o = RunOptions {
+            seccomp: SeccompChoice::Unconfined,
+            ..RunOptions::default()
+        };
+        let spec = build_spec(&image(c.clone()), &rootfs, "abc", &o).unwrap();
+        assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
+        let o = RunOptions {
+            privileged: true,
+            ..RunOptions::default()
+        };
+        let spec = build_spec(&image(c.clone()), &rootfs, "abc", &o).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none() && linux.masked_paths().is_none());
+        assert!(linux.readonly_paths().is_none());
+        assert!(
+            linux
+                .devices()
+                .iter()
+                .flatten()
+                .any(|d| d.path() == Path::new("/dev/null"))
+        );
+        let sys = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap();
+        assert!(sys.options().iter().flatten().any(|o| o == "rw"));
+        // A missing profile file is an error naming it.
+        let o = RunOptions {
+            seccomp: SeccompChoice::Profile(tmp.path().join("nope.json")),
+            ..RunOptions::default()
+        };
+        let err = build_spec(&image(c), &rootfs, "abc", &o).unwrap_err();
+        assert!(err.to_string().contains("nope.json"), "{err}");
+    }
 }
