@@ -41,10 +41,11 @@ pub const HOSTNAME_LEN: usize = 12;
 
 pub use super::caps::DEFAULT_CAPABILITIES;
 
-/// Paths masked inside the container (Docker's defaults).
-pub const MASKED_PATHS: [&str; 11] = [
+/// Paths masked inside the container (Docker's defaults, `/proc/interrupts` since Docker 28).
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",

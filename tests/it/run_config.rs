@@ -374,6 +374,13 @@ fn seccomp_capabilities_and_privileges() {
         out.contains("Operation not permitted") && !out.contains("unshared"),
         "{out}"
     );
+    // Docker's masked /proc paths read empty.
+    let out = env.sh_ok(&[], "wc -c < /proc/interrupts; wc -c < /proc/timer_list");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"],
+        "{out}"
+    );
     // mount is blocked too (no CAP_SYS_ADMIN).
     let out = env.sh_ok(&[], "mount -t tmpfs none /mnt 2>&1 && echo mounted || true");
     assert!(
