@@ -457,3 +457,60 @@ fn seccomp_capabilities_and_privileges() {
     let out = env.sh(&["--security-opt", "apparmor=docker-default"], "true");
     assert_refused(&out, &["apparmor"]);
 }
+
+/// The README's CI smoke-test recipe: a read-only workspace, an output dir, a tmpfs /tmp on a
+/// read-only rootfs, an env file, no network, reduced privileges; the test's exit code and
+/// output come back.
+#[test]
+fn readme_ci_smoke_recipe() {
+    let env = Env::new(&[]);
+    let tmp = support::tempdir("runcfg-ci");
+    let ws = tmp.path().join("ws");
+    fs::create_dir(&ws).unwrap();
+    fs::write(
+        ws.join("smoke-test.sh"),
+        "#!/bin/sh\nset -e\necho \"ci=$CI job=$JOB host=$(hostname) pwd=$PWD\" > /out/report\n\
+         echo tmp > /tmp/t\n! touch /workspace/x 2>/dev/null\n! touch /etc/x 2>/dev/null\nexit 3\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        ws.join("smoke-test.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    fs::write(ws.join("ci.env"), "# job settings\nJOB=smoke\n").unwrap();
+    let wsv = ws.display().to_string();
+    let out = env.strata.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{wsv}:/workspace:ro"),
+        "-v",
+        &format!("{wsv}/out:/out"),
+        "-w",
+        "/workspace",
+        "--tmpfs",
+        "/tmp:size=256m",
+        "--read-only",
+        "--env-file",
+        &format!("{wsv}/ci.env"),
+        "-e",
+        "CI=true",
+        "--network",
+        "none",
+        "--hostname",
+        "smoke",
+        "--cap-drop",
+        "NET_RAW",
+        "--security-opt",
+        "no-new-privileges",
+        &env.reference,
+        "./smoke-test.sh",
+    ]);
+    assert_eq!(out.code(), Some(3), "{}", out.describe());
+    assert_eq!(
+        fs::read_to_string(ws.join("out/report")).unwrap(),
+        "ci=true job=smoke host=smoke pwd=/workspace\n"
+    );
+    assert!(!ws.join("x").exists());
+}
