@@ -123,6 +123,12 @@ fn volumes_tmpfs_and_read_only_root() {
     );
     assert_eq!(out, "refused\n");
 
+    // A single file, read-only, at a path the image lacks.
+    let out = env.sh_ok(
+        &["-v", &format!("{wsv}/input:/etc/app/input.conf:ro")],
+        "cat /etc/app/input.conf; echo x >> /etc/app/input.conf 2>/dev/null && echo wrote || echo refused",
+    );
+    assert_eq!(out, "data\nrefused\n");
     // Read-write: a file written inside appears on the host.
     env.sh_ok(&["-v", &format!("{wsv}:/work")], "echo result > /work/out");
     assert_eq!(fs::read_to_string(ws.join("out")).unwrap(), "result\n");
