@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use strata::bundle::{self, RunOptions};
-use strata::container::{Container, ContainerError, ContainerView, Supervision};
+use strata::container::{Container, ContainerError, ContainerView, RunSignals, Supervision};
 use strata::pull::{self, PullStatus};
 use strata::store::{Store, StoreError};
 use strata::transport::Transport;
@@ -312,9 +312,12 @@ fn run_container(g: &Global, args: &RunArgs) -> Result<ExitCode> {
         timeout: args.timeout.map(Duration::from_secs),
         own_process_group: !std::io::stdin().is_terminal(),
     };
-    let result = container
-        .write_state_bundle(&opts)
-        .and_then(|_| container.run_supervised(&supervision));
+    // Caught from here on: a signal while the bundle is written reaches the container once
+    // it exists, and --rm still cleans up.
+    let result = RunSignals::catch().and_then(|signals| {
+        container.write_state_bundle(&opts)?;
+        container.run_supervised(&supervision, &signals)
+    });
     if args.rm {
         remove_after_run(&container)?;
     }

@@ -28,5 +28,5 @@ pub mod view;
 pub use error::ContainerError;
 pub use lifecycle::Container;
 pub use state::{RunState, Status};
-pub use supervise::{RunOutcome, Supervision};
+pub use supervise::{RunOutcome, RunSignals, Supervision};
 pub use view::ContainerView;

@@ -31,6 +31,27 @@ pub const PROXIED_SIGNALS: [i32; 8] = [
     libc::SIGCONT,
 ];
 
+/// The signals of a supervised run, caught from [`RunSignals::catch`] on: caught before the
+/// run is prepared (bundle, mounts), a signal that comes meanwhile is not lost but sent to the
+/// container once it exists. One at a time per process.
+#[derive(Debug)]
+pub struct RunSignals(SignalQueue);
+
+impl RunSignals {
+    /// Catches [`PROXIED_SIGNALS`] (those not ignored) and SIGCHLD until dropped.
+    pub fn catch() -> Result<Self, ContainerError> {
+        let mut signals = PROXIED_SIGNALS.to_vec();
+        signals.push(libc::SIGCHLD);
+        let queue =
+            signal_queue::queue(&signals, &[libc::SIGCHLD]).map_err(|source| BundleError::Io {
+                action: "install the signal handlers",
+                path: PathBuf::from("strata"),
+                source,
+            })?;
+        Ok(RunSignals(queue))
+    }
+}
+
 /// How a foreground run is supervised.
 #[derive(Debug, Clone)]
 pub struct Supervision {
@@ -71,18 +92,14 @@ impl Container {
     /// Runs the bundle [`Container::write_state_bundle`] wrote in the foreground with this
     /// process' stdio, supervised as [`Supervision`] says; returns the container's exit code.
     ///
-    /// Catches [`PROXIED_SIGNALS`] and SIGCHLD for its duration (one supervised run per
-    /// process at a time). A runtime failure before the command ran is an error
-    /// ([`ContainerError::RuntimeFailed`], with Docker's exit code for it).
-    pub fn run_supervised(&self, how: &Supervision) -> Result<RunOutcome, ContainerError> {
-        let mut signals = PROXIED_SIGNALS.to_vec();
-        signals.push(libc::SIGCHLD);
-        let queue =
-            signal_queue::queue(&signals, &[libc::SIGCHLD]).map_err(|source| BundleError::Io {
-                action: "install the signal handlers for",
-                path: how.runtime.clone(),
-                source,
-            })?;
+    /// `signals` are forwarded (see [`RunSignals`]). A runtime failure before the command
+    /// ran is an error ([`ContainerError::RuntimeFailed`], with Docker's exit code for it).
+    pub fn run_supervised(
+        &self,
+        how: &Supervision,
+        signals: &RunSignals,
+    ) -> Result<RunOutcome, ContainerError> {
+        let queue = &signals.0;
         let log = self.state_dir().join("runtime.log");
         let _ = std::fs::remove_file(&log);
         let mut state = RunState {
@@ -109,8 +126,7 @@ impl Container {
                 return Err(e.into());
             }
         };
-        let waited = self.supervise(&mut child, &queue, how);
-        drop(queue);
+        let waited = self.supervise(&mut child, queue, how);
         let (exit_code, timed_out) = match waited {
             Ok(done) => done,
             Err(e) => {

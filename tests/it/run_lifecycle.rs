@@ -225,15 +225,18 @@ fn signals_reach_the_container_and_stop_timeout_kills() {
     assert_eq!(stdout, "got TERM\n");
     w.assert_no_containers();
 
-    // Other proxied signals too.
-    let run = w.start(
-        &["--rm"],
-        &format!("trap 'echo got USR1; exit 5' USR1; echo ready; {LOOP}"),
-    );
-    run.signal(libc::SIGUSR1);
-    let (code, stdout, stderr) = run.finish();
-    assert_eq!(code, Some(5), "{stdout}\n{stderr}");
-    w.assert_no_containers();
+    // SIGINT (a CI runner cancelling the job) and other proxied signals too.
+    for (signal, name) in [(libc::SIGINT, "INT"), (libc::SIGUSR1, "USR1")] {
+        let run = w.start(
+            &["--rm"],
+            &format!("trap 'echo got {name}; exit 5' {name}; echo ready; {LOOP}"),
+        );
+        run.signal(signal);
+        let (code, stdout, stderr) = run.finish();
+        assert_eq!(code, Some(5), "{stdout}\n{stderr}");
+        assert_eq!(stdout, format!("got {name}\n"));
+        w.assert_no_containers();
+    }
 
     // A process that ignores SIGTERM is killed after --stop-timeout.
     let run = w.start(
