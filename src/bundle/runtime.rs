@@ -10,9 +10,10 @@
 //! with `/sys/fs/cgroup/unified` unmounted; nothing here arranges that.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use super::BundleError;
 
@@ -149,6 +150,140 @@ pub fn delete_container(runtime: &str, container_id: &str) -> Result<i32, Bundle
     Ok(exit_code(status))
 }
 
+/// How [`spawn_run`] starts the runtime.
+#[derive(Debug)]
+pub struct SpawnOptions {
+    /// The runtime's log (`--log FILE --log-format json`), where its own errors are found
+    /// again ([`runtime_error`]).
+    pub log: PathBuf,
+    /// Start the runtime in a process group of its own, so that a terminal's Ctrl-C reaches it
+    /// only through whoever forwards signals to it (not twice).
+    pub own_process_group: bool,
+}
+
+/// Starts `<runtime> --log LOG --log-format json run --bundle <bundle_dir> <container_id>`
+/// with this process' stdio, and returns it without waiting.
+pub fn spawn_run(
+    runtime: &Path,
+    bundle_dir: &Path,
+    container_id: &str,
+    opts: &SpawnOptions,
+) -> Result<Child, BundleError> {
+    validate_container_id(container_id)?;
+    let bundle = std::path::absolute(bundle_dir).map_err(|source| BundleError::Io {
+        action: "resolve the bundle path",
+        path: bundle_dir.to_path_buf(),
+        source,
+    })?;
+    let mut command = Command::new(runtime);
+    command
+        .arg("--log")
+        .arg(&opts.log)
+        .args(["--log-format", "json", "run", "--bundle"])
+        .arg(&bundle)
+        .arg(container_id);
+    if opts.own_process_group {
+        command.process_group(0);
+    }
+    command.spawn().map_err(|source| BundleError::Io {
+        action: "run the OCI runtime",
+        path: runtime.to_path_buf(),
+        source,
+    })
+}
+
+/// Sends `signal` to the container's init process (`<runtime> kill <id> <signal>`); false
+/// when the runtime refused (no such container, or it has stopped).
+pub fn kill_container(
+    runtime: &Path,
+    container_id: &str,
+    signal: i32,
+) -> Result<bool, BundleError> {
+    validate_container_id(container_id)?;
+    let status = Command::new(runtime)
+        .args(["kill", container_id, &signal.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|source| BundleError::Io {
+            action: "run the OCI runtime",
+            path: runtime.to_path_buf(),
+            source,
+        })?;
+    Ok(status.success())
+}
+
+/// What `<runtime> state <id>` says of a container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct RuntimeState {
+    /// `creating`, `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+    /// The init process' pid on the host (0 once stopped).
+    #[serde(default)]
+    pub pid: u32,
+}
+
+impl RuntimeState {
+    /// Whether the container's processes may still run.
+    pub fn is_alive(&self) -> bool {
+        self.status != "stopped"
+    }
+}
+
+/// `<runtime> state <id>`; `None` when the runtime knows no such container.
+pub fn container_state(
+    runtime: &Path,
+    container_id: &str,
+) -> Result<Option<RuntimeState>, BundleError> {
+    validate_container_id(container_id)?;
+    let out = Command::new(runtime)
+        .args(["state", container_id])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|source| BundleError::Io {
+            action: "run the OCI runtime",
+            path: runtime.to_path_buf(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice(&out.stdout).ok())
+}
+
+/// The runtime's own error in its JSON log (the last `"level":"error"` message), if it
+/// failed rather than the container's process.
+pub fn runtime_error(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["level"] == "error")
+        .find_map(|entry| entry["msg"].as_str().map(str::to_string))
+}
+
+/// Why the runtime could not execute the container's command, from its error message, as
+/// Docker tells them apart: 127 for a command not found, 126 for one that cannot be executed;
+/// `None` for other failures.
+pub fn exec_failure_code(message: &str) -> Option<i32> {
+    if !message.contains("exec") {
+        return None;
+    }
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        Some(127)
+    } else if ["permission denied", "is a directory", "exec format error"]
+        .iter()
+        .any(|m| message.contains(m))
+    {
+        Some(126)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +319,29 @@ mod tests {
         assert!(
             matches!(err, BundleError::RuntimeNotFound { .. }),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn runtime_errors_and_exec_failures() {
+        let log = concat!(
+            "{\"level\":\"warning\",\"msg\":\"cgroup\",\"time\":\"t\"}\n",
+            "not json\n",
+            "{\"level\":\"error\",\"msg\":\"runc run failed: unable to start container process: exec: \\\"nosuch\\\": executable file not found in $PATH\",\"time\":\"t\"}\n",
+        );
+        let message = runtime_error(log).unwrap();
+        assert!(message.ends_with("not found in $PATH"), "{message}");
+        assert_eq!(exec_failure_code(&message), Some(127));
+        assert_eq!(runtime_error("{\"level\":\"warning\",\"msg\":\"x\"}"), None);
+        let denied = "unable to start container process: exec: \"/etc/passwd\": permission denied";
+        assert_eq!(exec_failure_code(denied), Some(126));
+        assert_eq!(
+            exec_failure_code("exec: \"/etc\": is a directory"),
+            Some(126)
+        );
+        assert_eq!(
+            exec_failure_code("unable to apply cgroup configuration"),
+            None
         );
     }
 

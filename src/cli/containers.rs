@@ -1,22 +1,24 @@
 //! Container commands: `pull-and-mount`, `ps`, `mount`, `umount`, `rm`, `bundle`, `run`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use strata::bundle;
-use strata::container::{Container, ContainerView};
+use strata::container::{Container, ContainerError, ContainerView, RunSignals, Supervision};
 use strata::pull::{self, PullStatus};
-use strata::store::Store;
+use strata::store::{Store, StoreError};
 use strata::transport::Transport;
 
 use super::args::{Format, Global, PullArg, PullFlags};
 use super::describe::describe;
 use super::run_flags::{ProcessArgs, run_options};
-use super::{interrupt, json_lines, privileges, progress, units};
+use super::{container_status, interrupt, json_lines, privileges, progress, units};
 
 /// `pull-and-mount` arguments.
 #[derive(Debug, Args)]
@@ -39,7 +41,8 @@ pub struct PullAndMountArgs {
 /// `ps` arguments (`-q`, Docker's "IDs only", is the global `--quiet`).
 #[derive(Debug, Args)]
 pub struct PsArgs {
-    /// JSON output: one document (the keys of `pull-and-mount --json`)
+    /// JSON output: one document (the keys of `pull-and-mount --json`, with State, ExitCode,
+    /// Pid, StartedAt and FinishedAt)
     #[arg(long)]
     json: bool,
     /// Output format: table, or json (one object per line, Docker's keys)
@@ -72,6 +75,13 @@ pub struct RunArgs {
     /// Container name
     #[arg(long)]
     name: Option<String>,
+    /// Seconds the container gets after SIGTERM/SIGINT (or the --timeout) before SIGKILL
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    stop_timeout: u64,
+    /// Stop the container (SIGTERM, SIGKILL after --stop-timeout) when it runs longer than
+    /// this, and exit 124
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
     /// OCI runtime to run the bundle with (a command on PATH or a path)
     #[arg(long, default_value = "runc", env = "STRATA_RUNTIME")]
     runtime: String,
@@ -162,17 +172,17 @@ pub fn ps(store: &Store, args: &PsArgs, ids_only: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<14} {:<20} {:<40} {:<10} CREATED",
-        "CONTAINER ID", "NAME", "IMAGE", "STATE"
+        "{:<14} {:<20} {:<40} {:<12} {:<28} CREATED",
+        "CONTAINER ID", "NAME", "IMAGE", "STATE", "STATUS"
     );
     for v in views {
-        let state = if v.mounted { "mounted" } else { "unmounted" };
         println!(
-            "{:<14} {:<20} {:<40} {:<10} {}",
-            &v.id[..12],
+            "{:<14} {:<20} {:<40} {:<12} {:<28} {}",
+            v.id.get(..12).unwrap_or(&v.id),
             v.name,
             v.image,
-            state,
+            container_status::state(&v),
+            container_status::status(&v, now),
             units::age(Some(&v.created), now)
         );
     }
@@ -226,30 +236,79 @@ pub fn bundle(store: &Store, args: &BundleArgs) -> Result<()> {
     Ok(())
 }
 
-/// `strata run`: the container's exit code becomes ours.
+/// `strata run`: the container's exit code becomes ours; strata's own failures are 125, a
+/// command that cannot be executed 126, one not found 127, the time limit 124 (Docker's codes,
+/// and GNU timeout's). An interrupt while pulling keeps 130/143.
 pub fn run(g: &Global, args: &RunArgs) -> Result<ExitCode> {
-    privileges::require_root("run")?;
-    let opts = run_options(&args.process, &args.args)?;
-    bundle::find_runtime(&args.runtime)?;
-    let container = create(g, &args.flags, &args.image, args.name.as_deref(), args.pull)?;
-    let result = container.write_state_bundle(&opts).and_then(|_| {
-        // The runtime forwards terminal signals to the container; strata must live on to clean up.
-        ignore_terminal_signals();
-        container.run_bundle(&args.runtime)
-    });
-    if args.rm {
-        let name = container.name().to_string();
-        container
-            .remove(true)
-            .with_context(|| format!("removing container {name}"))?;
+    match run_container(g, args) {
+        Ok(code) => Ok(code),
+        Err(e) if e.is::<interrupt::Interrupted>() => Err(e),
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            Ok(ExitCode::from(failure_code(&e)))
+        }
     }
-    let code = result?;
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
-fn ignore_terminal_signals() {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
-        // These are valid signals, which can always be ignored.
-        let _ = strata::sys::signals::ignore(signal);
+/// Docker's exit code for a `run` that failed before or while starting the command.
+fn failure_code(e: &anyhow::Error) -> u8 {
+    let code = e
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<ContainerError>() {
+            Some(ContainerError::CommandNotFound { .. }) => Some(127),
+            Some(ContainerError::CommandNotExecutable { .. }) => Some(126),
+            Some(ContainerError::RuntimeFailed { exit_code, .. }) => Some(*exit_code),
+            _ => None,
+        });
+    code.and_then(|c| u8::try_from(c).ok()).unwrap_or(125)
+}
+
+fn run_container(g: &Global, args: &RunArgs) -> Result<ExitCode> {
+    privileges::require_root("run")?;
+    let opts = run_options(&args.process, &args.args)?;
+    let runtime = bundle::find_runtime(&args.runtime)?;
+    let container = create(g, &args.flags, &args.image, args.name.as_deref(), args.pull)?;
+    let supervision = Supervision {
+        runtime,
+        stop_timeout: Duration::from_secs(args.stop_timeout),
+        timeout: args.timeout.map(Duration::from_secs),
+        own_process_group: !std::io::stdin().is_terminal(),
+    };
+    // Caught from here on: a signal while the bundle is written reaches the container once
+    // it exists, and --rm still cleans up.
+    let result = RunSignals::catch().and_then(|signals| {
+        container.write_state_bundle(&opts)?;
+        container.run_supervised(&supervision, &signals)
+    });
+    if args.rm {
+        remove_after_run(&container)?;
+    }
+    let outcome = result?;
+    if outcome.timed_out {
+        eprintln!(
+            "error: container {} timed out after {}s and was stopped (exit code {})",
+            container.name(),
+            args.timeout.unwrap_or_default(),
+            outcome.exit_code
+        );
+        return Ok(ExitCode::from(124));
+    }
+    Ok(ExitCode::from(
+        u8::try_from(outcome.exit_code).unwrap_or(255),
+    ))
+}
+
+/// `--rm`: removes the container, unless another process (`rm -f`) did, or does meanwhile.
+fn remove_after_run(container: &Container) -> Result<()> {
+    let store = container.store();
+    let gone = || {
+        matches!(
+            Container::open(store, container.id()),
+            Err(ContainerError::Store(StoreError::NoSuchContainer(_)))
+        )
+    };
+    match Container::open(store, container.id()).and_then(|c| c.remove(true)) {
+        Err(_) if gone() => Ok(()),
+        result => result.with_context(|| format!("removing container {}", container.name())),
     }
 }

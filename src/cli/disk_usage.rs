@@ -269,6 +269,11 @@ mod tests {
             upper: PathBuf::new(),
             work: PathBuf::new(),
             lower: vec![],
+            state: strata::container::Status::Created,
+            exit_code: None,
+            pid: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
         }
     }
 

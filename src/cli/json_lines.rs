@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use strata::container::ContainerView;
 
+use super::container_status;
 use super::image_list::{self, ImageRow};
 use super::units::{self, human_size};
 
@@ -30,7 +31,7 @@ pub fn image(row: &ImageRow, short_id: &str) -> Value {
     })
 }
 
-/// A `ps` row as `docker ps --format json` prints it (State: mounted or unmounted).
+/// A `ps` row as `docker ps --format json` prints it (State: created, running or exited).
 pub fn container(view: &ContainerView, now: i64) -> Value {
     json!({
         "CreatedAt": view.created,
@@ -39,7 +40,8 @@ pub fn container(view: &ContainerView, now: i64) -> Value {
         "Mounts": view.merged,
         "Names": view.name,
         "RunningFor": units::age(Some(&view.created), now),
-        "State": if view.mounted { "mounted" } else { "unmounted" },
+        "State": view.state.as_str(),
+        "Status": container_status::status(view, now),
     })
 }
 

@@ -5,6 +5,7 @@ mod async_runtime;
 mod check;
 mod completion;
 mod container_hints;
+mod container_status;
 mod containers;
 mod describe;
 mod df;
@@ -18,6 +19,7 @@ mod info;
 mod inspect;
 mod interrupt;
 mod json_lines;
+mod kill;
 mod load;
 mod log;
 mod login;
@@ -27,6 +29,8 @@ mod progress;
 mod prune;
 mod rmi;
 mod run_flags;
+mod signal_names;
+mod stop;
 mod store_hints;
 mod tag;
 mod units;
@@ -92,6 +96,10 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Stop running containers: SIGTERM, then SIGKILL after the timeout; prints each name
+    Stop(stop::StopArgs),
+    /// Send a signal (default KILL) to running containers; prints each name
+    Kill(kill::KillArgs),
     /// Write an OCI runtime bundle (config.json with root.path = the merged dir)
     Bundle(containers::BundleArgs),
     /// Pull, mount, bundle and run a command with an OCI runtime; exits with its exit code
@@ -159,6 +167,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Umount { container } => containers::umount(&g.store()?, &container)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
+        Command::Stop(args) => {
+            privileges::require_root("stop")?;
+            stop::stop(&g.existing_store()?, &args)?
+        }
+        Command::Kill(args) => {
+            privileges::require_root("kill")?;
+            kill::kill(&g.existing_store()?, &args)?
+        }
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
         Command::Run(args) => return containers::run(g, &args),
         Command::Export(args) => export::export(g, &args)?,

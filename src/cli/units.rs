@@ -58,7 +58,7 @@ pub fn age(rfc3339: Option<&str>, now: i64) -> String {
 }
 
 /// go-units' `HumanDuration`.
-fn human_duration(secs: i64) -> String {
+pub fn human_duration(secs: i64) -> String {
     let minutes = secs / 60;
     // Go rounds the hours half up here.
     let hours = (secs + 1800) / 3600;
@@ -78,7 +78,7 @@ fn human_duration(secs: i64) -> String {
 }
 
 /// Seconds since the epoch of an RFC 3339 time (`2024-09-06T11:34:00.5+02:00`).
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(range)?;
         part.bytes()

@@ -12,21 +12,37 @@ impl Container {
     /// needed, then builds the runtime spec from its image's config and `opts`. Returns the
     /// path of `config.json`.
     pub fn write_bundle(&self, dir: &Path, opts: &RunOptions) -> Result<PathBuf, ContainerError> {
+        let (spec, _) = self.spec(opts)?;
+        self.write_spec(dir, &spec)
+    }
+
+    /// Mounts the container if needed and builds its runtime spec; returns it with the merged
+    /// dir.
+    fn spec(&self, opts: &RunOptions) -> Result<(bundle::Spec, PathBuf), ContainerError> {
         let merged = self.mount()?;
         let config = parse_config(&self.store().image_config(&self.record().image_id)?)?;
         let spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
+        Ok((spec, merged))
+    }
+
+    fn write_spec(&self, dir: &Path, spec: &bundle::Spec) -> Result<PathBuf, ContainerError> {
         std::fs::create_dir_all(dir).map_err(|source| ContainerError::BundleDir {
             dir: dir.to_path_buf(),
             source,
         })?;
-        Ok(bundle::write_bundle(dir, &spec)?)
+        Ok(bundle::write_bundle(dir, spec)?)
     }
 
     /// Writes the bundle into the container's [state dir](Container::state_dir), where
-    /// [`Container::run_bundle`] runs it; returns that directory.
+    /// [`Container::run_bundle`] and [`Container::run_supervised`] run it; returns that
+    /// directory. The command is looked up in the rootfs first
+    /// ([`super::command::check_command`]): one that is missing or not executable is an
+    /// error here, as Docker reports it.
     pub fn write_state_bundle(&self, opts: &RunOptions) -> Result<PathBuf, ContainerError> {
         let dir = self.state_dir();
-        self.write_bundle(&dir, opts)?;
+        let (spec, merged) = self.spec(opts)?;
+        super::command::check_command(&merged, &spec)?;
+        self.write_spec(&dir, &spec)?;
         Ok(dir)
     }
 

@@ -51,4 +51,54 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
+    /// The command is not in the container (not found on its `PATH`, or a path that does not
+    /// exist): Docker's exit code 127.
+    #[error("exec: {command:?}: {reason}")]
+    CommandNotFound {
+        /// The command as given.
+        command: String,
+        /// Docker's wording: "executable file not found in $PATH", "no such file or directory".
+        reason: String,
+    },
+    /// The command exists but cannot be executed (a directory, no execute permission, a bad
+    /// format): Docker's exit code 126.
+    #[error("exec: {command:?}: {reason}")]
+    CommandNotExecutable {
+        /// The command as given.
+        command: String,
+        /// "permission denied", "is a directory", ...
+        reason: String,
+    },
+    /// The OCI runtime failed before the container's command ran (its own message).
+    #[error("the OCI runtime failed: {message}")]
+    RuntimeFailed {
+        /// The runtime's error message.
+        message: String,
+        /// Docker's exit code for it: 126 or 127 when the command could not be executed,
+        /// else 125.
+        exit_code: i32,
+    },
+    /// An operation a running container refuses (removing it without force).
+    #[error("container {name} is running: stop it first, or remove it with -f")]
+    Running {
+        /// The container's name.
+        name: String,
+    },
+    /// Signalling a container that does not run.
+    #[error("container {name} is not running")]
+    NotRunning {
+        /// The container's name.
+        name: String,
+    },
+    /// The container's run state file could not be read or written.
+    #[error("cannot {action} the run state {}: {source}", path.display())]
+    State {
+        /// "read" or "write".
+        action: &'static str,
+        /// The state file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }

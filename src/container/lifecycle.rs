@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::error::ContainerError;
+use crate::bundle;
 use crate::mount::{self, LegacyPaths, MountError, OverlaySpec};
 use crate::store::{ContainerDirs, ContainerRecord, ImageRecord, LeaseKind, Store};
 
@@ -157,12 +158,28 @@ impl Container {
         Ok(true)
     }
 
-    /// Removes the container; a mounted one only with `force` (which unmounts it first, lazily
-    /// when it is busy).
+    /// Removes the container; a running one only with `force` (which kills it first), a
+    /// mounted one only with `force` or once it ran and exited (unmounted first, lazily when
+    /// busy).
     pub fn remove(self, force: bool) -> Result<(), ContainerError> {
+        let state = self.run_state()?;
+        if state.is_running() {
+            if !force {
+                return Err(ContainerError::Running {
+                    name: self.record.name,
+                });
+            }
+            self.stop(std::time::Duration::ZERO)?;
+        }
+        if !state.runtime.as_os_str().is_empty() {
+            // What a killed runtime left in its own state dir.
+            let _ = bundle::runtime::delete_container(&state.runtime.to_string_lossy(), self.id());
+        }
+        // A container that ran and exited goes as in Docker, mounted or not.
+        let exited = state.is_exited();
         let dirs = self.dirs()?;
         if mount::is_mounted(&dirs.merged)? {
-            if !force {
+            if !force && !exited {
                 return Err(ContainerError::Mounted {
                     name: self.record.name,
                     merged: dirs.merged,

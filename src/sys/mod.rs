@@ -15,6 +15,8 @@ pub mod openat2;
 #[allow(unsafe_code)]
 pub mod page;
 #[allow(unsafe_code)]
+pub mod signal_queue;
+#[allow(unsafe_code)]
 pub mod signals;
 #[allow(unsafe_code)]
 pub mod thread;

@@ -370,7 +370,7 @@ fn format_json_prints_one_docker_shaped_object_per_line() {
     assert_eq!(ps.len(), 1, "{ps:?}");
     assert_eq!(ps[0]["Names"], "fmt");
     assert_eq!(ps[0]["Image"], reference);
-    assert_eq!(ps[0]["State"], "mounted");
+    assert_eq!(ps[0]["State"], "created");
     assert!(
         ps[0]["RunningFor"]
             .as_str()

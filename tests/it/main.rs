@@ -31,4 +31,5 @@ mod pull;
 mod registry_auth;
 mod registry_faults;
 mod run_config;
+mod run_lifecycle;
 mod support_selftest;
