@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::auth;
+use super::auth_store::AuthStore;
 use super::config::{CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_USER_AGENT, RegistryConfig};
 use super::credentials::{self, Credentials};
 use super::endpoint;
@@ -82,13 +83,17 @@ impl RegistryClient {
         if config.stall_timeout.is_zero() {
             config.stall_timeout = DEFAULT_STALL_TIMEOUT;
         }
+        let auth = auth::AuthCache::new(
+            config.auth_cache_dir.clone().map(AuthStore::new),
+            config.auth_cache_credentials,
+        );
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 config,
                 user_agent,
                 creds,
                 creds_cache: tokio::sync::Mutex::new(HashMap::new()),
-                auth: auth::AuthCache::default(),
+                auth,
                 preferred: Mutex::new(HashMap::new()),
                 reached: Mutex::new(HashSet::new()),
                 clients: Mutex::new(HashMap::new()),

@@ -38,6 +38,30 @@ pub(super) enum AttemptError {
     Registry(RegistryError),
 }
 
+/// The bytes a request asks for: `Range: bytes=START-` or `bytes=START-END` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ByteRange {
+    /// First byte.
+    pub(super) start: u64,
+    /// Last byte, inclusive (`None`: to the end).
+    pub(super) end: Option<u64>,
+}
+
+impl ByteRange {
+    /// `bytes=START-` (a resumption).
+    pub(super) fn from(start: u64) -> ByteRange {
+        ByteRange { start, end: None }
+    }
+
+    /// The `Range` header's value.
+    pub(super) fn header(self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{end}", self.start),
+            None => format!("bytes={}-", self.start),
+        }
+    }
+}
+
 /// The token scope for pulling from `reference`'s repository.
 fn pull_scope(reference: &Reference) -> String {
     format!("repository:{}:pull", reference.repository)
@@ -59,6 +83,21 @@ impl RegistryClient {
         {
             let ep = eps.remove(pos);
             eps.insert(0, ep);
+        } else {
+            // An insecure registry that answered over plain HTTP last time (auth cache): try
+            // that first, as a probe, so that its HTTPS probe costs no round trip.
+            for i in 1..eps.len() {
+                let (probe, plain) = (&eps[i - 1], &eps[i]);
+                if probe.probe
+                    && probe.authority == plain.authority
+                    && plain.base.starts_with("http://")
+                    && self.inner.auth.plain_http(&plain.authority)
+                {
+                    eps.swap(i - 1, i);
+                    eps[i - 1].probe = true;
+                    eps[i].probe = false;
+                }
+            }
         }
         Ok(eps)
     }
@@ -71,16 +110,36 @@ impl RegistryClient {
         path: &str,
         accept: Option<&str>,
         target: Target<'_>,
+        range: Option<ByteRange>,
     ) -> Result<(reqwest::Response, Source), RegistryError> {
         let mut attempts: Vec<String> = Vec::new();
         for ep in self.ordered_endpoints(&reference.registry)? {
             let url = format!("{}/v2/{}/{}", ep.base, reference.repository, path);
-            match self.request(&ep, reference, &url, accept).await {
-                Ok(response) if response.status().is_success() => {
+            match self.request(&ep, reference, &url, accept, range).await {
+                // A range the server refuses is the caller's to handle (no body to waste).
+                Ok(response)
+                    if response.status().is_success()
+                        || (range.is_some()
+                            && response.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE) =>
+                {
                     if let Ok(mut preferred) = self.inner.preferred.lock() {
                         preferred.insert(reference.registry.clone(), ep.base.clone());
                     }
+                    if !ep.mirror {
+                        let plain = ep.base.starts_with("http://");
+                        self.inner.auth.set_plain_http(&ep.authority, plain);
+                    }
                     return Ok((response, Source { endpoint: ep, url }));
+                }
+                // Plain HTTP tried first (the auth cache said so) on what is now an HTTPS
+                // port: Go's servers answer 400. On to HTTPS.
+                Ok(response)
+                    if ep.probe
+                        && ep.base.starts_with("http://")
+                        && response.status() == reqwest::StatusCode::BAD_REQUEST =>
+                {
+                    self.inner.auth.set_plain_http(&ep.authority, false);
+                    attempts.push(format!("{url}: HTTP 400 over plain HTTP"));
                 }
                 Ok(response) => {
                     let err = error_from_response(response, &url, reference, target).await;
@@ -123,6 +182,7 @@ impl RegistryClient {
         reference: &Reference,
         url: &str,
         accept: Option<&str>,
+        range: Option<ByteRange>,
     ) -> Result<reqwest::Response, AttemptError> {
         let policy = if ep.mirror || ep.probe {
             RetryPolicy::none()
@@ -135,7 +195,7 @@ impl RegistryClient {
             &policy,
             &mut 0,
             || async move {
-                match self.attempt(ep, reference, url, accept, None).await {
+                match self.attempt(ep, reference, url, accept, range).await {
                     Ok(response) if retry::retriable_status(response.status().as_u16()) => {
                         let retry_after = header_str(response.headers(), RETRY_AFTER.as_str())
                             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
@@ -172,7 +232,7 @@ impl RegistryClient {
         .unwrap_or_else(|failure| failure)
     }
 
-    /// One request to one endpoint (with `Range: bytes=N-` when `range`), answering a 401
+    /// One request to one endpoint (with a `Range` header when `range`), answering a 401
     /// once.
     pub(super) async fn attempt(
         &self,
@@ -180,17 +240,25 @@ impl RegistryClient {
         reference: &Reference,
         url: &str,
         accept: Option<&str>,
-        range: Option<u64>,
+        range: Option<ByteRange>,
     ) -> Result<reqwest::Response, AttemptError> {
         let http = self
             .http_client(&ep.authority, ep.skip_verify)
             .map_err(AttemptError::Registry)?;
         let scope = pull_scope(reference);
-        let cached = self.inner.auth.cached(&ep.authority, &scope);
+        let mut cached = self.inner.auth.cached(&ep.authority, &scope);
+        if cached.is_none()
+            && let Some(challenge) = self.inner.auth.known_challenge(&ep.authority)
+        {
+            cached = self.token_ahead(ep, reference, &scope, challenge).await;
+        }
         let response = self
             .send(&http, ep, url, accept, cached.as_deref(), range)
             .await?;
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            if cached.is_none() && response.status().is_success() {
+                self.inner.auth.no_challenge(&ep.authority);
+            }
             return Ok(response);
         }
         let challenges = challenges_of(response.headers());
@@ -249,6 +317,43 @@ impl RegistryClient {
         Err(AttemptError::Registry(err))
     }
 
+    /// A token fetched before the first request, for an endpoint whose bearer challenge is
+    /// known (saves the 401's round trip). `None` when it cannot be had: the request then goes
+    /// without, and its 401 is answered as usual.
+    async fn token_ahead(
+        &self,
+        ep: &Endpoint,
+        reference: &Reference,
+        scope: &str,
+        challenge: auth::Challenge,
+    ) -> Option<String> {
+        let creds = self.credentials(&ep.creds_host).await.ok()?;
+        let repository = reference.repo_name();
+        let answered = self
+            .inner
+            .auth
+            .answer(
+                auth::AuthRequest {
+                    challenges: &[challenge],
+                    authority: &ep.authority,
+                    scope,
+                    rejected: None,
+                    creds: creds.as_ref(),
+                    registry: &ep.creds_host,
+                    repository: &repository,
+                },
+                |u| self.client_for_url(u),
+            )
+            .await;
+        match answered {
+            Ok(header) => Some(header),
+            Err(e) => {
+                tracing::debug!("token for {repository} before the first request: {e}");
+                None
+            }
+        }
+    }
+
     /// Sends one GET; failures are worded (TLS trust problems as [`RegistryError::Tls`]).
     pub(super) async fn send(
         &self,
@@ -257,7 +362,7 @@ impl RegistryClient {
         url: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
-        range: Option<u64>,
+        range: Option<ByteRange>,
     ) -> Result<reqwest::Response, AttemptError> {
         let mut req = http.client.get(url);
         if let Some(accept) = accept {
@@ -266,12 +371,12 @@ impl RegistryClient {
         if let Some(authorization) = authorization {
             req = req.header(AUTHORIZATION, authorization);
         }
-        if let Some(offset) = range {
-            req = req.header(RANGE, format!("bytes={offset}-"));
+        if let Some(range) = range {
+            req = req.header(RANGE, range.header());
         }
         tracing::debug!(
             "GET {url}{}",
-            range.map_or(String::new(), |o| format!(" from byte {o}"))
+            range.map_or(String::new(), |r| format!(" {}", r.header()))
         );
         let err = match req.send().await {
             Ok(response) => {

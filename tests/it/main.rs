@@ -30,4 +30,6 @@ mod load;
 mod pull;
 mod registry_auth;
 mod registry_faults;
+mod registry_ranges;
+mod registry_rounds;
 mod support_selftest;
