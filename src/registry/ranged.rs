@@ -248,7 +248,7 @@ async fn fetch_chunk(
 
 /// Why a ranged request gave no usable response.
 enum Open {
-    /// Worth another try (transport failure, 5xx, 429, an expired redirect).
+    /// Worth another try (transport failure, 5xx, 429).
     Retry(String),
     /// Final.
     Fatal(RegistryError),
@@ -258,33 +258,37 @@ enum Open {
 /// fails) to the registry. Returns the response and how many of its first bytes to drop.
 async fn open(shared: &Shared, range: ByteRange) -> Result<(reqwest::Response, u64), Open> {
     let redirect = shared.redirect.lock().ok().and_then(|r| r.clone());
-    let response = match redirect {
-        Some(url) => {
-            let sent = match shared.client.client_for_url(&url) {
-                Ok(http) => http
-                    .get(url.clone())
-                    .header(reqwest::header::RANGE, range.header())
-                    .send()
-                    .await
-                    .map_err(|e| error_chain(&e.without_url())),
-                Err(e) => Err(e.to_string()),
-            };
-            match sent {
-                Ok(r) if matches!(r.status().as_u16(), 200 | 206) => r,
-                other => {
-                    // A signed URL that expired, or a blob host gone: ask the registry again.
-                    let why = match other {
-                        Ok(r) => format!("HTTP {}", r.status().as_u16()),
-                        Err(e) => e,
-                    };
-                    tracing::debug!("blob host {url} failed ({why}); asking the registry again");
-                    if let Ok(mut r) = shared.redirect.lock() {
-                        *r = None;
-                    }
-                    return Err(Open::Retry(format!("blob host: {why}")));
+    let mut response = None;
+    if let Some(url) = redirect {
+        let sent = match shared.client.client_for_url(&url) {
+            Ok(http) => http
+                .get(url.clone())
+                .header(reqwest::header::RANGE, range.header())
+                .send()
+                .await
+                .map_err(|e| error_chain(&e.without_url())),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(r) if matches!(r.status().as_u16(), 200 | 206) => response = Some(r),
+            other => {
+                // A signed URL that expired, or a blob host gone: ask the registry again, at
+                // once (its new redirect is followed).
+                let why = match other {
+                    Ok(r) => format!("HTTP {}", r.status().as_u16()),
+                    Err(e) => e,
+                };
+                tracing::debug!("blob host {url} failed ({why}); asking the registry again");
+                if let Ok(mut r) = shared.redirect.lock()
+                    && r.as_ref() == Some(&url)
+                {
+                    *r = None;
                 }
             }
         }
+    }
+    let response = match response {
+        Some(r) => r,
         None => match shared
             .client
             .attempt(

@@ -205,6 +205,46 @@ fn a_chunk_cut_mid_way_is_resumed() {
     assert_eq!(sent(&requests), w.size(), "{requests:#?}");
 }
 
+#[test]
+fn ranges_go_to_the_blob_host_and_follow_the_registry_again_when_its_url_expires() {
+    let w = world(
+        "ranges-redirect",
+        86,
+        Behaviour {
+            redirect_uses: Some(3),
+            ..Behaviour::default()
+        },
+    );
+    let (s, out) = w.pull("");
+    out.ok();
+    assert_pulled(&s, &w.reference(), &w.img);
+    let path = format!("/v2/test/big/blobs/{}", w.img.layers[0].digest);
+    let log = w.proxy.log();
+    let redirects = log
+        .iter()
+        .filter(|l| !l.blob_host && l.path == path && l.status == 307)
+        .count();
+    let served: Vec<&Logged> = log
+        .iter()
+        .filter(|l| l.blob_host && l.path.starts_with(&path) && l.status == 206)
+        .collect();
+    let expired = log
+        .iter()
+        .filter(|l| l.blob_host && l.status == 403)
+        .count();
+    assert!(served.len() >= 10, "{log:#?}");
+    assert!(
+        redirects >= 2 && redirects < served.len(),
+        "the ranges reuse the redirect URL, and ask again when it expires: {log:#?}"
+    );
+    assert!(expired >= 1, "{log:#?}");
+    assert_eq!(
+        served.iter().map(|l| l.body_bytes).sum::<u64>(),
+        w.size(),
+        "each byte once: {log:#?}"
+    );
+}
+
 /// Not a check but a measure (run it with `--ignored --nocapture`): under a per-connection
 /// cap, four chunks in flight against one stream.
 #[test]

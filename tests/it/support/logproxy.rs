@@ -1,8 +1,10 @@
 //! A logging HTTP proxy in front of a registry: records every request (method, path, `Range`,
 //! status, body bytes sent to the client) and can mistreat `Range` requests (strip the header
 //! so the registry answers 200 with the whole blob, or answer 416 itself), cut one ranged
-//! response mid-way, and cap each connection's bandwidth. One request per connection
-//! (`Connection: close` is added), so each request is also one connection.
+//! response mid-way, cap each connection's bandwidth, and answer blob GETs with a `307` to a
+//! "blob host" of its own (another port, as a CDN) whose signed URLs expire after a few
+//! uses. One request per connection (`Connection: close` is added), so each request is also
+//! one connection.
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -22,6 +24,9 @@ pub struct Behaviour {
     pub cut_one_chunk: bool,
     /// Bytes per second per connection (`None`: no cap).
     pub rate: Option<u64>,
+    /// Answer blob GETs with `307` to the blob host; each redirect URL (`?sig=N`) is good for
+    /// this many requests, then answers 403 (`Some(0)`: no redirect).
+    pub redirect_uses: Option<usize>,
 }
 
 /// One request the proxy saw.
@@ -38,6 +43,8 @@ pub struct Logged {
     pub body_bytes: u64,
     /// Whether the proxy cut the response.
     pub cut: bool,
+    /// Served by the blob host (a redirect target), not the registry side.
+    pub blob_host: bool,
 }
 
 /// The running proxy (its threads live as long as the test process).
@@ -50,6 +57,10 @@ pub struct LogProxy {
 #[derive(Default)]
 struct Shared {
     cut_done: Mutex<bool>,
+    /// The blob host's address, when redirecting.
+    blob_host: Mutex<Option<SocketAddr>>,
+    /// Redirect URLs handed out so far, and the uses of each.
+    sigs: Mutex<Vec<usize>>,
     /// Connections being relayed.
     active: AtomicUsize,
 }
@@ -61,19 +72,29 @@ impl LogProxy {
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared::default());
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (log2, shared2) = (log.clone(), shared.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let (log, shared) = (log2.clone(), shared2.clone());
-                shared.active.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    if let Some(entry) = relay(client, upstream, behaviour, &shared) {
-                        log.lock().expect("proxy log").push(entry);
-                    }
-                    shared.active.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
+        let mut listeners = vec![(listener, false)];
+        if behaviour.redirect_uses.is_some() {
+            let blob = TcpListener::bind("127.0.0.1:0").expect("bind the blob host");
+            *shared.blob_host.lock().expect("proxy state") =
+                Some(blob.local_addr().expect("blob host address"));
+            listeners.push((blob, true));
+        }
+        for (listener, blob_host) in listeners {
+            let (log2, shared2) = (log.clone(), shared.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming().flatten() {
+                    let (log, shared) = (log2.clone(), shared2.clone());
+                    shared.active.fetch_add(1, Ordering::SeqCst);
+                    std::thread::spawn(move || {
+                        let entry = relay(client, upstream, behaviour, &shared, blob_host);
+                        if let Some(entry) = entry {
+                            log.lock().expect("proxy log").push(entry);
+                        }
+                        shared.active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            });
+        }
         LogProxy { addr, log, shared }
     }
 
@@ -151,6 +172,7 @@ fn relay(
     upstream: SocketAddr,
     b: Behaviour,
     shared: &Shared,
+    blob_host: bool,
 ) -> Option<Logged> {
     let mut first_byte = [0u8; 1];
     if client.peek(&mut first_byte).ok()? == 1 && first_byte[0] == 0x16 {
@@ -164,9 +186,10 @@ fn relay(
             status: 0,
             body_bytes: 0,
             cut: false,
+            blob_host: false,
         });
     }
-    let (head, body_start) = read_head(&mut client)?;
+    let (mut head, body_start) = read_head(&mut client)?;
     let first = head.lines().next()?.to_string();
     let mut parts = first.split(' ');
     let method = parts.next()?.to_string();
@@ -181,7 +204,44 @@ fn relay(
         status: 0,
         body_bytes: 0,
         cut: false,
+        blob_host: false,
     };
+    entry.blob_host = blob_host;
+    if blob_host {
+        // `PATH?sig=N`: good for `redirect_uses` requests.
+        let (bare, sig) = entry.path.split_once("?sig=")?;
+        let sig: usize = sig.parse().ok()?;
+        let fresh = {
+            let mut sigs = shared.sigs.lock().expect("proxy state");
+            let uses = sigs.get_mut(sig)?;
+            *uses += 1;
+            *uses <= b.redirect_uses.unwrap_or(0)
+        };
+        if !fresh {
+            let _ = client.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            entry.status = 403;
+            return Some(entry);
+        }
+        head = head.replacen(&entry.path, bare, 1);
+    } else if let Some(host) = *shared.blob_host.lock().expect("proxy state")
+        && entry.method == "GET"
+        && entry.path.contains("/blobs/")
+    {
+        let sig = {
+            let mut sigs = shared.sigs.lock().expect("proxy state");
+            sigs.push(0);
+            sigs.len() - 1
+        };
+        let answer = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{host}{}?sig={sig}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            entry.path
+        );
+        let _ = client.write_all(answer.as_bytes());
+        entry.status = 307;
+        return Some(entry);
+    }
     if b.refuse_range && range.is_some() {
         let _ = client.write_all(
             b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
