@@ -347,3 +347,44 @@ pub(super) fn content_range(headers: &reqwest::header::HeaderMap) -> Option<(u64
     let start = span.split('-').next()?.trim().parse::<u64>().ok()?;
     Some((start, total.trim().parse::<u64>().ok()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("content-range", HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_ranges_are_read() {
+        assert_eq!(
+            content_range(&headers("bytes 0-4194303/67108864")),
+            Some((0, Some(67108864)))
+        );
+        assert_eq!(
+            content_range(&headers("bytes 100-199/*")),
+            Some((100, None))
+        );
+        assert_eq!(content_range(&headers("bytes */1000")), None);
+        assert_eq!(content_range(&headers("items 0-1/2")), None);
+        assert_eq!(content_range(&HeaderMap::new()), None);
+        let range = ByteRange {
+            start: 5,
+            end: Some(9),
+        };
+        assert_eq!(range.header(), "bytes=5-9");
+        assert_eq!(ByteRange::from(7).header(), "bytes=7-");
+    }
+
+    #[test]
+    fn redirects_to_the_same_origin_are_not_blob_hosts() {
+        let url = reqwest::Url::parse("http://127.0.0.1:5000/v2/a/blobs/x?s=1").unwrap();
+        assert!(same_origin(&url, "http://127.0.0.1:5000/v2/a/blobs/y"));
+        assert!(!same_origin(&url, "http://127.0.0.1:5001/v2/a/blobs/y"));
+        assert!(!same_origin(&url, "https://127.0.0.1:5000/v2/a/blobs/y"));
+    }
+}
