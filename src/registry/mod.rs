@@ -4,8 +4,8 @@
 //!
 //! Every request for a registry goes to its configured mirrors first (pull-through caches: same
 //! repository path), then to the registry itself; a mirror that fails is logged and the next
-//! endpoint tried. Insecure registries are tried over HTTPS without certificate checks, then
-//! over plain HTTP. The endpoint that answered last is tried first next time, so all blobs of
+//! endpoint tried. Insecure registries are tried over HTTPS without certificate checks and
+//! over plain HTTP at once (HTTPS wins when it answers), so that the probe costs no round trip. The endpoint that answered last is tried first next time, so all blobs of
 //! a pull go where the manifest came from.
 //!
 //! TLS: the system roots plus, per registry, the CA and client certificates of the certs dirs

@@ -113,57 +113,87 @@ impl RegistryClient {
         range: Option<ByteRange>,
     ) -> Result<(reqwest::Response, Source), RegistryError> {
         let mut attempts: Vec<String> = Vec::new();
-        for ep in self.ordered_endpoints(&reference.registry)? {
-            let url = format!("{}/v2/{}/{}", ep.base, reference.repository, path);
-            match self.request(&ep, reference, &url, accept, range).await {
-                // A range the server refuses is the caller's to handle (no body to waste).
-                Ok(response)
-                    if response.status().is_success()
-                        || (range.is_some()
-                            && response.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE) =>
-                {
-                    if let Ok(mut preferred) = self.inner.preferred.lock() {
-                        preferred.insert(reference.registry.clone(), ep.base.clone());
+        let mut eps = self.ordered_endpoints(&reference.registry)?.into_iter();
+        let mut outcomes = Vec::new();
+        while let Some(ep) = eps.next() {
+            let url_of =
+                |ep: &Endpoint| format!("{}/v2/{}/{}", ep.base, reference.repository, path);
+            let url = url_of(&ep);
+            let plain = eps.as_slice().first().filter(|next| {
+                ep.probe
+                    && ep.base.starts_with("https://")
+                    && next.base.starts_with("http://")
+                    && next.authority == ep.authority
+            });
+            if let Some(plain) = plain.cloned() {
+                eps.next();
+                let plain_url = url_of(&plain);
+                outcomes.extend(
+                    self.race_schemes((ep, url), (plain, plain_url), reference, accept, range)
+                        .await,
+                );
+            } else {
+                let outcome = self.request(&ep, reference, &url, accept, range).await;
+                outcomes.push((ep, url, outcome));
+            }
+            for (ep, url, outcome) in outcomes.drain(..) {
+                match outcome {
+                    // A range the server refuses is the caller's to handle (no body to waste).
+                    Ok(response)
+                        if response.status().is_success()
+                            || (range.is_some()
+                                && response.status()
+                                    == reqwest::StatusCode::RANGE_NOT_SATISFIABLE) =>
+                    {
+                        if let Ok(mut preferred) = self.inner.preferred.lock() {
+                            preferred.insert(reference.registry.clone(), ep.base.clone());
+                        }
+                        if !ep.mirror {
+                            let plain = ep.base.starts_with("http://");
+                            self.inner.auth.set_plain_http(&ep.authority, plain);
+                        }
+                        return Ok((response, Source { endpoint: ep, url }));
                     }
-                    if !ep.mirror {
-                        let plain = ep.base.starts_with("http://");
-                        self.inner.auth.set_plain_http(&ep.authority, plain);
+                    // Plain HTTP tried first (the auth cache said so) on what is now an HTTPS
+                    // port: Go's servers answer 400. On to HTTPS.
+                    Ok(response)
+                        if ep.probe
+                            && ep.base.starts_with("http://")
+                            && response.status() == reqwest::StatusCode::BAD_REQUEST =>
+                    {
+                        self.inner.auth.set_plain_http(&ep.authority, false);
+                        attempts.push(format!("{url}: HTTP 400 over plain HTTP"));
                     }
-                    return Ok((response, Source { endpoint: ep, url }));
-                }
-                // Plain HTTP tried first (the auth cache said so) on what is now an HTTPS
-                // port: Go's servers answer 400. On to HTTPS.
-                Ok(response)
-                    if ep.probe
-                        && ep.base.starts_with("http://")
-                        && response.status() == reqwest::StatusCode::BAD_REQUEST =>
-                {
-                    self.inner.auth.set_plain_http(&ep.authority, false);
-                    attempts.push(format!("{url}: HTTP 400 over plain HTTP"));
-                }
-                Ok(response) => {
-                    let err = error_from_response(response, &url, reference, target).await;
-                    if !ep.mirror {
-                        return Err(err);
-                    }
-                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
-                    attempts.push(format!("{url}: {err}"));
-                }
-                Err(AttemptError::Registry(err)) => {
-                    if !ep.mirror {
-                        return Err(err);
-                    }
-                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
-                    attempts.push(format!("{url}: {err}"));
-                }
-                Err(AttemptError::Transport { message, .. }) => {
-                    if ep.mirror && !ep.probe {
+                    Ok(response) => {
+                        let err = error_from_response(response, &url, reference, target).await;
+                        if !ep.mirror {
+                            return Err(err);
+                        }
                         tracing::warn!(
-                            "mirror {} failed: {message}; trying the next endpoint",
+                            "mirror {} failed: {err}; trying the next endpoint",
                             ep.base
                         );
+                        attempts.push(format!("{url}: {err}"));
                     }
-                    attempts.push(message);
+                    Err(AttemptError::Registry(err)) => {
+                        if !ep.mirror {
+                            return Err(err);
+                        }
+                        tracing::warn!(
+                            "mirror {} failed: {err}; trying the next endpoint",
+                            ep.base
+                        );
+                        attempts.push(format!("{url}: {err}"));
+                    }
+                    Err(AttemptError::Transport { message, .. }) => {
+                        if ep.mirror && !ep.probe {
+                            tracing::warn!(
+                                "mirror {} failed: {message}; trying the next endpoint",
+                                ep.base
+                            );
+                        }
+                        attempts.push(message);
+                    }
                 }
             }
         }
@@ -171,6 +201,59 @@ impl RegistryClient {
             registry: reference.registry.clone(),
             attempts: attempts.join("; "),
         })
+    }
+
+    /// The first contact with an insecure registry: HTTPS (unverified) and plain HTTP asked at
+    /// once rather than one after the other, so that the probe costs no round trip. Returns
+    /// the outcomes to handle, in the order the sequential probe would have had them: HTTPS
+    /// alone when it answered; plain HTTP alone when it answered something other than 400
+    /// (what a TLS port says to plain HTTP), the port then speaking plain HTTP; else both.
+    async fn race_schemes(
+        &self,
+        (tls, tls_url): (Endpoint, String),
+        (plain, plain_url): (Endpoint, String),
+        reference: &Reference,
+        accept: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> Vec<(Endpoint, String, Result<reqwest::Response, AttemptError>)> {
+        let conclusive = |r: &Result<reqwest::Response, AttemptError>| {
+            r.as_ref()
+                .is_ok_and(|r| r.status() != reqwest::StatusCode::BAD_REQUEST)
+        };
+        // Which outcomes count: HTTPS's, plain HTTP's, or both (HTTPS's first).
+        enum Pick<R> {
+            Tls(R),
+            Plain(R),
+            Both(R, R),
+        }
+        let pick = {
+            let tls_fut = self.request(&tls, reference, &tls_url, accept, range);
+            let plain_fut = self.request(&plain, reference, &plain_url, accept, range);
+            tokio::pin!(tls_fut, plain_fut);
+            tokio::select! {
+                t = &mut tls_fut => {
+                    if t.is_ok() {
+                        Pick::Tls(t)
+                    } else {
+                        let p = plain_fut.await;
+                        if conclusive(&p) { Pick::Plain(p) } else { Pick::Both(t, p) }
+                    }
+                }
+                p = &mut plain_fut => {
+                    if conclusive(&p) {
+                        Pick::Plain(p)
+                    } else {
+                        let t = tls_fut.await;
+                        if t.is_ok() { Pick::Tls(t) } else { Pick::Both(t, p) }
+                    }
+                }
+            }
+        };
+        match pick {
+            Pick::Tls(t) => vec![(tls, tls_url, t)],
+            Pick::Plain(p) => vec![(plain, plain_url, p)],
+            Pick::Both(t, p) => vec![(tls, tls_url, t), (plain, plain_url, p)],
+        }
     }
 
     /// [`RegistryClient::attempt`] with retries (backoff and jitter, `Retry-After`) on
