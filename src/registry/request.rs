@@ -133,7 +133,9 @@ impl RegistryClient {
                         .await,
                 );
             } else {
-                let outcome = self.request(&ep, reference, &url, accept, range).await;
+                let outcome = self
+                    .request(&ep, reference, &url, accept, range, false)
+                    .await;
                 outcomes.push((ep, url, outcome));
             }
             for (ep, url, outcome) in outcomes.drain(..) {
@@ -227,8 +229,10 @@ impl RegistryClient {
             Both(R, R),
         }
         let pick = {
-            let tls_fut = self.request(&tls, reference, &tls_url, accept, range);
-            let plain_fut = self.request(&plain, reference, &plain_url, accept, range);
+            let tls_fut = self.request(&tls, reference, &tls_url, accept, range, false);
+            // Without a cached token: the port may speak TLS, and a token must not cross the
+            // network in clear text to find out.
+            let plain_fut = self.request(&plain, reference, &plain_url, accept, range, true);
             tokio::pin!(tls_fut, plain_fut);
             tokio::select! {
                 t = &mut tls_fut => {
@@ -266,6 +270,7 @@ impl RegistryClient {
         url: &str,
         accept: Option<&str>,
         range: Option<ByteRange>,
+        bare: bool,
     ) -> Result<reqwest::Response, AttemptError> {
         let policy = if ep.mirror || ep.probe {
             RetryPolicy::none()
@@ -278,7 +283,10 @@ impl RegistryClient {
             &policy,
             &mut 0,
             || async move {
-                match self.attempt(ep, reference, url, accept, range).await {
+                match self
+                    .attempt_as(ep, reference, url, accept, range, bare)
+                    .await
+                {
                     Ok(response) if retry::retriable_status(response.status().as_u16()) => {
                         let retry_after = header_str(response.headers(), RETRY_AFTER.as_str())
                             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
@@ -325,12 +333,32 @@ impl RegistryClient {
         accept: Option<&str>,
         range: Option<ByteRange>,
     ) -> Result<reqwest::Response, AttemptError> {
+        self.attempt_as(ep, reference, url, accept, range, false)
+            .await
+    }
+
+    /// [`RegistryClient::attempt`]; `bare`: the first request goes without any cached or
+    /// ahead-fetched `Authorization` (only a 401 is answered).
+    async fn attempt_as(
+        &self,
+        ep: &Endpoint,
+        reference: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<ByteRange>,
+        bare: bool,
+    ) -> Result<reqwest::Response, AttemptError> {
         let http = self
             .http_client(&ep.authority, ep.skip_verify)
             .map_err(AttemptError::Registry)?;
         let scope = pull_scope(reference);
-        let mut cached = self.inner.auth.cached(&ep.authority, &scope);
-        if cached.is_none()
+        let mut cached = if bare {
+            None
+        } else {
+            self.inner.auth.cached(&ep.authority, &scope)
+        };
+        if !bare
+            && cached.is_none()
             && let Some(challenge) = self.inner.auth.known_challenge(&ep.authority)
         {
             cached = self.token_ahead(ep, reference, &scope, challenge).await;
