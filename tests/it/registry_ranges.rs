@@ -245,11 +245,12 @@ fn ranges_go_to_the_blob_host_and_follow_the_registry_again_when_its_url_expires
     );
 }
 
-/// Not a check but a measure (run it with `--ignored --nocapture`): under a per-connection
-/// cap, four chunks in flight against one stream.
+/// Not a check but a measure (run it with `--ignored --nocapture`; needs GNU time): under a
+/// per-connection cap, one stream against 4 and 8 chunks in flight, with strata's peak RSS.
 #[test]
 #[ignore = "a measurement; prints its figures"]
 fn measure_ranges_under_a_per_connection_cap() {
+    support::require_tool("time");
     let rate = 16u64 << 20;
     let w = world(
         "ranges-measure",
@@ -259,22 +260,47 @@ fn measure_ranges_under_a_per_connection_cap() {
             ..Behaviour::default()
         },
     );
+    let docker = w.dir.join("docker");
+    fs::create_dir_all(&docker).unwrap();
     let mut figures = Vec::new();
     for (name, config) in [
         ("1 connection", "max-concurrent-chunks = 1\n"),
         ("4 chunks", "max-concurrent-chunks = 4\n"),
         ("8 chunks", "max-concurrent-chunks = 8\n"),
     ] {
+        let s = Strata::new();
+        let file = w.dir.join("config.toml");
+        fs::write(&file, config).unwrap();
+        // GNU time's child is forked from time, not from this (large) test process, so its
+        // peak RSS is strata's own.
         let started = Instant::now();
-        let (s, out) = w.pull(config);
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "MAXRSS %M"])
+            .arg(crate::support::strata::bin())
+            .arg("--root")
+            .arg(s.root())
+            .arg("--config")
+            .arg(&file)
+            .args(["-q", "pull", &w.reference()])
+            .env("DOCKER_CONFIG", &docker)
+            .env("XDG_RUNTIME_DIR", w.dir.join("xdg"))
+            .output()
+            .expect("run strata under time");
         let wall = started.elapsed();
-        out.ok();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         assert_pulled(&s, &w.reference(), &w.img);
+        let rss = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("MAXRSS "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         figures.push(format!(
-            "{name}: {:.2} s for {} MiB at {} MiB/s per connection",
+            "{name}: {:.2} s for {} MiB at {} MiB/s per connection, peak RSS {} MiB",
             wall.as_secs_f64(),
             w.size() >> 20,
-            rate >> 20
+            rate >> 20,
+            rss >> 10
         ));
     }
     eprintln!("{}", figures.join("\n"));
