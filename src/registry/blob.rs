@@ -338,7 +338,8 @@ impl RegistryClient {
 
     /// Starts streaming a blob of `size` bytes (from its descriptor): as parallel ranged
     /// requests when it is large enough (see [`super::RangedFetch`]), else as
-    /// [`RegistryClient::fetch_blob`] does. A server that ignores `Range` (answers 200) is
+    /// [`RegistryClient::fetch_blob`] does (also while two other blobs are being fetched in
+    /// ranges). A server that ignores `Range` (answers 200) is
     /// read as one stream; one that refuses it (416) is asked again without; no byte is
     /// downloaded twice either way.
     pub async fn fetch_blob_sized(
@@ -351,6 +352,10 @@ impl RegistryClient {
         if ranged.max_chunks <= 1 || size < ranged.threshold.max(1) || size <= ranged.chunk_size {
             return self.fetch_blob(reference, digest).await;
         }
+        // Held until the stream is dropped; without one, the blob streams.
+        let Ok(slot) = self.inner.ranged_slots.clone().try_acquire_owned() else {
+            return self.fetch_blob(reference, digest).await;
+        };
         let first = ByteRange {
             start: 0,
             end: Some(ranged.chunk_size.max(1) - 1),
@@ -414,6 +419,7 @@ impl RegistryClient {
             total,
             ranged.chunk_size,
             ranged.max_chunks,
+            slot,
         );
         Ok(BlobStream {
             client: self.clone(),

@@ -55,7 +55,13 @@ pub(super) struct Inner {
     /// present need not spend.
     plain: OnceLock<HttpClient>,
     plain_insecure: OnceLock<HttpClient>,
+    /// Blobs that may be fetched in ranges at once (the others stream): bounds the chunk
+    /// buffers of a pull of several large layers.
+    pub(super) ranged_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Large blobs fetched in ranges at once per client.
+const RANGED_BLOBS_AT_ONCE: usize = 2;
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,6 +106,7 @@ impl RegistryClient {
                 ca_known: Mutex::new(HashMap::new()),
                 plain: OnceLock::new(),
                 plain_insecure: OnceLock::new(),
+                ranged_slots: Arc::new(tokio::sync::Semaphore::new(RANGED_BLOBS_AT_ONCE)),
             }),
         })
     }

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 
 use super::client::RegistryClient;
@@ -53,11 +53,14 @@ pub(super) struct RangedChunks {
     window: usize,
     /// Aborted when dropped: a reader that stops early cancels the requests in flight.
     tasks: JoinSet<()>,
+    /// The client's ranged-blob slot, given back when dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl RangedChunks {
     /// Starts the chunks after `first`, the response (206) to `bytes=0-(first_len-1)` of a
-    /// `total`-byte blob: `window` chunks in flight (`first` included), `chunk` bytes each.
+    /// `total`-byte blob: `window` chunks in flight (`first` included), `chunk` bytes each;
+    /// `slot` is held as long as they are.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         client: RegistryClient,
@@ -69,6 +72,7 @@ impl RangedChunks {
         total: u64,
         chunk: u64,
         window: usize,
+        slot: OwnedSemaphorePermit,
     ) -> RangedChunks {
         let redirect = (first.url().as_str() != source.url
             && !same_origin(first.url(), &source.url))
@@ -88,6 +92,7 @@ impl RangedChunks {
             chunk: chunk.max(1),
             window: window.max(1),
             tasks: JoinSet::new(),
+            _slot: slot,
         };
         chunks.spawn(0, first_len, Some(first));
         while chunks.queue.len() < chunks.window && chunks.next < total {
