@@ -10,6 +10,11 @@
 //! max-concurrent-downloads = 3
 //! stall-timeout = 30                 # seconds without data before a download is retried
 //! retries = 5                        # retries of a failed request or interrupted download
+//! auth-cache = true                  # keep registry challenges and anonymous tokens on disk
+//! auth-cache-credentials = false     # ... and tokens fetched with credentials too
+//! max-concurrent-chunks = 4          # ranged requests in flight per large blob (1: off)
+//! chunk-size-mib = 4                 # bytes per ranged request
+//! ranged-fetch-threshold-mib = 32    # smallest blob fetched in ranges
 //! ```
 //!
 //! Top-level keys must come before the `[mirrors]` table (TOML puts later keys into it).
@@ -88,6 +93,21 @@ pub struct Config {
     /// `false`: commit layers without a `syncfs` (as `--no-sync`).
     #[serde(default)]
     pub sync: Option<bool>,
+    /// `false`: no auth cache between invocations (default on).
+    #[serde(default)]
+    pub auth_cache: Option<bool>,
+    /// `true`: the auth cache keeps tokens fetched with credentials too (default off).
+    #[serde(default)]
+    pub auth_cache_credentials: Option<bool>,
+    /// Ranged requests in flight per large blob (1: one stream per blob).
+    #[serde(default)]
+    pub max_concurrent_chunks: Option<usize>,
+    /// MiB per ranged request.
+    #[serde(default)]
+    pub chunk_size_mib: Option<u64>,
+    /// Smallest blob (MiB) fetched in ranges.
+    #[serde(default)]
+    pub ranged_fetch_threshold_mib: Option<u64>,
     /// The file this was read from (`None`: no file).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -145,6 +165,11 @@ impl Config {
         }
         if config.stall_timeout == Some(0) {
             return Err(invalid("stall-timeout must be at least 1 (seconds)".into()));
+        }
+        if config.max_concurrent_chunks == Some(0) || config.chunk_size_mib == Some(0) {
+            return Err(invalid(
+                "max-concurrent-chunks and chunk-size-mib must be at least 1".into(),
+            ));
         }
         if config.retries.is_some_and(|r| r > MAX_RETRIES) {
             return Err(invalid(format!("retries must be at most {MAX_RETRIES}")));
@@ -227,6 +252,25 @@ impl Config {
                 .stall_timeout
                 .map(Duration::from_secs)
                 .unwrap_or(registry::DEFAULT_STALL_TIMEOUT),
+            auth_cache_dir: if self.auth_cache.unwrap_or(true) {
+                registry::default_auth_cache_dir()
+            } else {
+                None
+            },
+            auth_cache_credentials: self.auth_cache_credentials.unwrap_or(false),
+            ranged: registry::RangedFetch {
+                max_chunks: self
+                    .max_concurrent_chunks
+                    .unwrap_or(registry::DEFAULT_MAX_CONCURRENT_CHUNKS),
+                chunk_size: self
+                    .chunk_size_mib
+                    .map_or(registry::DEFAULT_CHUNK_SIZE, |m| m.saturating_mul(1 << 20)),
+                threshold: self
+                    .ranged_fetch_threshold_mib
+                    .map_or(registry::DEFAULT_RANGED_THRESHOLD, |m| {
+                        m.saturating_mul(1 << 20)
+                    }),
+            },
         }
     }
 }

@@ -5,12 +5,13 @@
 //!
 //! Secrets never appear in errors or `Debug` output.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::auth_store::{AuthStore, StoredChallenge, StoredToken, unix_now};
 use super::error::{RegistryError, describe_error_body, error_chain};
 
 /// Token lifetime when the server does not say (the distribution spec's default).
@@ -116,9 +117,21 @@ struct CachedToken {
     expires: Instant,
 }
 
-/// Tokens and schemes learnt from challenges, shared by all requests of a client.
+/// Tokens and schemes learnt from challenges, shared by all requests of a client; with a
+/// [`AuthStore`], also kept between invocations (challenges, anonymous tokens, and tokens
+/// fetched with credentials when allowed).
 #[derive(Default)]
 pub(crate) struct AuthCache {
+    /// The on-disk cache, if enabled.
+    store: Option<AuthStore>,
+    /// Whether tokens fetched with credentials are written to the store too.
+    store_credentialed: bool,
+    /// Endpoint authorities whose stored entry was read already.
+    loaded: Mutex<HashSet<String>>,
+    /// Endpoint authority -> the bearer challenge it answered with last.
+    challenges: Mutex<HashMap<String, StoredChallenge>>,
+    /// Endpoint authorities reached over plain HTTP last time (from the store).
+    plain_http: Mutex<HashSet<String>>,
     /// Endpoint authority -> bearer tokens (each for a set of scopes).
     tokens: Mutex<HashMap<String, Vec<CachedToken>>>,
     /// Endpoint authorities that asked for Basic auth -> the header to send.
@@ -157,9 +170,109 @@ struct TokenResponse {
 }
 
 impl AuthCache {
+    /// A cache that also reads and writes `store` (tokens fetched with credentials only with
+    /// `store_credentialed`).
+    pub fn new(store: Option<AuthStore>, store_credentialed: bool) -> AuthCache {
+        AuthCache {
+            store,
+            store_credentialed,
+            ..AuthCache::default()
+        }
+    }
+
+    /// Reads the stored entry of `authority` once per client.
+    fn load(&self, authority: &str) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        match self.loaded.lock() {
+            Ok(mut loaded) if !loaded.contains(authority) => {
+                loaded.insert(authority.to_string());
+            }
+            _ => return,
+        }
+        let entry = store.load(authority);
+        if entry.plain_http
+            && let Ok(mut plain) = self.plain_http.lock()
+        {
+            plain.insert(authority.to_string());
+        }
+        if let Some(challenge) = entry.challenge
+            && let Ok(mut challenges) = self.challenges.lock()
+        {
+            challenges.entry(authority.to_string()).or_insert(challenge);
+        }
+        let now = unix_now();
+        if let Ok(mut tokens) = self.tokens.lock() {
+            let list = tokens.entry(authority.to_string()).or_default();
+            for t in entry.tokens {
+                let left = t.expires.saturating_sub(now);
+                list.push(CachedToken {
+                    header: t.header,
+                    scopes: t.scopes.into_iter().collect(),
+                    expires: Instant::now() + Duration::from_secs(left),
+                });
+            }
+        }
+    }
+
+    /// The bearer challenge `authority` answered with before (in this process or, from the
+    /// store, an earlier one): a token can be fetched before the first request, saving the
+    /// 401.
+    pub fn known_challenge(&self, authority: &str) -> Option<Challenge> {
+        self.load(authority);
+        let known = self.challenges.lock().ok()?.get(authority).cloned()?;
+        let mut params = HashMap::from([("realm".to_string(), known.realm)]);
+        if let Some(service) = known.service {
+            params.insert("service".to_string(), service);
+        }
+        Some(Challenge {
+            scheme: "bearer".to_string(),
+            params,
+        })
+    }
+
+    /// Forgets the challenge of `authority`: it answered a request sent without credentials.
+    pub fn no_challenge(&self, authority: &str) {
+        let known = self
+            .challenges
+            .lock()
+            .is_ok_and(|mut c| c.remove(authority).is_some());
+        if known && let Some(store) = &self.store {
+            store.update(authority, |e| {
+                e.challenge = None;
+                e.tokens.clear();
+            });
+        }
+    }
+
+    /// Whether `authority` was reached over plain HTTP last time (from the store).
+    pub fn plain_http(&self, authority: &str) -> bool {
+        self.load(authority);
+        self.plain_http.lock().is_ok_and(|p| p.contains(authority))
+    }
+
+    /// Records whether `authority` answered over plain HTTP (written when it changed).
+    pub fn set_plain_http(&self, authority: &str, plain: bool) {
+        if self.plain_http(authority) == plain {
+            return;
+        }
+        if let Ok(mut set) = self.plain_http.lock() {
+            if plain {
+                set.insert(authority.to_string());
+            } else {
+                set.remove(authority);
+            }
+        }
+        if let Some(store) = &self.store {
+            store.update(authority, |e| e.plain_http = plain);
+        }
+    }
+
     /// The `Authorization` value to send pre-emptively, if one is known: a live token whose
     /// scopes include `scope`, else the basic credentials the endpoint asked for before.
     pub fn cached(&self, authority: &str, scope: &str) -> Option<String> {
+        self.load(authority);
         if let Ok(mut tokens) = self.tokens.lock()
             && let Some(list) = tokens.get_mut(authority)
         {
@@ -175,8 +288,13 @@ impl AuthCache {
             .and_then(|b| b.get(authority).cloned())
     }
 
-    /// Drops a cached `Authorization` value the endpoint refused.
+    /// Drops a cached `Authorization` value the endpoint refused (from the store too).
     pub fn forget(&self, authority: &str, header: &str) {
+        if let Some(store) = &self.store
+            && header.starts_with("Bearer ")
+        {
+            store.update(authority, |e| e.tokens.retain(|t| t.header != header));
+        }
         if let Ok(mut tokens) = self.tokens.lock()
             && let Some(list) = tokens.get_mut(authority)
         {
@@ -250,8 +368,36 @@ impl AuthCache {
                 &pick_client,
             )
             .await?;
-            let expires = Instant::now()
-                + Duration::from_secs(lifetime.saturating_sub(TOKEN_EXPIRY_SLACK).max(1));
+            // The lifetime counts from receipt rather than the server's `issued_at`: no clock
+            // skew, and the slack covers the request's latency.
+            let lifetime = lifetime.saturating_sub(TOKEN_EXPIRY_SLACK).max(1);
+            let expires = Instant::now() + Duration::from_secs(lifetime);
+            let challenge = StoredChallenge {
+                realm: realm.clone(),
+                service: bearer.params.get("service").cloned(),
+            };
+            let changed = self.challenges.lock().is_ok_and(|mut c| {
+                c.insert(req.authority.to_string(), challenge.clone()) != Some(challenge.clone())
+            });
+            let keep = req.creds.is_none() || self.store_credentialed;
+            if let Some(store) = &self.store
+                && (keep || changed)
+            {
+                let stored = StoredToken {
+                    header: header.clone(),
+                    scopes: scopes.iter().cloned().collect(),
+                    expires: unix_now() + lifetime,
+                };
+                store.update(req.authority, |e| {
+                    e.challenge = Some(challenge);
+                    if keep {
+                        let now = unix_now();
+                        e.tokens
+                            .retain(|t| t.expires > now && t.scopes != stored.scopes);
+                        e.tokens.push(stored);
+                    }
+                });
+            }
             if let Ok(mut tokens) = self.tokens.lock() {
                 tokens
                     .entry(req.authority.to_string())

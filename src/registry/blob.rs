@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use super::client::RegistryClient;
 use super::error::{RegistryError, Target, error_chain, error_from_response, header_str};
-use super::request::{AttemptError, Source};
+use super::ranged::{RangedChunks, content_range};
+use super::request::{AttemptError, ByteRange, Source};
 use super::retry::{self, Attempt, seconds};
 use crate::digest::Digest;
 use crate::reference::Reference;
@@ -31,6 +32,8 @@ pub struct BlobStream {
     /// Resumptions so far.
     resumes: u32,
     finished: bool,
+    /// A large blob fetched as parallel ranged requests (they resume on their own).
+    ranged: Option<RangedChunks>,
 }
 
 impl fmt::Debug for BlobStream {
@@ -40,6 +43,7 @@ impl fmt::Debug for BlobStream {
             .field("content_length", &self.content_length)
             .field("received", &self.received)
             .field("resumes", &self.resumes)
+            .field("ranged", &self.ranged.is_some())
             .finish()
     }
 }
@@ -60,8 +64,20 @@ impl BlobStream {
         self.resumes
     }
 
+    /// Whether the blob is fetched as parallel ranged requests.
+    pub fn is_ranged(&self) -> bool {
+        self.ranged.is_some()
+    }
+
     /// Next chunk of the body; `None` at the end.
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, RegistryError>> {
+        if let Some(ranged) = self.ranged.as_mut() {
+            let next = ranged.next_chunk().await;
+            if let Some(Ok(bytes)) = &next {
+                self.received += bytes.len() as u64;
+            }
+            return next;
+        }
         let stall = self.client.inner.config.stall_timeout;
         loop {
             if self.finished {
@@ -179,7 +195,7 @@ impl BlobStream {
                 &self.reference,
                 &self.source.url,
                 None,
-                Some(offset),
+                Some(ByteRange::from(offset)),
             )
             .await
         {
@@ -290,19 +306,133 @@ impl RegistryClient {
                 &format!("blobs/{digest}"),
                 None,
                 Target::Blob { digest },
+                None,
             )
             .await?;
-        Ok(BlobStream {
+        Ok(self.single_stream(reference, digest, response, source, None))
+    }
+
+    /// A blob as one stream from `response` (`total`: its size, else `Content-Length`).
+    fn single_stream(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        response: reqwest::Response,
+        source: Source,
+        total: Option<u64>,
+    ) -> BlobStream {
+        BlobStream {
             client: self.clone(),
             reference: reference.clone(),
             digest: digest.clone(),
-            content_length: response.content_length(),
+            content_length: total.or(response.content_length()),
             response: Some(response),
             source,
             received: 0,
             skip: 0,
             resumes: 0,
             finished: false,
+            ranged: None,
+        }
+    }
+
+    /// Starts streaming a blob of `size` bytes (from its descriptor): as parallel ranged
+    /// requests when it is large enough (see [`super::RangedFetch`]), else as
+    /// [`RegistryClient::fetch_blob`] does (also while two other blobs are being fetched in
+    /// ranges). A server that ignores `Range` (answers 200) is
+    /// read as one stream; one that refuses it (416) is asked again without; no byte is
+    /// downloaded twice either way.
+    pub async fn fetch_blob_sized(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobStream, RegistryError> {
+        let ranged = self.inner.config.ranged;
+        if ranged.max_chunks <= 1 || size < ranged.threshold.max(1) || size <= ranged.chunk_size {
+            return self.fetch_blob(reference, digest).await;
+        }
+        // Held until the stream is dropped; without one, the blob streams.
+        let Ok(slot) = self.inner.ranged_slots.clone().try_acquire_owned() else {
+            return self.fetch_blob(reference, digest).await;
+        };
+        let first = ByteRange {
+            start: 0,
+            end: Some(ranged.chunk_size.max(1) - 1),
+        };
+        let (response, source) = self
+            .get(
+                reference,
+                &format!("blobs/{digest}"),
+                None,
+                Target::Blob { digest },
+                Some(first),
+            )
+            .await?;
+        match response.status().as_u16() {
+            206 => {}
+            416 => {
+                tracing::debug!("{digest}: Range refused (HTTP 416); one stream");
+                return self.fetch_blob(reference, digest).await;
+            }
+            _ => {
+                tracing::debug!("{digest}: Range ignored; one stream");
+                return Ok(self.single_stream(reference, digest, response, source, None));
+            }
+        }
+        let (start, total) = content_range(response.headers()).unwrap_or((u64::MAX, None));
+        let total = total.unwrap_or(size);
+        if total != size {
+            return Err(RegistryError::SizeMismatch {
+                what: "blob",
+                url: source.url,
+                expected: size,
+                actual: total,
+            });
+        }
+        let first_len = response.content_length().unwrap_or(0);
+        if start != 0 || first_len == 0 || first_len > total {
+            return Err(RegistryError::Body {
+                url: source.url,
+                reason: format!(
+                    "asked for bytes 0-{}, the server sent Content-Range {:?}",
+                    ranged.chunk_size - 1,
+                    header_str(response.headers(), "content-range").unwrap_or("")
+                ),
+            });
+        }
+        if first_len == total {
+            return Ok(self.single_stream(reference, digest, response, source, Some(total)));
+        }
+        tracing::debug!(
+            "{digest}: {total} bytes in ranges of {}, {} at once",
+            ranged.chunk_size,
+            ranged.max_chunks
+        );
+        let chunks = RangedChunks::start(
+            self.clone(),
+            reference.clone(),
+            digest.clone(),
+            source.clone(),
+            response,
+            first_len,
+            total,
+            ranged.chunk_size,
+            ranged.max_chunks,
+            slot,
+        );
+        Ok(BlobStream {
+            client: self.clone(),
+            reference: reference.clone(),
+            digest: digest.clone(),
+            content_length: Some(total),
+            response: None,
+            source,
+            received: 0,
+            skip: 0,
+            resumes: 0,
+            finished: false,
+            ranged: Some(chunks),
         })
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::auth;
+use super::auth_store::AuthStore;
 use super::config::{CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT, DEFAULT_USER_AGENT, RegistryConfig};
 use super::credentials::{self, Credentials};
 use super::endpoint;
@@ -54,7 +55,13 @@ pub(super) struct Inner {
     /// present need not spend.
     plain: OnceLock<HttpClient>,
     plain_insecure: OnceLock<HttpClient>,
+    /// Blobs that may be fetched in ranges at once (the others stream): bounds the chunk
+    /// buffers of a pull of several large layers.
+    pub(super) ranged_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Large blobs fetched in ranges at once per client.
+const RANGED_BLOBS_AT_ONCE: usize = 2;
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,19 +89,24 @@ impl RegistryClient {
         if config.stall_timeout.is_zero() {
             config.stall_timeout = DEFAULT_STALL_TIMEOUT;
         }
+        let auth = auth::AuthCache::new(
+            config.auth_cache_dir.clone().map(AuthStore::new),
+            config.auth_cache_credentials,
+        );
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 config,
                 user_agent,
                 creds,
                 creds_cache: tokio::sync::Mutex::new(HashMap::new()),
-                auth: auth::AuthCache::default(),
+                auth,
                 preferred: Mutex::new(HashMap::new()),
                 reached: Mutex::new(HashSet::new()),
                 clients: Mutex::new(HashMap::new()),
                 ca_known: Mutex::new(HashMap::new()),
                 plain: OnceLock::new(),
                 plain_insecure: OnceLock::new(),
+                ranged_slots: Arc::new(tokio::sync::Semaphore::new(RANGED_BLOBS_AT_ONCE)),
             }),
         })
     }

@@ -43,6 +43,43 @@ pub struct RegistryConfig {
     pub retry: RetryPolicy,
     /// A request or download that receives nothing for this long is abandoned and retried.
     pub stall_timeout: Duration,
+    /// Directory of the auth cache kept between invocations (see
+    /// [`default_auth_cache_dir`](super::default_auth_cache_dir)); `None`: none.
+    pub auth_cache_dir: Option<PathBuf>,
+    /// Also keep tokens fetched with credentials in the auth cache (else only anonymous ones).
+    pub auth_cache_credentials: bool,
+    /// Parallel ranged fetch of large blobs.
+    pub ranged: RangedFetch,
+}
+
+/// Parallel ranged fetch: a blob of at least `threshold` bytes is fetched as consecutive
+/// `Range` requests of `chunk_size` bytes, `max_chunks` of them in flight, fed in order to
+/// the reader. Bytes buffered per blob stay below `max_chunks * chunk_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangedFetch {
+    /// Requests in flight per blob; 1 or 0 turns ranged fetch off.
+    pub max_chunks: usize,
+    /// Bytes per request.
+    pub chunk_size: u64,
+    /// Smallest blob fetched in ranges.
+    pub threshold: u64,
+}
+
+/// Default requests in flight per large blob.
+pub const DEFAULT_MAX_CONCURRENT_CHUNKS: usize = 4;
+/// Default bytes per ranged request.
+pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
+/// Default smallest blob fetched in ranges.
+pub const DEFAULT_RANGED_THRESHOLD: u64 = 32 << 20;
+
+impl Default for RangedFetch {
+    fn default() -> Self {
+        RangedFetch {
+            max_chunks: DEFAULT_MAX_CONCURRENT_CHUNKS,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            threshold: DEFAULT_RANGED_THRESHOLD,
+        }
+    }
 }
 
 impl Default for RegistryConfig {
@@ -58,6 +95,9 @@ impl Default for RegistryConfig {
             ],
             retry: RetryPolicy::default(),
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            auth_cache_dir: None,
+            auth_cache_credentials: false,
+            ranged: RangedFetch::default(),
         }
     }
 }

@@ -86,6 +86,7 @@ impl RegistryClient {
                 &path,
                 Some(MANIFEST_ACCEPT),
                 Target::Manifest { shown },
+                None,
             )
             .await?;
         let url = source.url;

@@ -4,8 +4,8 @@
 //!
 //! Every request for a registry goes to its configured mirrors first (pull-through caches: same
 //! repository path), then to the registry itself; a mirror that fails is logged and the next
-//! endpoint tried. Insecure registries are tried over HTTPS without certificate checks, then
-//! over plain HTTP. The endpoint that answered last is tried first next time, so all blobs of
+//! endpoint tried. Insecure registries are tried over HTTPS without certificate checks and
+//! over plain HTTP at once (HTTPS wins when it answers), so that the probe costs no round trip. The endpoint that answered last is tried first next time, so all blobs of
 //! a pull go where the manifest came from.
 //!
 //! TLS: the system roots plus, per registry, the CA and client certificates of the certs dirs
@@ -15,11 +15,14 @@
 //! [`credentials`]). Faults: connection errors, timeouts, 429 and 5xx are retried with
 //! exponential backoff and jitter (honouring `Retry-After`, see [`retry`]); a blob download
 //! that breaks off or stalls resumes with a `Range` request inside [`BlobStream`], invisibly
-//! to its reader. This module touches the filesystem only to read certs dirs and Docker's
-//! config.json, and never prints: warnings (a mirror failed, a request is retried) are
+//! to its reader; a large blob is fetched as parallel ranged requests fed in order (see
+//! `ranged`). Challenges and anonymous tokens are kept between invocations in a private
+//! directory (see `auth_store`). This module touches the filesystem only to read certs dirs
+//! and Docker's config.json and for that cache, and never prints: warnings (a mirror failed, a request is retried) are
 //! `tracing` events at WARN level, shown as the program using the library decides.
 
 pub mod auth;
+mod auth_store;
 mod blob;
 mod client;
 mod config;
@@ -28,6 +31,7 @@ pub mod endpoint;
 mod error;
 mod login;
 mod manifest;
+mod ranged;
 mod request;
 pub mod retry;
 #[cfg(test)]
@@ -35,10 +39,12 @@ mod tests;
 pub mod tls;
 mod tls_probe;
 
+pub use self::auth_store::default_dir as default_auth_cache_dir;
 pub use self::blob::BlobStream;
 pub use self::client::RegistryClient;
 pub use self::config::{
-    DEFAULT_CERTS_DIR, DEFAULT_STALL_TIMEOUT, DOCKER_CERTS_DIR, RegistryConfig,
+    DEFAULT_CERTS_DIR, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CONCURRENT_CHUNKS, DEFAULT_RANGED_THRESHOLD,
+    DEFAULT_STALL_TIMEOUT, DOCKER_CERTS_DIR, RangedFetch, RegistryConfig,
 };
 pub use self::error::{RegistryError, TlsProblem};
 pub use self::manifest::FetchedManifest;

@@ -38,6 +38,30 @@ pub(super) enum AttemptError {
     Registry(RegistryError),
 }
 
+/// The bytes a request asks for: `Range: bytes=START-` or `bytes=START-END` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ByteRange {
+    /// First byte.
+    pub(super) start: u64,
+    /// Last byte, inclusive (`None`: to the end).
+    pub(super) end: Option<u64>,
+}
+
+impl ByteRange {
+    /// `bytes=START-` (a resumption).
+    pub(super) fn from(start: u64) -> ByteRange {
+        ByteRange { start, end: None }
+    }
+
+    /// The `Range` header's value.
+    pub(super) fn header(self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{end}", self.start),
+            None => format!("bytes={}-", self.start),
+        }
+    }
+}
+
 /// The token scope for pulling from `reference`'s repository.
 fn pull_scope(reference: &Reference) -> String {
     format!("repository:{}:pull", reference.repository)
@@ -59,6 +83,21 @@ impl RegistryClient {
         {
             let ep = eps.remove(pos);
             eps.insert(0, ep);
+        } else {
+            // An insecure registry that answered over plain HTTP last time (auth cache): try
+            // that first, as a probe, so that its HTTPS probe costs no round trip.
+            for i in 1..eps.len() {
+                let (probe, plain) = (&eps[i - 1], &eps[i]);
+                if probe.probe
+                    && probe.authority == plain.authority
+                    && plain.base.starts_with("http://")
+                    && self.inner.auth.plain_http(&plain.authority)
+                {
+                    eps.swap(i - 1, i);
+                    eps[i - 1].probe = true;
+                    eps[i].probe = false;
+                }
+            }
         }
         Ok(eps)
     }
@@ -71,40 +110,92 @@ impl RegistryClient {
         path: &str,
         accept: Option<&str>,
         target: Target<'_>,
+        range: Option<ByteRange>,
     ) -> Result<(reqwest::Response, Source), RegistryError> {
         let mut attempts: Vec<String> = Vec::new();
-        for ep in self.ordered_endpoints(&reference.registry)? {
-            let url = format!("{}/v2/{}/{}", ep.base, reference.repository, path);
-            match self.request(&ep, reference, &url, accept).await {
-                Ok(response) if response.status().is_success() => {
-                    if let Ok(mut preferred) = self.inner.preferred.lock() {
-                        preferred.insert(reference.registry.clone(), ep.base.clone());
+        let mut eps = self.ordered_endpoints(&reference.registry)?.into_iter();
+        let mut outcomes = Vec::new();
+        while let Some(ep) = eps.next() {
+            let url_of =
+                |ep: &Endpoint| format!("{}/v2/{}/{}", ep.base, reference.repository, path);
+            let url = url_of(&ep);
+            let plain = eps.as_slice().first().filter(|next| {
+                ep.probe
+                    && ep.base.starts_with("https://")
+                    && next.base.starts_with("http://")
+                    && next.authority == ep.authority
+            });
+            if let Some(plain) = plain.cloned() {
+                eps.next();
+                let plain_url = url_of(&plain);
+                outcomes.extend(
+                    self.race_schemes((ep, url), (plain, plain_url), reference, accept, range)
+                        .await,
+                );
+            } else {
+                let outcome = self
+                    .request(&ep, reference, &url, accept, range, false)
+                    .await;
+                outcomes.push((ep, url, outcome));
+            }
+            for (ep, url, outcome) in outcomes.drain(..) {
+                match outcome {
+                    // A range the server refuses is the caller's to handle (no body to waste).
+                    Ok(response)
+                        if response.status().is_success()
+                            || (range.is_some()
+                                && response.status()
+                                    == reqwest::StatusCode::RANGE_NOT_SATISFIABLE) =>
+                    {
+                        if let Ok(mut preferred) = self.inner.preferred.lock() {
+                            preferred.insert(reference.registry.clone(), ep.base.clone());
+                        }
+                        if !ep.mirror {
+                            let plain = ep.base.starts_with("http://");
+                            self.inner.auth.set_plain_http(&ep.authority, plain);
+                        }
+                        return Ok((response, Source { endpoint: ep, url }));
                     }
-                    return Ok((response, Source { endpoint: ep, url }));
-                }
-                Ok(response) => {
-                    let err = error_from_response(response, &url, reference, target).await;
-                    if !ep.mirror {
-                        return Err(err);
+                    // Plain HTTP tried first (the auth cache said so) on what is now an HTTPS
+                    // port: Go's servers answer 400. On to HTTPS.
+                    Ok(response)
+                        if ep.probe
+                            && ep.base.starts_with("http://")
+                            && response.status() == reqwest::StatusCode::BAD_REQUEST =>
+                    {
+                        self.inner.auth.set_plain_http(&ep.authority, false);
+                        attempts.push(format!("{url}: HTTP 400 over plain HTTP"));
                     }
-                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
-                    attempts.push(format!("{url}: {err}"));
-                }
-                Err(AttemptError::Registry(err)) => {
-                    if !ep.mirror {
-                        return Err(err);
-                    }
-                    tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
-                    attempts.push(format!("{url}: {err}"));
-                }
-                Err(AttemptError::Transport { message, .. }) => {
-                    if ep.mirror && !ep.probe {
+                    Ok(response) => {
+                        let err = error_from_response(response, &url, reference, target).await;
+                        if !ep.mirror {
+                            return Err(err);
+                        }
                         tracing::warn!(
-                            "mirror {} failed: {message}; trying the next endpoint",
+                            "mirror {} failed: {err}; trying the next endpoint",
                             ep.base
                         );
+                        attempts.push(format!("{url}: {err}"));
                     }
-                    attempts.push(message);
+                    Err(AttemptError::Registry(err)) => {
+                        if !ep.mirror {
+                            return Err(err);
+                        }
+                        tracing::warn!(
+                            "mirror {} failed: {err}; trying the next endpoint",
+                            ep.base
+                        );
+                        attempts.push(format!("{url}: {err}"));
+                    }
+                    Err(AttemptError::Transport { message, .. }) => {
+                        if ep.mirror && !ep.probe {
+                            tracing::warn!(
+                                "mirror {} failed: {message}; trying the next endpoint",
+                                ep.base
+                            );
+                        }
+                        attempts.push(message);
+                    }
                 }
             }
         }
@@ -112,6 +203,61 @@ impl RegistryClient {
             registry: reference.registry.clone(),
             attempts: attempts.join("; "),
         })
+    }
+
+    /// The first contact with an insecure registry: HTTPS (unverified) and plain HTTP asked at
+    /// once rather than one after the other, so that the probe costs no round trip. Returns
+    /// the outcomes to handle, in the order the sequential probe would have had them: HTTPS
+    /// alone when it answered; plain HTTP alone when it answered something other than 400
+    /// (what a TLS port says to plain HTTP), the port then speaking plain HTTP; else both.
+    async fn race_schemes(
+        &self,
+        (tls, tls_url): (Endpoint, String),
+        (plain, plain_url): (Endpoint, String),
+        reference: &Reference,
+        accept: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> Vec<(Endpoint, String, Result<reqwest::Response, AttemptError>)> {
+        let conclusive = |r: &Result<reqwest::Response, AttemptError>| {
+            r.as_ref()
+                .is_ok_and(|r| r.status() != reqwest::StatusCode::BAD_REQUEST)
+        };
+        // Which outcomes count: HTTPS's, plain HTTP's, or both (HTTPS's first).
+        enum Pick<R> {
+            Tls(R),
+            Plain(R),
+            Both(R, R),
+        }
+        let pick = {
+            let tls_fut = self.request(&tls, reference, &tls_url, accept, range, false);
+            // Without a cached token: the port may speak TLS, and a token must not cross the
+            // network in clear text to find out.
+            let plain_fut = self.request(&plain, reference, &plain_url, accept, range, true);
+            tokio::pin!(tls_fut, plain_fut);
+            tokio::select! {
+                t = &mut tls_fut => {
+                    if t.is_ok() {
+                        Pick::Tls(t)
+                    } else {
+                        let p = plain_fut.await;
+                        if conclusive(&p) { Pick::Plain(p) } else { Pick::Both(t, p) }
+                    }
+                }
+                p = &mut plain_fut => {
+                    if conclusive(&p) {
+                        Pick::Plain(p)
+                    } else {
+                        let t = tls_fut.await;
+                        if t.is_ok() { Pick::Tls(t) } else { Pick::Both(t, p) }
+                    }
+                }
+            }
+        };
+        match pick {
+            Pick::Tls(t) => vec![(tls, tls_url, t)],
+            Pick::Plain(p) => vec![(plain, plain_url, p)],
+            Pick::Both(t, p) => vec![(tls, tls_url, t), (plain, plain_url, p)],
+        }
     }
 
     /// [`RegistryClient::attempt`] with retries (backoff and jitter, `Retry-After`) on
@@ -123,6 +269,8 @@ impl RegistryClient {
         reference: &Reference,
         url: &str,
         accept: Option<&str>,
+        range: Option<ByteRange>,
+        bare: bool,
     ) -> Result<reqwest::Response, AttemptError> {
         let policy = if ep.mirror || ep.probe {
             RetryPolicy::none()
@@ -135,7 +283,10 @@ impl RegistryClient {
             &policy,
             &mut 0,
             || async move {
-                match self.attempt(ep, reference, url, accept, None).await {
+                match self
+                    .attempt_as(ep, reference, url, accept, range, bare)
+                    .await
+                {
                     Ok(response) if retry::retriable_status(response.status().as_u16()) => {
                         let retry_after = header_str(response.headers(), RETRY_AFTER.as_str())
                             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
@@ -172,7 +323,7 @@ impl RegistryClient {
         .unwrap_or_else(|failure| failure)
     }
 
-    /// One request to one endpoint (with `Range: bytes=N-` when `range`), answering a 401
+    /// One request to one endpoint (with a `Range` header when `range`), answering a 401
     /// once.
     pub(super) async fn attempt(
         &self,
@@ -180,17 +331,45 @@ impl RegistryClient {
         reference: &Reference,
         url: &str,
         accept: Option<&str>,
-        range: Option<u64>,
+        range: Option<ByteRange>,
+    ) -> Result<reqwest::Response, AttemptError> {
+        self.attempt_as(ep, reference, url, accept, range, false)
+            .await
+    }
+
+    /// [`RegistryClient::attempt`]; `bare`: the first request goes without any cached or
+    /// ahead-fetched `Authorization` (only a 401 is answered).
+    async fn attempt_as(
+        &self,
+        ep: &Endpoint,
+        reference: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<ByteRange>,
+        bare: bool,
     ) -> Result<reqwest::Response, AttemptError> {
         let http = self
             .http_client(&ep.authority, ep.skip_verify)
             .map_err(AttemptError::Registry)?;
         let scope = pull_scope(reference);
-        let cached = self.inner.auth.cached(&ep.authority, &scope);
+        let mut cached = if bare {
+            None
+        } else {
+            self.inner.auth.cached(&ep.authority, &scope)
+        };
+        if !bare
+            && cached.is_none()
+            && let Some(challenge) = self.inner.auth.known_challenge(&ep.authority)
+        {
+            cached = self.token_ahead(ep, reference, &scope, challenge).await;
+        }
         let response = self
             .send(&http, ep, url, accept, cached.as_deref(), range)
             .await?;
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            if cached.is_none() && response.status().is_success() {
+                self.inner.auth.no_challenge(&ep.authority);
+            }
             return Ok(response);
         }
         let challenges = challenges_of(response.headers());
@@ -249,6 +428,43 @@ impl RegistryClient {
         Err(AttemptError::Registry(err))
     }
 
+    /// A token fetched before the first request, for an endpoint whose bearer challenge is
+    /// known (saves the 401's round trip). `None` when it cannot be had: the request then goes
+    /// without, and its 401 is answered as usual.
+    async fn token_ahead(
+        &self,
+        ep: &Endpoint,
+        reference: &Reference,
+        scope: &str,
+        challenge: auth::Challenge,
+    ) -> Option<String> {
+        let creds = self.credentials(&ep.creds_host).await.ok()?;
+        let repository = reference.repo_name();
+        let answered = self
+            .inner
+            .auth
+            .answer(
+                auth::AuthRequest {
+                    challenges: &[challenge],
+                    authority: &ep.authority,
+                    scope,
+                    rejected: None,
+                    creds: creds.as_ref(),
+                    registry: &ep.creds_host,
+                    repository: &repository,
+                },
+                |u| self.client_for_url(u),
+            )
+            .await;
+        match answered {
+            Ok(header) => Some(header),
+            Err(e) => {
+                tracing::debug!("token for {repository} before the first request: {e}");
+                None
+            }
+        }
+    }
+
     /// Sends one GET; failures are worded (TLS trust problems as [`RegistryError::Tls`]).
     pub(super) async fn send(
         &self,
@@ -257,7 +473,7 @@ impl RegistryClient {
         url: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
-        range: Option<u64>,
+        range: Option<ByteRange>,
     ) -> Result<reqwest::Response, AttemptError> {
         let mut req = http.client.get(url);
         if let Some(accept) = accept {
@@ -266,12 +482,12 @@ impl RegistryClient {
         if let Some(authorization) = authorization {
             req = req.header(AUTHORIZATION, authorization);
         }
-        if let Some(offset) = range {
-            req = req.header(RANGE, format!("bytes={offset}-"));
+        if let Some(range) = range {
+            req = req.header(RANGE, range.header());
         }
         tracing::debug!(
             "GET {url}{}",
-            range.map_or(String::new(), |o| format!(" from byte {o}"))
+            range.map_or(String::new(), |r| format!(" {}", r.header()))
         );
         let err = match req.send().await {
             Ok(response) => {

@@ -51,7 +51,7 @@ impl ImageSource for RegistrySource {
     async fn open_blob(&self, blob: &Descriptor) -> Result<BlobStream, SourceError> {
         Ok(self
             .client
-            .fetch_blob(&self.reference, &blob.digest)
+            .fetch_blob_sized(&self.reference, &blob.digest, blob.size)
             .await?)
     }
 }

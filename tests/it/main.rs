@@ -32,4 +32,6 @@ mod registry_auth;
 mod registry_faults;
 mod run_config;
 mod run_lifecycle;
+mod registry_ranges;
+mod registry_rounds;
 mod support_selftest;

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // not every helper is used by every test
 
 pub mod image;
+pub mod logproxy;
 pub mod netenv;
 pub mod pki;
 pub mod proxy;
