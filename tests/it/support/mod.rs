@@ -8,6 +8,7 @@ pub mod image;
 pub mod netenv;
 pub mod pki;
 pub mod proxy;
+pub mod pull_cache;
 pub mod registry;
 pub mod strata;
 pub mod token;
