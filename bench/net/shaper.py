@@ -173,8 +173,8 @@ class Shaper:
                 self.emit(**rec)
                 if not keep or hdrs.get("connection", "").lower() == "close":
                     break
-        except (ConnectionError, OSError) as e:
-            self.emit(ev="error", host=host, conn=cid, error=str(e))
+        except Exception as e:  # a broken client or upstream: log it, drop the connection
+            self.emit(ev="error", host=host, conn=cid, error="%s: %s" % (type(e).__name__, e))
         finally:
             await link.close()
             if up[1] is not None:
