@@ -190,7 +190,7 @@ commit=$(git -C "$repo" rev-parse --short HEAD)
 [ -z "${STRATA_BIN:-}" ] || commit=${BENCH_COMMIT:-"binary $STRATA_BIN"}
 name=net-$(date -u +%Y%m%d-%H%M)
 python3 "$net/report.py" "$net_out" "$commit" "$("$strata" --version)" "$drop_caches_ok" \
-    "bash bench/run.sh ${net_args:---net}" >"$work/net.md"
+    "${NET_SLOW_START:+NET_SLOW_START=$NET_SLOW_START }bash bench/run.sh ${net_args:---net}" >"$work/net.md"
 cp "$work/net.md" "$bench/results/$name.md"
 cp "$net_out" "$bench/results/$name.jsonl"
 cp "$work/cmd.log" "$bench/results/$name-cmd.log" 2>/dev/null || true
