@@ -9,9 +9,13 @@
 #   bash bench/run.sh --profile    perf stat / strace -c / perf record of one cold strata pull
 #   bash bench/run.sh --store-scale  1,000 images + 1,000 containers in one root: images, ps,
 #                                  system df, rmi, prunes of N, warm pull-and-mount (issue 13)
+#   bash bench/run.sh --net        pulls through a shaping proxy with Docker Hub's shape (token
+#                                  auth, 307 to a blob host) at RTT 0/30/100 ms, 100 Mbit/s,
+#                                  1 Gbit/s, 50 Mbit/s per connection (issue 17; bench/net/)
 # Options: --rounds N (default 3; 2 for --scaling; warm runs per command for --store-scale: 7),
 #          --no-build (use an existing binary), --only LIST (comma-separated tests, e.g.
-#          strata-pull,ctr), --fs loop|host (where the stores live: a new ext4 filesystem for
+#          strata-pull,ctr; --net: tools, images and scenarios, e.g. strata,ctr,alpine,auth),
+#          --rtt MS,... and --rate 100m,1g,1g/50m (--net: total[/per connection]), --fs loop|host (where the stores live: a new ext4 filesystem for
 #          every cold run (default), or a directory on the host's filesystem).
 #          Environment: BENCH_CACHE (default /var/cache/strata-bench), STRATA_BIN (binary to use, implies --no-build),
 #          STRATA_BASE_BIN (another strata binary, e.g. an older commit's: adds its pull rows,
@@ -29,6 +33,8 @@ rounds=
 build=1
 only=
 fs=loop
+net_rtt= net_rate=
+net_args=$*
 while [ $# -gt 0 ]; do
     case $1 in
         --scaling) mode=scaling ;;
@@ -38,7 +44,10 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --fs) fs=$2; shift ;;
         --store-scale) mode=store-scale ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        --net) mode=net ;;
+        --rtt) net_rtt=$2; shift ;;
+        --rate) net_rate=$2; shift ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -635,4 +644,10 @@ if [ $mode = store-scale ]; then
     cp "$results" "$bench/results/store-scale.jsonl"
     cat "$work/store-scale.md"
     say "saved bench/results/store-scale.md and store-scale.jsonl"
+fi
+
+# -- 7e. net mode (issue 17) -------------------------------------------------------------------
+if [ $mode = net ]; then
+    # shellcheck source=bench/net/net-mode.sh
+    source "$bench/net/net-mode.sh"
 fi

@@ -28,6 +28,7 @@ mod info;
 mod lifecycle;
 mod load;
 mod pull;
+mod pull_through;
 mod registry_auth;
 mod registry_faults;
 mod run_config;

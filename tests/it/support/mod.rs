@@ -9,6 +9,7 @@ pub mod logproxy;
 pub mod netenv;
 pub mod pki;
 pub mod proxy;
+pub mod pull_cache;
 pub mod registry;
 pub mod strata;
 pub mod token;
