@@ -39,8 +39,30 @@ fn probe(root: &impl std::os::fd::AsFd, path: &str) -> Result<Found, Errno> {
     })
 }
 
+/// Whether `path` (absolute, in the container) lies on one of the spec's mounts (a volume, a
+/// tmpfs, `/proc`...): what is there is not in the rootfs, so only the runtime can tell.
+fn on_a_mount(spec: &Spec, path: &str) -> bool {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let normal = format!("/{}", parts.join("/"));
+    spec.mounts().iter().flatten().any(|m| {
+        let dest = m.destination().to_string_lossy();
+        let dest = dest.trim_end_matches('/');
+        dest.is_empty() || normal == dest || normal.starts_with(&format!("{dest}/"))
+    })
+}
+
 /// Checks that the spec's command exists in `rootfs` and is executable; a check that cannot
-/// be made (no `openat2`, an unreadable directory) lets the runtime decide.
+/// be made (no `openat2`, an unreadable directory, a path on a volume or tmpfs) lets the
+/// runtime decide.
 pub fn check_command(rootfs: &Path, spec: &Spec) -> Result<(), ContainerError> {
     let Some(process) = spec.process().as_ref() else {
         return Ok(());
@@ -61,6 +83,9 @@ pub fn check_command(rootfs: &Path, spec: &Spec) -> Result<(), ContainerError> {
         } else {
             format!("{}/{command}", process.cwd().display())
         };
+        if on_a_mount(spec, &path) {
+            return Ok(());
+        }
         return match probe(&root, &path) {
             Ok(Found::Missing) => Err(ContainerError::CommandNotFound {
                 command: command.clone(),
@@ -86,6 +111,9 @@ pub fn check_command(rootfs: &Path, spec: &Spec) -> Result<(), ContainerError> {
         } else {
             format!("{}/{dir}", process.cwd().display())
         };
+        if on_a_mount(spec, &dir) {
+            return Ok(());
+        }
         match probe(&root, &format!("{dir}/{command}")) {
             // Go's LookPath skips what it cannot execute and keeps looking.
             Ok(Found::Missing | Found::NotExecutable(_)) => {}
@@ -166,5 +194,30 @@ mod tests {
         // A bare name is looked up on PATH only.
         check_command(&root, &spec(&["sh"], "/usr/bin")).unwrap_err();
         check_command(&root, &spec(&["sh"], "")).unwrap_err();
+    }
+
+    #[test]
+    fn commands_on_a_mount_are_left_to_the_runtime() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("work")).unwrap();
+        let with_mount = |args: &[&str], path: &str| {
+            let mut s = spec(args, path);
+            let mount = oci_spec::runtime::MountBuilder::default()
+                .destination("/work")
+                .typ("bind")
+                .source("/host/ws")
+                .build()
+                .unwrap();
+            s.set_mounts(Some(vec![mount]));
+            s
+        };
+        // The volume holds what the rootfs does not: only the runtime can tell.
+        check_command(&root, &with_mount(&["./smoke.sh"], "/bin")).unwrap();
+        check_command(&root, &with_mount(&["/work/sub/../smoke.sh"], "/bin")).unwrap();
+        check_command(&root, &with_mount(&["tool"], "/bin:/work/bin")).unwrap();
+        // Beside the mount, the rootfs still decides.
+        check_command(&root, &with_mount(&["/workshop/x"], "/bin")).unwrap_err();
+        check_command(&root, &with_mount(&["/work/../x"], "/bin")).unwrap_err();
     }
 }
