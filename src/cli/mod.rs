@@ -21,6 +21,7 @@ mod json_lines;
 mod load;
 mod log;
 mod login;
+mod mount;
 mod privilege_hints;
 mod privileges;
 mod progress;
@@ -73,15 +74,9 @@ enum Command {
     /// List containers with their image and mount state (-q: their ids only)
     Ps(containers::PsArgs),
     /// Mount a container's rootfs again (e.g. after a reboot); prints the merged dir
-    Mount {
-        /// Container name or id
-        container: String,
-    },
+    Mount(mount::MountArgs),
     /// Unmount a container's rootfs
-    Umount {
-        /// Container name or id
-        container: String,
-    },
+    Umount(mount::UmountArgs),
     /// Remove containers
     Rm {
         /// Unmount mounted containers first
@@ -152,11 +147,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
         Command::Ps(args) => containers::ps(&g.existing_store()?, &args, g.quiet)?,
-        Command::Mount { container } => {
-            privileges::require_root("mount")?;
-            containers::mount(&g.store()?, &container)?
-        }
-        Command::Umount { container } => containers::umount(&g.store()?, &container)?,
+        Command::Mount(args) => mount::mount(g, &args)?,
+        Command::Umount(args) => mount::umount(&g.store()?, &args)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
         Command::Run(args) => return containers::run(g, &args),
