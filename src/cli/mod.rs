@@ -8,6 +8,7 @@ mod container_hints;
 mod containers;
 mod describe;
 mod df;
+mod diff;
 mod disk_usage;
 mod export;
 mod groups;
@@ -77,6 +78,8 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a container's rootfs
     Umount(mount::UmountArgs),
+    /// List the files a container changed: A (added), C (changed), D (deleted)
+    Diff(diff::DiffArgs),
     /// Remove containers
     Rm {
         /// Unmount mounted containers first
@@ -149,6 +152,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ps(args) => containers::ps(&g.existing_store()?, &args, g.quiet)?,
         Command::Mount(args) => mount::mount(g, &args)?,
         Command::Umount(args) => mount::umount(&g.store()?, &args)?,
+        Command::Diff(args) => diff::diff(&g.existing_store()?, &args)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
         Command::Run(args) => return containers::run(g, &args),

@@ -19,6 +19,7 @@ mod cli_output;
 mod concurrency;
 mod containers;
 mod crash;
+mod diff_commit;
 mod differential;
 mod enospc;
 mod export;
