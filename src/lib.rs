@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod commit;
 pub mod compression;
 pub mod config;
 pub mod container;

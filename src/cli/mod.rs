@@ -3,6 +3,7 @@
 mod args;
 mod async_runtime;
 mod check;
+mod commit;
 mod completion;
 mod container_hints;
 mod containers;
@@ -80,6 +81,8 @@ enum Command {
     Umount(mount::UmountArgs),
     /// List the files a container changed: A (added), C (changed), D (deleted)
     Diff(diff::DiffArgs),
+    /// Create a new image from a container's changes; prints its id
+    Commit(commit::CommitArgs),
     /// Remove containers
     Rm {
         /// Unmount mounted containers first
@@ -153,6 +156,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Mount(args) => mount::mount(g, &args)?,
         Command::Umount(args) => mount::umount(&g.store()?, &args)?,
         Command::Diff(args) => diff::diff(&g.existing_store()?, &args)?,
+        Command::Commit(args) => commit::commit(g, &args)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Bundle(args) => containers::bundle(&g.store()?, &args)?,
         Command::Run(args) => return containers::run(g, &args),

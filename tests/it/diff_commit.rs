@@ -1,12 +1,13 @@
-//! `diff` against a real registry, real overlay mounts and runc.
+//! `diff` and `commit` against a real registry, real overlay mounts and runc.
 
 use std::fs;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::support::image::{self, Flavor};
+use crate::support::tree::{self, Options};
 use crate::support::{self, Env};
 
 /// The changes made through the container's merged dir, and what `docker diff` (dockerd 20.10's
@@ -22,6 +23,17 @@ const EXPECTED: &[&str] = &[
     "D /media",
     "A /media/x",
     "A /newfile",
+];
+
+/// The init layer's paths, in the merged view but not changes of the container.
+const INIT: &[&str] = &[
+    "dev/console",
+    "dev/pts",
+    "dev/shm",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "etc/mtab",
 ];
 
 struct World {
@@ -107,4 +119,125 @@ fn diff_lists_changes_as_docker_mounted_or_not() {
     w.run(&["pull-and-mount", "--name", "c2", &w.image]).ok();
     assert_eq!(w.run(&["diff", "c2"]).ok().stdout, "");
     w.run(&["diff", "nosuch"]).assert_error(&["nosuch"]);
+}
+
+#[test]
+fn commit_exports_runs_inspects_mounts_and_removes_like_an_image() {
+    let w = World::new();
+    let merged = w.changed_container("c1");
+    let out = w
+        .run(&[
+            "commit",
+            "-m",
+            "my message",
+            "--author",
+            "Me <me@example.com>",
+            "-c",
+            "ENV X=1",
+            "-c",
+            "CMD [\"cat\", \"/newfile\"]",
+            "c1",
+            "localhost/committed:1",
+        ])
+        .ok();
+    let id = out.stdout.trim().to_string();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "{}",
+        out.describe()
+    );
+
+    // export equals the container's merged view minus the init layer's files.
+    let scratch = support::tempdir("commit");
+    let exported = scratch.path().join("rootfs");
+    w.run(&[
+        "export",
+        "--pull",
+        "never",
+        "localhost/committed:1",
+        exported.to_str().unwrap(),
+    ])
+    .ok();
+    // The init layer's files shadow the image's own (alpine has /etc/hosts): left out on
+    // both sides.
+    let mut view = tree::scan(&merged);
+    let mut image_view = tree::scan(&exported);
+    for p in INIT {
+        view.remove(Path::new(p));
+        image_view.remove(Path::new(p));
+    }
+    let mut opts = Options::default().ignore_mtime(".", "the root is in no layer tar");
+    // /dev is the init layer's in the container, the image's in the export.
+    opts = opts.ignore_mtime("dev", "the init layer's /dev");
+    opts.ignore_meta_of
+        .push((PathBuf::from("dev"), "the init layer's /dev"));
+    let diffs = tree::diff_scans("container", &view, "export", &image_view, &opts);
+    tree::assert_no_diffs("container", &merged, "export", &exported, &diffs);
+    assert!(!exported.join("etc/apk").exists() && !exported.join("etc/issue").exists());
+    assert_eq!(fs::read_to_string(exported.join("media/x")).unwrap(), "x");
+    assert!(
+        !exported.join("media/cdrom").exists(),
+        "the opaque dir hides the lower's"
+    );
+
+    // inspect: one more layer, the history entry.
+    let inspect = w.env.strata.inspect("localhost/committed:1");
+    let layers = inspect["RootFS"]["Layers"].as_array().unwrap().clone();
+    assert_eq!(layers.len(), 2, "{inspect:#}");
+    let config = fs::read(
+        w.env
+            .strata
+            .root()
+            .join("images")
+            .join(&id["sha256:".len()..])
+            .join("config.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        support::sha256_digest(&config),
+        id,
+        "image id = sha256 of the config"
+    );
+    let config: Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"], Value::Array(layers));
+    let last = config["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["comment"], "my message");
+    assert_eq!(last["author"], "Me <me@example.com>");
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("X=1"))
+    );
+
+    // It runs.
+    let out = w
+        .run(&["run", "--rm", "--pull", "never", "localhost/committed:1"])
+        .ok();
+    assert_eq!(out.stdout, "new\n", "{}", out.describe());
+    let out = w
+        .run(&[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "localhost/committed:1",
+            "sh",
+            "-c",
+            "echo $X; cat /etc/motd | tail -n 1",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "1\nchanged\n", "{}", out.describe());
+
+    // rmi removes it and keeps the parent (the container still uses it anyway).
+    w.run(&["rm", "-f", "c1"]).ok();
+    w.run(&["rmi", "localhost/committed:1"]).ok();
+    let images = w.env.strata.images();
+    assert_eq!(images.len(), 1, "{images:#?}");
+    w.run(&["check"]).ok();
 }
