@@ -75,9 +75,10 @@ enum Command {
     PullAndMount(containers::PullAndMountArgs),
     /// List containers with their image and mount state (-q: their ids only)
     Ps(containers::PsArgs),
-    /// Mount a container's rootfs again (e.g. after a reboot); prints the merged dir
+    /// Mount a container's rootfs again (e.g. after a reboot), or with --image an image
+    /// read-only; prints the mount point
     Mount(mount::MountArgs),
-    /// Unmount a container's rootfs
+    /// Unmount a container's rootfs (--image: an image mount)
     Umount(mount::UmountArgs),
     /// List the files a container changed: A (added), C (changed), D (deleted)
     Diff(diff::DiffArgs),

@@ -1,4 +1,4 @@
-//! `diff` and `commit` against a real registry, real overlay mounts and runc.
+//! `diff`, `commit` and `mount --image` against a real registry, real overlay mounts and runc.
 
 use std::fs;
 use std::io::Write as _;
@@ -79,6 +79,9 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        for image in ["localhost/committed:1", self.image.as_str()] {
+            let _ = self.env.strata.run(&["umount", "--image", image]);
+        }
         self.env.strata.remove_all_containers();
     }
 }
@@ -234,10 +237,66 @@ fn commit_exports_runs_inspects_mounts_and_removes_like_an_image() {
         .ok();
     assert_eq!(out.stdout, "1\nchanged\n", "{}", out.describe());
 
+    // Mounted read-only, equal to the export; rmi refused while mounted.
+    let mounted = PathBuf::from(
+        w.run(&["mount", "--image", "localhost/committed:1"])
+            .ok()
+            .stdout
+            .trim(),
+    );
+    let again = w.run(&["mount", "--image", "localhost/committed:1"]).ok();
+    assert_eq!(PathBuf::from(again.stdout.trim()), mounted, "idempotent");
+    let err = fs::write(mounted.join("newfile"), "no").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    tree::assert_same(
+        "image mount",
+        &mounted,
+        "export",
+        &exported,
+        &Options::default().ignore_mtime(".", "the root is in no layer tar"),
+    );
+    w.run(&["rmi", "localhost/committed:1"])
+        .assert_error(&["mounted"]);
+    w.run(&["umount", "--image", "localhost/committed:1"]).ok();
+    assert!(crate::support::strata::mounts_at(&mounted).is_empty());
+
     // rmi removes it and keeps the parent (the container still uses it anyway).
     w.run(&["rm", "-f", "c1"]).ok();
     w.run(&["rmi", "localhost/committed:1"]).ok();
     let images = w.env.strata.images();
     assert_eq!(images.len(), 1, "{images:#?}");
     w.run(&["check"]).ok();
+}
+
+#[test]
+fn a_one_layer_image_mounts_read_only_at_a_given_dir() {
+    let w = World::new();
+    w.env.strata.pull(&w.image).ok();
+    let scratch = support::tempdir("imgmount");
+    let dir = scratch.path().join("mnt");
+    let out = w
+        .run(&["mount", "--image", &w.image, dir.to_str().unwrap()])
+        .ok();
+    assert_eq!(PathBuf::from(out.stdout.trim()), dir);
+    assert!(fs::create_dir(dir.join("x")).is_err());
+    let exported = scratch.path().join("rootfs");
+    w.run(&[
+        "export",
+        "--pull",
+        "never",
+        &w.image,
+        exported.to_str().unwrap(),
+    ])
+    .ok();
+    tree::assert_same(
+        "image mount",
+        &dir,
+        "export",
+        &exported,
+        &Options::default().ignore_mtime(".", "the mount point is not the image's root"),
+    );
+    w.run(&["image", "prune", "-a", "-f"]).ok();
+    assert_eq!(w.env.strata.images().len(), 1, "a mounted image is in use");
+    w.run(&["umount", "--image", &w.image]).ok();
+    assert!(crate::support::strata::mounts_at(&dir).is_empty());
 }
