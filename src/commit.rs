@@ -1,9 +1,9 @@
 //! `commit`: a container's writable layer becomes a new layer of a new image (`docker commit`).
 //!
 //! 1. Under the shared store lease (held to the end, as a pull holds it), the upper dir is
-//!    written as a layer tar ([`archive::write_layer_tar`]: whiteouts back to `.wh.NAME`,
-//!    opaque directories to `.wh..wh..opq`, hard links, xattrs except overlay's, devices,
-//!    owners, modes, mtimes) into an unnamed temporary file (`O_TMPFILE`) in the store's
+//!    written as a layer tar ([`layer_tar`], confined: whiteouts back to `.wh.NAME`, opaque
+//!    directories to `.wh..wh..opq`, hard links, xattrs except overlay's, devices, owners,
+//!    modes, mtimes; the init layer's files and sockets left out) into an unnamed temporary file (`O_TMPFILE`) in the store's
 //!    `staging/`, hashed on the way: its sha256 is the layer's diff_id. Memory stays bounded
 //!    and a kill leaves no file.
 //! 2. The same tar is applied by the pull's [`StoreSink`] (staging, verify, sync, rename): the
@@ -31,12 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::fs::{Mode, OFlags};
 use serde_json::{Map, Value, json};
 
-use crate::archive::{self, ApplyOptions, ArchiveError};
-use crate::container::Container;
+use crate::archive::ApplyOptions;
+use crate::container::{Container, diff};
 use crate::digest::{Digest, Hasher};
 use crate::id::{BlobDigest, ChainId, DiffId, ImageId};
 use crate::image::media_type::{DOCKER_LAYER_TAR, DOCKER_MANIFEST, OCI_LAYER_TAR};
 use crate::image::{Compression, Descriptor};
+use crate::layer_tar::{self, LayerTarError};
 use crate::pipeline::LayerError;
 use crate::reference::Reference;
 use crate::sink::{Begun, LayerJob, LayerSink, StoreSink};
@@ -90,7 +91,7 @@ pub enum CommitError {
         /// The container's name.
         container: String,
         /// What failed.
-        source: ArchiveError,
+        source: LayerTarError,
     },
     /// Storing the layer failed.
     #[error("container {container}: storing its layer: {source}")]
@@ -182,7 +183,7 @@ pub fn commit(
         hasher: Hasher::new(),
         cancel: &cancel,
     };
-    let written = archive::write_layer_tar(&upper, &mut out, false);
+    let written = layer_tar::write_upper_dir(&upper, &mut out, diff::HIDDEN_PATHS);
     if cancel.load(Ordering::SeqCst) {
         return Err(CommitError::Interrupted);
     }

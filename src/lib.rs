@@ -15,6 +15,7 @@ pub mod digest;
 pub mod export;
 pub mod id;
 pub mod image;
+pub mod layer_tar;
 pub mod mount;
 pub mod pipeline;
 pub mod pull;

@@ -128,6 +128,34 @@ fn diff_lists_changes_as_docker_mounted_or_not() {
 fn commit_exports_runs_inspects_mounts_and_removes_like_an_image() {
     let w = World::new();
     let merged = w.changed_container("c1");
+    // What a layer tar must carry over: hard links, an xattr, a fifo, a symlink out of the
+    // rootfs (kept as a link, never followed); a socket is left out, as Docker does.
+    let data = merged.join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a"), "linked").unwrap();
+    fs::hard_link(data.join("a"), data.join("b")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", data.join("out")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(data.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = std::process::Command::new("setfattr")
+        .args(["-n", "user.note", "-v", "kept"])
+        .arg(data.join("a"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Bound from inside the directory: its absolute path is longer than a socket address.
+    let status = std::process::Command::new("python3")
+        .current_dir(&data)
+        .args([
+            "-c",
+            "import socket; socket.socket(socket.AF_UNIX).bind('sock')",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
     let out = w
         .run(&[
             "commit",
@@ -169,6 +197,7 @@ fn commit_exports_runs_inspects_mounts_and_removes_like_an_image() {
         view.remove(Path::new(p));
         image_view.remove(Path::new(p));
     }
+    assert!(view.remove(Path::new("data/sock")).is_some());
     let mut opts = Options::default().ignore_mtime(".", "the root is in no layer tar");
     // /dev is the init layer's in the container, the image's in the export.
     opts = opts.ignore_mtime("dev", "the init layer's /dev");
