@@ -1,23 +1,25 @@
-//! What a container changed (`docker diff`): the paths of its writable layer (the upper dir),
-//! as `A` (added), `C` (changed) or `D` (deleted), by the rules of dockerd 20.10's overlay2
-//! differ, so that strata prints what `docker diff` prints for the same layers:
+//! What a container changed (`docker diff`): the paths of its writable layer (the upper dir)
+//! compared with its image (the lower layers, the init layer included), as `A` (added), `C`
+//! (changed) or `D` (deleted). The set is what dockerd 20.10 lists on Debian (its "naive" differ,
+//! which compares the image's tree with the container's; checked against a real dockerd in the
+//! tests), computed from the layer directories without mounting anything:
 //!
-//! - The upper dir is walked depth first, names in byte order (Go's `filepath.Walk`).
-//! - A whiteout (0/0 character device) is `D`; so is a directory marked opaque
-//!   (`trusted.overlay.opaque=y`): what the lower layers had there is gone. Its own entries
-//!   follow as `A`, or `C` where a lower layer has the same path.
-//! - Any other path is `C` when a lower layer (the init layer included) has it, else `A`. A
-//!   directory whose size, mode and mtime equal the nearest lower one's is not listed (it was
-//!   only copied up), but its entries are.
-//! - Before an `A` or `D`, its parent directory is listed as `C` unless it was listed already
-//!   (the root never is).
+//! - A path the image does not have is `A` (and so is everything below a new directory).
+//! - A path it has is `C` when its type, mode, owner or device numbers differ, or, for a
+//!   non-directory, its size or mtime, or its `security.capability`. A directory whose
+//!   entries changed is `C` too, listed before them.
+//! - What the image had and the container removed is `D`: behind a whiteout, or, in an opaque
+//!   directory (one removed and made again), every entry of the image's directory the
+//!   container did not make again. Below a deleted directory nothing more is listed.
 //!
-//! Differences from Docker, both for confinement: lower layers are looked up without following
-//! any symlink (Docker's `os.Stat` follows them, out of the layer), and the init layer's own
-//! files (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/etc/mtab`, `/dev/console`,
-//! `/.dockerenv`), which Docker bind-mounts so that they never reach the upper dir, are not
-//! listed when a container wrote them. The walk uses directory fds only and never follows a
-//! symlink of the container.
+//! Order: dockerd lists in Go's map order, which varies from run to run; strata lists depth
+//! first in name order, each directory's `D`s after its other changes. Lower layers are looked
+//! up as overlayfs does (a whiteout, or an opaque or non-directory ancestor, hides the layers
+//! below) without following any symlink. The init layer's own files (`/etc/hosts`,
+//! `/etc/hostname`, `/etc/resolv.conf`, `/etc/mtab`, `/dev/console`, `/.dockerenv`), which
+//! Docker bind-mounts so that they never reach the upper dir, are not listed when a container
+//! wrote them. The upper dir is read through directory fds only, never following a symlink of
+//! the container.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -113,7 +115,7 @@ pub enum DiffError {
 }
 
 impl Container {
-    /// The changes of the container's writable layer against its image, in Docker's order
+    /// The changes of the container's writable layer against its image, in a fixed order
     /// (see the module documentation). Works mounted or not: only the layer directories are
     /// read.
     pub fn changes(&self) -> Result<Vec<Change>, DiffError> {
@@ -134,15 +136,16 @@ impl Container {
         let mut differ = Differ {
             lowers,
             changes: Vec::new(),
-            changed_dirs: std::collections::HashSet::new(),
         };
         differ
             .walk(root)
             .map_err(|(op, path, e)| err(op, &path, e))?;
-        let hidden = |c: &Change| HIDDEN_PATHS.contains(&c.path.as_str());
-        Ok(differ.changes.into_iter().filter(|c| !hidden(c)).collect())
+        Ok(differ.changes)
     }
 }
+
+/// A path as the image has it: its metadata and `security.capability`.
+type Lower = (Stat, Option<Vec<u8>>);
 
 /// A failure: what was being done, the path (absolute in the container), the errno.
 type WalkError = (&'static str, Vec<u8>, Errno);
@@ -151,139 +154,299 @@ struct Differ {
     /// The lower layers' roots, nearest first.
     lowers: Vec<OwnedFd>,
     changes: Vec<Change>,
-    /// Directories listed already, or whose entries were (Docker's `changedDirs`).
-    changed_dirs: std::collections::HashSet<Vec<u8>>,
 }
 
-/// A directory being walked: its fd, its absolute path, its entries still to visit (sorted,
-/// last first).
+/// A directory of the upper dir being walked.
 struct Level {
     fd: OwnedFd,
     path: Vec<u8>,
+    /// Its entries still to visit (sorted, last first).
     todo: Vec<Vec<u8>>,
+    /// Listed already (as `A` or `C`), or the root (never listed).
+    listed: bool,
+    /// The image's view of it is a directory: what it had there can be deleted.
+    had_dir: bool,
+    /// Opaque, or below an opaque or new directory: none of the image's entries show through.
+    hides: bool,
 }
 
 impl Differ {
     fn walk(&mut self, root: OwnedFd) -> Result<(), WalkError> {
-        let mut stack = vec![level(root, b"/".to_vec())?];
+        let mut stack = vec![level(root, b"/".to_vec(), true, true, false)?];
         while let Some(top) = stack.last_mut() {
             let Some(name) = top.todo.pop() else {
-                stack.pop();
+                if let Some(done) = stack.pop() {
+                    self.deleted(&mut stack, &done)?;
+                }
                 continue;
             };
             let path = join(&top.path, &name);
-            if let Some(fd) = self.visit(top.fd.as_fd(), &name, &path)? {
-                stack.push(level(fd, path)?);
+            let (hides, parent_had_dir) = (top.hides, top.had_dir);
+            if HIDDEN_PATHS.contains(&show(&path).as_str()) {
+                continue;
             }
+            let parent = top.fd.as_fd();
+            let st = rfs::statat(parent, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| ("inspecting", path.clone(), e))?;
+            let ft = FileType::from_raw_mode(st.st_mode);
+            if ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                // A whiteout: its `D` comes with its directory's deletions.
+                continue;
+            }
+            let handle = rfs::openat(
+                parent,
+                name.as_slice(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ("opening", path.clone(), e))?;
+            let dir = if ft == FileType::Directory {
+                Some(
+                    rfs::openat(parent, name.as_slice(), DIR_READ, Mode::empty())
+                        .map_err(|e| ("opening", path.clone(), e))?,
+                )
+            } else {
+                None
+            };
+            let old = if parent_had_dir {
+                self.lower_stat(&path)?
+            } else {
+                None
+            };
+            let kind = match &old {
+                None => Some(ChangeKind::Added),
+                Some((old_st, old_caps)) => {
+                    let caps = capability(handle.as_fd())
+                        .map_err(|e| ("reading xattrs of", path.clone(), e))?;
+                    (stat_different(old_st, &st) || *old_caps != caps)
+                        .then_some(ChangeKind::Modified)
+                }
+            };
+            if let Some(kind) = kind {
+                self.push_in(&mut stack, &path, kind);
+            }
+            let Some(fd) = dir else {
+                continue;
+            };
+            let opaque =
+                is_opaque(fd.as_fd()).map_err(|e| ("reading xattrs of", path.clone(), e))?;
+            let had_dir = old
+                .as_ref()
+                .is_some_and(|(o, _)| FileType::from_raw_mode(o.st_mode) == FileType::Directory);
+            let hides = hides || opaque || old.is_none();
+            stack.push(level(fd, path, kind.is_some(), had_dir, hides)?);
         }
         Ok(())
     }
 
-    /// Records the change of one entry; returns the fd of a directory to walk into.
-    fn visit(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-    ) -> Result<Option<OwnedFd>, WalkError> {
-        let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| ("inspecting", path.to_vec(), e))?;
-        let ft = FileType::from_raw_mode(st.st_mode);
-        let dir = if ft == FileType::Directory {
-            Some(
-                rfs::openat(parent, name, DIR_READ, Mode::empty())
-                    .map_err(|e| ("opening", path.to_vec(), e))?,
-            )
-        } else {
-            None
-        };
-        let deleted = match &dir {
-            Some(fd) => {
-                is_opaque(fd.as_fd()).map_err(|e| ("reading xattrs of", path.to_vec(), e))?
-            }
-            None => ft == FileType::CharacterDevice && st.st_rdev == 0,
-        };
-        let kind = if deleted {
-            ChangeKind::Deleted
-        } else {
-            match self.lower_stat(path)? {
-                None => ChangeKind::Added,
-                Some(lower) if dir.is_some() && same_dir(&st, &lower) => return Ok(dir),
-                Some(_) => ChangeKind::Modified,
-            }
-        };
-        if dir.is_some() {
-            self.changed_dirs.insert(path.to_vec());
+    /// Pushes a change, after a `C` for each directory above it not listed yet.
+    fn push_in(&mut self, stack: &mut [Level], path: &[u8], kind: ChangeKind) {
+        for level in stack.iter_mut().filter(|l| !l.listed) {
+            level.listed = true;
+            self.changes.push(Change {
+                path: show(&level.path),
+                kind: ChangeKind::Modified,
+            });
         }
-        if kind != ChangeKind::Modified {
-            let parent = parent_of(path);
-            if parent != b"/" && self.changed_dirs.insert(parent.to_vec()) {
-                self.push(parent, ChangeKind::Modified);
-            }
-        }
-        self.push(path, kind);
-        Ok(dir)
-    }
-
-    fn push(&mut self, path: &[u8], kind: ChangeKind) {
         self.changes.push(Change {
             path: show(path),
             kind,
         });
     }
 
-    /// The path in the nearest lower layer that has it (no symlink followed on the way).
-    fn lower_stat(&self, path: &[u8]) -> Result<Option<Stat>, WalkError> {
-        let rel = &path[1..];
+    /// The `D`s of a directory walked, after its other changes: what the image had there that
+    /// is gone (behind a whiteout, or hidden by an opaque directory).
+    fn deleted(&mut self, stack: &mut [Level], done: &Level) -> Result<(), WalkError> {
+        if !done.had_dir {
+            return Ok(());
+        }
+        let upper = names(done.fd.as_fd(), &done.path)?;
+        let mut gone = Vec::new();
+        for name in self.lower_names(&done.path)? {
+            let path = join(&done.path, &name);
+            if HIDDEN_PATHS.contains(&show(&path).as_str()) {
+                continue;
+            }
+            let removed = match upper.iter().find(|(n, _)| *n == name) {
+                Some((_, whiteout)) => *whiteout,
+                None => done.hides,
+            };
+            if removed && self.lower_stat(&path)?.is_some() {
+                gone.push(path);
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        if !done.listed {
+            self.push_in(stack, &done.path, ChangeKind::Modified);
+        }
+        for path in gone {
+            self.changes.push(Change {
+                path: show(&path),
+                kind: ChangeKind::Deleted,
+            });
+        }
+        Ok(())
+    }
+
+    /// The path as the image shows it (the lower layers merged, nearest first, as overlayfs
+    /// looks it up: a whiteout, or an opaque or non-directory ancestor, hides the layers
+    /// below), with its `security.capability`; `None` when the image has no such path.
+    fn lower_stat(&self, path: &[u8]) -> Result<Option<Lower>, WalkError> {
         for layer in &self.lowers {
-            let found = openat2(
-                layer,
-                rel,
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
-            );
-            match found {
-                Ok(fd) => {
+            match lookup(layer, path)? {
+                Some(fd) => {
                     let st = rfs::fstat(&fd).map_err(|e| ("inspecting", path.to_vec(), e))?;
-                    return Ok(Some(st));
+                    if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                        && st.st_rdev == 0
+                    {
+                        return Ok(None);
+                    }
+                    let caps = capability(fd.as_fd())
+                        .map_err(|e| ("reading xattrs of", path.to_vec(), e))?;
+                    return Ok(Some((st, caps)));
                 }
-                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => {}
-                Err(e) => return Err(("looking up in a lower layer", path.to_vec(), e)),
+                None => {
+                    // An ancestor of this layer that is opaque, a whiteout or no directory
+                    // hides the layers below.
+                    let mut dir = parent_of(path);
+                    while dir != b"/" {
+                        if let Some(fd) = lookup(layer, dir)? {
+                            let st =
+                                rfs::fstat(&fd).map_err(|e| ("inspecting", dir.to_vec(), e))?;
+                            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                                return Ok(None);
+                            }
+                            let opened = openat2(
+                                layer,
+                                &dir[1..],
+                                DIR_READ,
+                                ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+                            )
+                            .map_err(|e| ("opening", dir.to_vec(), e))?;
+                            if is_opaque(opened.as_fd())
+                                .map_err(|e| ("reading xattrs of", dir.to_vec(), e))?
+                            {
+                                return Ok(None);
+                            }
+                        }
+                        dir = parent_of(dir);
+                    }
+                }
             }
         }
         Ok(None)
     }
+
+    /// The names any lower layer has in the directory `path` (sorted; whether the image shows
+    /// each is for [`Differ::lower_stat`] to say).
+    fn lower_names(&self, path: &[u8]) -> Result<Vec<Vec<u8>>, WalkError> {
+        let mut all = std::collections::BTreeSet::new();
+        for layer in &self.lowers {
+            let dir = if path == b"/" {
+                openat2(layer, ".", DIR_READ, ResolveFlags::BENEATH)
+            } else {
+                openat2(
+                    layer,
+                    &path[1..],
+                    DIR_READ,
+                    ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+                )
+            };
+            let dir = match dir {
+                Ok(fd) => fd,
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
+                Err(e) => return Err(("opening a lower layer's", path.to_vec(), e)),
+            };
+            for (name, _) in names(dir.as_fd(), path)? {
+                all.insert(name);
+            }
+        }
+        Ok(all.into_iter().collect())
+    }
+}
+
+/// `path` (absolute) in one layer, not following any symlink; `None` when it has none.
+fn lookup(layer: &OwnedFd, path: &[u8]) -> Result<Option<OwnedFd>, WalkError> {
+    match openat2(
+        layer,
+        &path[1..],
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => Ok(None),
+        Err(e) => Err(("looking up in a lower layer", path.to_vec(), e)),
+    }
+}
+
+/// The entries of a directory, each with whether it is a whiteout.
+fn names(dir: BorrowedFd<'_>, path: &[u8]) -> Result<Vec<(Vec<u8>, bool)>, WalkError> {
+    let mut out = Vec::new();
+    for entry in Dir::read_from(dir).map_err(|e| ("listing", path.to_vec(), e))? {
+        let entry = entry.map_err(|e| ("listing", path.to_vec(), e))?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| ("inspecting", join(path, name), e))?;
+        let whiteout =
+            FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0;
+        out.push((name.to_vec(), whiteout));
+    }
+    Ok(out)
 }
 
 /// A directory's level: its entries sorted by name bytes, to be popped first to last.
-fn level(fd: OwnedFd, path: Vec<u8>) -> Result<Level, WalkError> {
-    let mut todo = Vec::new();
-    for entry in Dir::read_from(&fd).map_err(|e| ("listing", path.clone(), e))? {
-        let entry = entry.map_err(|e| ("listing", path.clone(), e))?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            todo.push(name.to_vec());
-        }
-    }
+fn level(
+    fd: OwnedFd,
+    path: Vec<u8>,
+    listed: bool,
+    had_dir: bool,
+    hides: bool,
+) -> Result<Level, WalkError> {
+    let mut todo: Vec<Vec<u8>> = names(fd.as_fd(), &path)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     todo.sort_unstable_by(|a, b| b.cmp(a));
-    Ok(Level { fd, path, todo })
+    Ok(Level {
+        fd,
+        path,
+        todo,
+        listed,
+        had_dir,
+        hides,
+    })
+}
+
+/// `security.capability` of an `O_PATH` handle (Docker compares it too).
+fn capability(fd: BorrowedFd<'_>) -> Result<Option<Vec<u8>>, Errno> {
+    xattr::get(Target::ProcFd(fd), c"security.capability")
+}
+
+/// Docker's `statDifferent`: type and mode, owner, device numbers; for a non-directory also
+/// size and mtime (nanoseconds ignored when either side has none). A directory's size and
+/// mtime are no measure of change.
+fn stat_different(old: &Stat, new: &Stat) -> bool {
+    let dir = FileType::from_raw_mode(old.st_mode) == FileType::Directory;
+    old.st_mode != new.st_mode
+        || old.st_uid != new.st_uid
+        || old.st_gid != new.st_gid
+        || old.st_rdev != new.st_rdev
+        || (!dir
+            && (old.st_size != new.st_size
+                || old.st_mtime != new.st_mtime
+                || !(old.st_mtime_nsec == new.st_mtime_nsec
+                    || old.st_mtime_nsec == 0
+                    || new.st_mtime_nsec == 0)))
 }
 
 fn is_opaque(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
     let value = xattr::get(Target::Fd(fd), c"trusted.overlay.opaque")?;
     Ok(value.as_deref() == Some(&b"y"[..]))
-}
-
-/// Docker's test for a directory only copied up: same size, mode and mtime (nanoseconds
-/// ignored when either side has none).
-fn same_dir(upper: &Stat, lower: &Stat) -> bool {
-    FileType::from_raw_mode(lower.st_mode) == FileType::Directory
-        && upper.st_size == lower.st_size
-        && upper.st_mode == lower.st_mode
-        && upper.st_mtime == lower.st_mtime
-        && (upper.st_mtime_nsec == lower.st_mtime_nsec
-            || upper.st_mtime_nsec == 0
-            || lower.st_mtime_nsec == 0)
 }
 
 fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -327,14 +490,23 @@ mod tests {
     }
 
     #[test]
-    fn unchanged_dirs_compare_times_as_docker() {
+    fn stat_differences_as_docker() {
         let tmp = tempfile::tempdir().unwrap();
-        let a = rfs::stat(tmp.path()).unwrap();
-        let mut b = rfs::stat(tmp.path()).unwrap();
-        assert!(same_dir(&a, &b));
-        b.st_mtime_nsec = 0;
-        assert!(same_dir(&a, &b));
-        b.st_mtime += 1;
-        assert!(!same_dir(&a, &b));
+        let dir = rfs::stat(tmp.path()).unwrap();
+        let mut later = dir;
+        later.st_mtime += 1;
+        assert!(
+            !stat_different(&dir, &later),
+            "a directory's mtime is no change"
+        );
+        later.st_mode &= !0o7;
+        assert!(stat_different(&dir, &later));
+        std::fs::write(tmp.path().join("f"), "x").unwrap();
+        let file = rfs::stat(tmp.path().join("f")).unwrap();
+        let mut touched = file;
+        touched.st_mtime_nsec = 0;
+        assert!(!stat_different(&file, &touched));
+        touched.st_mtime += 1;
+        assert!(stat_different(&file, &touched));
     }
 }

@@ -3,25 +3,30 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::support::image::{self, Flavor};
 use crate::support::tree::{self, Options};
-use crate::support::{self, Env};
+use crate::support::{self, Env, run_ok};
 
-/// The changes made through the container's merged dir, and what `docker diff` (dockerd 20.10's
-/// overlay2 rules) lists for them: `/etc` changed as the parent of added and deleted entries,
-/// `rm -rf` of a lower dir a whiteout (`D`), a dir removed and made again opaque (`D`, then its
-/// new entries `A`).
+/// The changes made through the container's merged dir, and what `strata diff` lists for them:
+/// the set `docker diff` of dockerd 20.10 prints (checked against a real one below), in
+/// strata's fixed order. `/etc` changed as the parent of changes, `rm -rf` of a lower dir and
+/// `rm` of a file as `D`; a dir removed and made again (opaque) is `C` with its new entry `A`
+/// and each entry of the image's dir `D`.
 const EXPECTED: &[&str] = &[
     "C /etc",
-    "D /etc/apk",
-    "D /etc/issue",
     "C /etc/motd",
     "A /etc/new",
-    "D /media",
+    "D /etc/apk",
+    "D /etc/issue",
+    "C /media",
     "A /media/x",
+    "D /media/cdrom",
+    "D /media/floppy",
+    "D /media/usb",
     "A /newfile",
 ];
 
@@ -328,4 +333,122 @@ fn a_one_layer_image_mounts_read_only_at_a_given_dir() {
     assert_eq!(w.env.strata.images().len(), 1, "a mounted image is in use");
     w.run(&["umount", "--image", &w.image]).ok();
     assert!(crate::support::strata::mounts_at(&dir).is_empty());
+}
+
+/// The changes of [`EXPECTED`], as a shell script run inside a container.
+const SCRIPT: &str = "echo new > /newfile; echo changed >> /etc/motd; echo x > /etc/new; \
+     rm /etc/issue; rm -rf /etc/apk; rm -rf /media; mkdir /media; echo x > /media/x";
+
+#[test]
+fn diff_equals_docker_diff_of_a_private_dockerd() {
+    let w = World::new();
+    let dockerd = Dockerd::start();
+    // A loopback registry is insecure for dockerd by default.
+    dockerd.docker(&["pull", "-q", &w.image]);
+    dockerd.docker(&[
+        "run",
+        "--name",
+        "c1",
+        "--network",
+        "none",
+        &w.image,
+        "sh",
+        "-c",
+        SCRIPT,
+    ]);
+    let docker = dockerd.docker(&["diff", "c1"]);
+
+    w.run(&["run", "--name", "c1", &w.image, "sh", "-c", SCRIPT])
+        .ok();
+    let strata = w.run(&["diff", "c1"]).ok().stdout;
+    // dockerd lists in Go map order (it varies from run to run): compared as sets.
+    let sorted = |text: &str| {
+        let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&strata),
+        sorted(&docker),
+        "strata diff:\n{strata}docker diff:\n{docker}"
+    );
+    assert_eq!(lines(&strata), EXPECTED);
+}
+
+/// A private dockerd on overlay2 (its own data root and socket, no networking setup), stopped
+/// on drop: `docker diff` reads its overlay2 upper dirs as strata does.
+struct Dockerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        support::require_tool("dockerd");
+        support::require_tool("docker");
+        let dir = support::tempdir("dockerd");
+        let d = dir.path();
+        let log = fs::File::create(d.join("log")).expect("dockerd log");
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("sock").display()))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--storage-driver=overlay2",
+            ])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let dockerd = Dockerd { dir, child };
+        for _ in 0..60 {
+            let up = Command::new("docker")
+                .args(dockerd.host())
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                return dockerd;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!(
+            "dockerd did not come up:\n{}",
+            fs::read_to_string(dockerd.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    fn host(&self) -> [String; 2] {
+        [
+            "-H".to_string(),
+            format!("unix://{}", self.dir.path().join("sock").display()),
+        ]
+    }
+
+    /// `docker -H <sock> ARGS...`.
+    fn docker(&self, args: &[&str]) -> String {
+        run_ok(Command::new("docker").args(self.host()).args(args))
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(self.host())
+            .args(["rm", "-f", "c1"])
+            .output();
+        // SIGTERM: dockerd stops the containerd it started, then exits.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
 }
