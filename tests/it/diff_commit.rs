@@ -329,10 +329,20 @@ fn a_one_layer_image_mounts_read_only_at_a_given_dir() {
         &exported,
         &Options::default().ignore_mtime(".", "the mount point is not the image's root"),
     );
+    w.run(&["check"]).ok();
     w.run(&["image", "prune", "-a", "-f"]).ok();
     assert_eq!(w.env.strata.images().len(), 1, "a mounted image is in use");
+    w.run(&["rmi", "-f", &w.image]).assert_error(&["mounted"]);
+    // Another directory while mounted is refused; the same one is a no-op.
+    let other = scratch.path().join("other");
+    w.run(&["mount", "--image", &w.image, other.to_str().unwrap()])
+        .assert_error(&["mounted at"]);
+    w.run(&["mount", "--image", &w.image, dir.to_str().unwrap()])
+        .ok();
     w.run(&["umount", "--image", &w.image]).ok();
     assert!(crate::support::strata::mounts_at(&dir).is_empty());
+    w.run(&["rmi", &w.image]).ok();
+    assert!(w.env.strata.images().is_empty());
 }
 
 /// The changes of [`EXPECTED`], as a shell script run inside a container.
