@@ -462,3 +462,53 @@ impl Drop for Dockerd {
         let _ = self.child.wait();
     }
 }
+
+#[test]
+fn an_interrupted_commit_exits_130_and_records_nothing() {
+    let w = World::new();
+    let out = w.run(&["pull-and-mount", "--name", "c1", &w.image]).ok();
+    let merged = PathBuf::from(out.stdout.trim());
+    // Large enough that the commit is still storing its layer when the signal comes.
+    let mut big = fs::File::create(merged.join("big")).unwrap();
+    let block = vec![0xab_u8; 1 << 20];
+    for _ in 0..768 {
+        big.write_all(&block).unwrap();
+    }
+    drop(big);
+    let root = w.env.strata.root().to_path_buf();
+    let child = Command::new(crate::support::strata::bin())
+        .arg("--root")
+        .arg(&root)
+        .args(["commit", "c1", "localhost/big:1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the layer is being unpacked into staging/ (a state, not a time).
+    let staging = root.join("staging");
+    let mut child = child;
+    let mut signalled = false;
+    while child.try_wait().unwrap().is_none() {
+        if fs::read_dir(&staging).unwrap().next().is_some() {
+            let pid = i32::try_from(child.id()).unwrap();
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            signalled = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        signalled,
+        "the commit ended before it was seen storing its layer"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(w.env.strata.images().len(), 1, "no image was recorded");
+    let left: Vec<_> = fs::read_dir(&staging).unwrap().collect();
+    assert!(left.is_empty(), "staging left: {left:?}");
+    // The container is untouched and commits afterwards.
+    w.run(&["commit", "c1", "localhost/big:1"]).ok();
+    assert_eq!(w.env.strata.images().len(), 2);
+}
