@@ -201,8 +201,14 @@ pub fn commit(
     // 2. The layer, through the pull's sink.
     let mut diff_ids: Vec<DiffId> = parent.layers.iter().map(|l| l.diff_id.clone()).collect();
     diff_ids.push(diff_id.clone());
-    let chains = ChainId::of_stack(&diff_ids);
-    let chain_id = chains.last().cloned().ok_or(CommitError::Interrupted)?;
+    // The parent's chain, nearest first, then the new layer's own chain ID.
+    let mut ancestors = ChainId::of_stack(&diff_ids);
+    let chain_id = ancestors.pop().ok_or_else(|| CommitError::Parent {
+        image: parent.id.clone(),
+        what: "config",
+        reason: "no layers".into(),
+    })?;
+    ancestors.reverse();
     let manifest_bytes = store.image_manifest(&parent.id)?;
     let manifest: Value = parse_json(&parent.id, "manifest", &manifest_bytes)?;
     let layer_media_type = if manifest_media_type(&parent, &manifest) == DOCKER_MANIFEST {
@@ -223,7 +229,7 @@ pub fn commit(
         compression: Compression::None,
         diff_id: diff_id.clone(),
         chain_id: chain_id.clone(),
-        ancestors: chains.iter().rev().skip(1).cloned().collect(),
+        ancestors,
     };
     let layer_err = |source: LayerError| CommitError::Layer {
         container: name.clone(),

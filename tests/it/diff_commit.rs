@@ -512,3 +512,40 @@ fn an_interrupted_commit_exits_130_and_records_nothing() {
     w.run(&["commit", "c1", "localhost/big:1"]).ok();
     assert_eq!(w.env.strata.images().len(), 2);
 }
+
+#[test]
+fn a_committed_image_commits_again_on_top() {
+    let w = World::new();
+    let merged = w.changed_container("c1");
+    fs::write(merged.join("first"), "1\n").unwrap();
+    w.run(&["commit", "c1", "localhost/stack:1"]).ok();
+    let out = w
+        .run(&["pull-and-mount", "--name", "c2", "localhost/stack:1"])
+        .ok();
+    let merged2 = PathBuf::from(out.stdout.trim());
+    fs::write(merged2.join("second"), "2\n").unwrap();
+    fs::remove_file(merged2.join("first")).unwrap();
+    assert_eq!(
+        lines(&w.run(&["diff", "c2"]).ok().stdout),
+        ["A /second", "D /first"]
+    );
+    let id = w.run(&["commit", "c2"]).ok().stdout.trim().to_string();
+    let inspect = w.env.strata.inspect(&id);
+    assert_eq!(inspect["RootFS"]["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(inspect["RepoTags"], serde_json::json!([]), "dangling");
+    // `run` takes references only: tag it.
+    w.run(&["tag", &id, "localhost/stack:2"]).ok();
+    let out = w
+        .run(&[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "localhost/stack:2",
+            "sh",
+            "-c",
+            "cat /newfile /second; test ! -e /first && test ! -e /etc/issue",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "new\n2\n", "{}", out.describe());
+}
