@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod commit;
 pub mod compression;
 pub mod config;
 pub mod container;
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod export;
 pub mod id;
 pub mod image;
+pub mod layer_tar;
 pub mod mount;
 pub mod pipeline;
 pub mod pull;

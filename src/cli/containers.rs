@@ -1,4 +1,4 @@
-//! Container commands: `pull-and-mount`, `ps`, `mount`, `umount`, `rm`, `bundle`, `run`.
+//! Container commands: `pull-and-mount`, `ps`, `rm`, `bundle`, `run`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -185,22 +185,6 @@ pub fn ps(store: &Store, args: &PsArgs, ids_only: bool) -> Result<()> {
             container_status::status(&v, now),
             units::age(Some(&v.created), now)
         );
-    }
-    Ok(())
-}
-
-/// `strata mount`.
-pub fn mount(store: &Store, name: &str) -> Result<()> {
-    let merged = Container::open(store, name)?.mount()?;
-    println!("{}", merged.display());
-    Ok(())
-}
-
-/// `strata umount`.
-pub fn umount(store: &Store, name: &str) -> Result<()> {
-    let container = Container::open(store, name)?;
-    if !container.unmount(false)? {
-        eprintln!("{}: not mounted", container.name());
     }
     Ok(())
 }

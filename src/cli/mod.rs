@@ -3,12 +3,14 @@
 mod args;
 mod async_runtime;
 mod check;
+mod commit;
 mod completion;
 mod container_hints;
 mod container_status;
 mod containers;
 mod describe;
 mod df;
+mod diff;
 mod disk_usage;
 mod export;
 mod groups;
@@ -23,6 +25,7 @@ mod kill;
 mod load;
 mod log;
 mod login;
+mod mount;
 mod privilege_hints;
 mod privileges;
 mod progress;
@@ -77,16 +80,15 @@ enum Command {
     PullAndMount(containers::PullAndMountArgs),
     /// List containers with their image and mount state (-q: their ids only)
     Ps(containers::PsArgs),
-    /// Mount a container's rootfs again (e.g. after a reboot); prints the merged dir
-    Mount {
-        /// Container name or id
-        container: String,
-    },
-    /// Unmount a container's rootfs
-    Umount {
-        /// Container name or id
-        container: String,
-    },
+    /// Mount a container's rootfs again (e.g. after a reboot), or with --image an image
+    /// read-only; prints the mount point
+    Mount(mount::MountArgs),
+    /// Unmount a container's rootfs (--image: an image mount)
+    Umount(mount::UmountArgs),
+    /// List the files a container changed: A (added), C (changed), D (deleted)
+    Diff(diff::DiffArgs),
+    /// Create a new image from a container's changes; prints its id
+    Commit(commit::CommitArgs),
     /// Remove containers
     Rm {
         /// Unmount mounted containers first
@@ -161,11 +163,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::PullAndMount(args) => containers::pull_and_mount(g, &args)?,
         Command::Ps(args) => containers::ps(&g.existing_store()?, &args, g.quiet)?,
-        Command::Mount { container } => {
-            privileges::require_root("mount")?;
-            containers::mount(&g.store()?, &container)?
-        }
-        Command::Umount { container } => containers::umount(&g.store()?, &container)?,
+        Command::Mount(args) => mount::mount(g, &args)?,
+        Command::Umount(args) => mount::umount(&g.store()?, &args)?,
+        Command::Diff(args) => diff::diff(&g.existing_store()?, &args)?,
+        Command::Commit(args) => commit::commit(g, &args)?,
         Command::Rm { force, containers } => containers::rm(&g.store()?, &containers, force)?,
         Command::Stop(args) => {
             privileges::require_root("stop")?;

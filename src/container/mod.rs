@@ -4,6 +4,7 @@
 //! - [`lifecycle`]: create on an image (and mount), open by name or id, list, mount, unmount,
 //!   remove.
 //! - [`view`]: what a container looks like now ([`ContainerView`], as `ps`/`inspect` show it).
+//! - [`diff`]: what the container changed, as `docker diff` lists it.
 //! - [`bundle`]: an OCI runtime bundle for the container, and running a runtime on it.
 //! - [`command`]: the container's command looked up in its rootfs before it runs (Docker's
 //!   exit codes 126 and 127).
@@ -19,6 +20,7 @@
 pub mod bundle;
 pub mod command;
 pub mod control;
+pub mod diff;
 pub mod error;
 pub mod lifecycle;
 pub mod state;

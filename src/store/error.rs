@@ -64,6 +64,16 @@ pub enum StoreError {
         /// The names of the containers, comma-separated.
         containers: String,
     },
+    /// Removing an image that is mounted (`mount --image`), with or without force.
+    #[error(
+        "unable to remove image {reference} - it is mounted at {} (strata umount --image first)", target.display()
+    )]
+    ImageMounted {
+        /// The image as the command named it.
+        reference: String,
+        /// Its mount point.
+        target: PathBuf,
+    },
     /// Removing by id an image tagged in several repositories, without force.
     #[error(
         "conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories"

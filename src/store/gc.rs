@@ -124,6 +124,12 @@ impl Store {
                 return Err(StoreError::MultipleRepositories(short_id(&image.id)));
             }
         }
+        if let Some(target) = self.image_mounted_at(&image.id)? {
+            return Err(StoreError::ImageMounted {
+                reference: raw.to_string(),
+                target,
+            });
+        }
         if !users.is_empty() && !force {
             return Err(StoreError::ImageInUse {
                 reference: raw.to_string(),
@@ -164,7 +170,10 @@ impl Store {
         let mut removal = Removal::default();
         for image in self.images()? {
             let dangling = !tagged.contains_key(&image.id);
-            if used.contains(&image.id) || (which == PruneImages::Dangling && !dangling) {
+            if used.contains(&image.id)
+                || self.image_mounted_at(&image.id)?.is_some()
+                || (which == PruneImages::Dangling && !dangling)
+            {
                 continue;
             }
             self.delete_image(&image, &containers, &mut removal)?;

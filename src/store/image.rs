@@ -141,6 +141,12 @@ impl Store {
         fs::read(&path).map_err(io_err("reading", &path))
     }
 
+    /// An image's manifest bytes as stored.
+    pub fn image_manifest(&self, id: &ImageId) -> Result<Vec<u8>, StoreError> {
+        let path = self.image_dir(id).join("manifest.json");
+        fs::read(&path).map_err(io_err("reading", &path))
+    }
+
     /// The reference index.
     pub fn repositories(&self) -> Result<Repositories, StoreError> {
         Ok(fsutil::read_json(&self.repositories_path())?.unwrap_or_default())

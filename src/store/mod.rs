@@ -9,6 +9,7 @@
 //! <root>/overlay2/<cid>-init, <cid>/                 container layers (init files; upper, work, merged)
 //! <root>/containers/<cid>.json                      container records
 //! <root>/repositories.json                             references -> image ids
+//! <root>/image-mounts/<id hex>/                    read-only image mounts (`mount --image`)
 //! <root>/staging/<chain hex>/                          layers being unpacked (never visible)
 //! <root>/locks/                                        flock files (store.lock, store.turnstile, ...)
 //! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
@@ -27,6 +28,7 @@ mod error;
 mod fsutil;
 mod gc;
 mod image;
+mod image_mount;
 mod layer;
 mod layout;
 pub mod lease;
@@ -45,6 +47,7 @@ pub use error::StoreError;
 pub(crate) use error::io_err;
 pub use gc::{Deletion, PruneImages, Removal};
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339, pick_platform};
+pub use image_mount::ImageMountError;
 pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lease::{LeaseKind, StoreLease};
