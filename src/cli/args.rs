@@ -161,7 +161,7 @@ impl RegistryFlags {
 }
 
 /// `--pull` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PullArg {
     /// Never pull; the image must be present
     Never,

@@ -102,12 +102,20 @@ fn create(
     g: &Global,
     flags: &PullFlags,
     image: &str,
-    name: Option<&str>,
+    name_arg: Option<&str>,
     policy: PullArg,
 ) -> Result<Container> {
-    let transport = Transport::parse(image)?;
-    let reference = transport.name()?;
     let store = g.store()?;
+    let parsed = Transport::parse(image);
+    if policy != PullArg::Always {
+        let name = parsed.as_ref().ok().and_then(|t| t.name().ok());
+        let normalised = name.as_ref().map(ToString::to_string);
+        if let Some(record) = store.image_by_id(normalised.as_deref(), image)? {
+            return Ok(Container::create(&store, &record, image, name_arg)?);
+        }
+    }
+    let transport = parsed?;
+    let reference = transport.name()?;
     let options = g.pull_options(flags)?;
     let source = Arc::new(transport.open(&g.client(flags)?)?);
     let observer = progress::observer(g.quiet);
@@ -131,7 +139,7 @@ fn create(
         &store,
         &image,
         &reference.to_string(),
-        name,
+        name_arg,
     )?)
 }
 

@@ -203,6 +203,30 @@ impl Store {
         self.resolve_image_for(normalised_ref, raw, &Platform::host())
     }
 
+    /// The image whose id `raw` is (`sha256:<hex>`, the hex, or a prefix of at least 4 hex
+    /// chars), when `raw` looks like one and no local reference has that name: Docker runs a
+    /// local image by id without asking a registry (`docker run 3f5ef9003cef`).
+    pub fn image_by_id(
+        &self,
+        normalised_ref: Option<&str>,
+        raw: &str,
+    ) -> Result<Option<ImageRecord>, StoreError> {
+        let hex = raw.strip_prefix("sha256:").unwrap_or(raw);
+        if hex.len() < 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        if let Some(name) = normalised_ref
+            && !self.images_by_ref(name)?.is_empty()
+        {
+            return Ok(None);
+        }
+        match self.resolve_image_for(None, raw, &Platform::host()) {
+            Ok(image) => Ok(Some(image)),
+            Err(StoreError::NoSuchImage(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [`Store::resolve_image`], preferring `platform`'s image among those a reference names
     /// (an index digest names one per platform pulled); another platform's when that is all
     /// the reference has.

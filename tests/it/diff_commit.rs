@@ -533,7 +533,12 @@ fn a_committed_image_commits_again_on_top() {
     let inspect = w.env.strata.inspect(&id);
     assert_eq!(inspect["RootFS"]["Layers"].as_array().unwrap().len(), 3);
     assert_eq!(inspect["RepoTags"], serde_json::json!([]), "dangling");
-    // `run` takes references only: tag it.
+    // A dangling image runs by its id, full or short, as Docker's does (no registry asked).
+    let short = &id.trim_start_matches("sha256:")[..12];
+    for by_id in [id.as_str(), short] {
+        let out = w.run(&["run", "--rm", by_id, "cat", "/second"]).ok();
+        assert_eq!(out.stdout, "2\n", "{}", out.describe());
+    }
     w.run(&["tag", &id, "localhost/stack:2"]).ok();
     let out = w
         .run(&[
