@@ -30,4 +30,5 @@ mod load;
 mod pull;
 mod registry_auth;
 mod registry_faults;
+mod rootless;
 mod support_selftest;

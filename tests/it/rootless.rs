@@ -1,0 +1,338 @@
+//! Rootless strata: the real binary run as an unprivileged user with a subordinate id range
+//! (made here with useradd and /etc/subuid, /etc/subgid), in the user namespace it enters.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Pusher};
+use crate::support::registry::Registry;
+use crate::support::strata::{Graph, Output, bin};
+use crate::support::{self, tree};
+
+/// The user with subordinate ids the tests run strata as.
+const USER: &str = "strata-rl";
+/// A user with none.
+const NO_SUBIDS_USER: &str = "strata-rl-nosub";
+/// The range given to [`USER`] when the tests create it.
+const SUBID_START: u32 = 400_000;
+const SUBID_COUNT: u32 = 65_536;
+
+static USERS: Mutex<()> = Mutex::new(());
+
+/// A user of this machine: name, uid, gid and their first subordinate range (if any).
+struct User {
+    name: &'static str,
+    uid: u32,
+    gid: u32,
+    subids: Option<(u32, u32)>,
+}
+
+fn id_of(name: &str, flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The first `name:start:count` range of `file` for `name`.
+fn subid_range(file: &str, name: &str) -> Option<(u32, u32)> {
+    let text = fs::read_to_string(file).unwrap_or_default();
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    })
+}
+
+/// Creates `name` (no home, no subordinate ids from useradd) unless it exists; with
+/// `subids`, gives it [`SUBID_START`].. in /etc/subuid and /etc/subgid unless it has a range.
+fn ensure_user(name: &'static str, subids: bool) -> User {
+    support::require_root();
+    let _serial = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if id_of(name, "-u").is_none() {
+        support::run_ok(Command::new("useradd").args([
+            "-M",
+            "-s",
+            "/bin/sh",
+            "-K",
+            "SUB_UID_COUNT=0",
+            "-K",
+            "SUB_GID_COUNT=0",
+            name,
+        ]));
+    }
+    if subids {
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            if subid_range(file, name).is_none() {
+                let mut text = fs::read_to_string(file).unwrap_or_default();
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&format!("{name}:{SUBID_START}:{SUBID_COUNT}\n"));
+                fs::write(file, text).expect("write subid file");
+            }
+        }
+    }
+    let user = User {
+        name,
+        uid: id_of(name, "-u").expect("uid"),
+        gid: id_of(name, "-g").expect("gid"),
+        subids: subid_range("/etc/subuid", name),
+    };
+    assert_eq!(
+        user.subids,
+        subid_range("/etc/subgid", name),
+        "the tests expect the same uid and gid ranges for {name}"
+    );
+    if !subids {
+        assert_eq!(user.subids, None, "{name} must have no subordinate ids");
+    }
+    user
+}
+
+/// One rootless world: the user, its own HOME / XDG dirs in a temp dir, a registry. Dropping
+/// it kills the pause process (ending its namespaces and their mounts).
+struct Rl {
+    user: User,
+    dir: tempfile::TempDir,
+    reg: Registry,
+    push: Pusher,
+}
+
+impl Rl {
+    fn new(user: User) -> Rl {
+        support::preflight();
+        support::require_tool("newuidmap");
+        let dir = support::tempdir("rootless");
+        for sub in ["", "home", "run", "data"] {
+            let p = dir.path().join(sub);
+            fs::create_dir_all(&p).unwrap();
+            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let reg = Registry::start();
+        let push = Pusher::new(&reg);
+        Rl {
+            user,
+            dir,
+            reg,
+            push,
+        }
+    }
+
+    fn r(&self, repo_ref: &str) -> String {
+        format!("{}/{repo_ref}", self.reg.addr())
+    }
+
+    /// The store: `$XDG_DATA_HOME/strata`.
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("data/strata")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("run/strata")
+    }
+
+    /// Runs `strata ARGS...` as the user, with only PATH, HOME and the XDG dirs set.
+    fn run(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid",
+                self.user.name,
+                "--regid",
+                self.user.name,
+                "--init-groups",
+            ])
+            .arg("env")
+            .arg("-i")
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(format!("HOME={}", d.join("home").display()))
+            .arg(format!("XDG_DATA_HOME={}", d.join("data").display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", d.join("run").display()))
+            .arg(bin())
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run setpriv");
+        Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// The host id of `id` in the user namespace (0 is the user, 1.. the subordinate range).
+    fn host_uid(&self, id: u32) -> u32 {
+        let (start, count) = self.user.subids.expect("subordinate ids");
+        match id {
+            0 => self.user.uid,
+            n if n <= count => start + n - 1,
+            n => panic!("{n} is outside the mapping"),
+        }
+    }
+
+    fn host_gid(&self, id: u32) -> u32 {
+        match id {
+            0 => self.user.gid,
+            n => self.host_uid(n),
+        }
+    }
+
+    /// The pid of the process keeping the namespaces, if one was started.
+    fn pause_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.state_dir().join("pause.pid")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        let out = self.run(&["inspect", name]).ok();
+        let v: Value = serde_json::from_str(&out.stdout).expect("inspect JSON");
+        v[0].clone()
+    }
+
+    /// Layer directories of the store (`overlay2/` minus `l`).
+    fn layer_dirs(&self) -> Vec<String> {
+        match fs::read_dir(self.root().join("overlay2")) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "l")
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Rl {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pause_pid() {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (md.uid(), md.gid())
+}
+
+#[test]
+fn rootless_pull_stores_shifted_owners_and_rmi_and_prune_empty_the_store() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let idx = image::alpine_multi(Flavor::Oci);
+    rl.push.index("library/alpine", "latest", &idx);
+    let alpine = rl.r("library/alpine:latest");
+    let wh = rl.r("test/whiteouts:v1");
+    rl.push.image(
+        "test/whiteouts",
+        Some("v1"),
+        &crate::pull::whiteout_image().build(),
+    );
+
+    let out = rl.run(&["pull", &alpine]).ok();
+    assert_eq!(out.stdout.trim(), alpine);
+    let out = rl.run(&["pull", &wh]).ok();
+    assert!(
+        out.stderr.contains("skipping character device")
+            && out.stderr.contains("skipping block device")
+            && out.stderr.contains("cannot be created in a user namespace"),
+        "devices are skipped with a warning:\n{}",
+        out.describe()
+    );
+
+    // The store is the user's, under $XDG_DATA_HOME.
+    let graph = Graph::of(&rl.inspect(&wh));
+    assert!(graph.upper.starts_with(rl.root()), "{graph:?}");
+    let (l2, l1) = (&graph.lower[0], &graph.lower[1]);
+
+    // Owners are the image's, shifted by the mapping.
+    assert_eq!(owner(&l1.join("a/keep")), (rl.user.uid, rl.user.gid));
+    assert_eq!(owner(&l1.join("o")), (rl.user.uid, rl.host_gid(42)));
+    assert_eq!(
+        owner(&l1.join("srv")),
+        (rl.host_uid(1000), rl.host_gid(1000))
+    );
+    assert_eq!(
+        owner(&l1.join("owned")),
+        (rl.host_uid(1000), rl.host_gid(1001))
+    );
+    assert_eq!(
+        fs::symlink_metadata(l1.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert!(!l1.join("dev/null").exists() && !l1.join("dev/loop0").exists());
+    assert!(
+        fs::symlink_metadata(l1.join("dev/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(
+        tree::get_xattr(&l1.join("xattrs"), "user.comment").as_deref(),
+        Some(&b"hello"[..])
+    );
+
+    // Whiteouts are 0/0 character devices; the opaque dir carries user.overlay.opaque.
+    for p in ["a/gone", "a/subdir", "x/file", "abs-link"] {
+        let md = fs::symlink_metadata(l2.join(p)).unwrap();
+        assert!(md.file_type().is_char_device() && md.rdev() == 0, "{p}");
+    }
+    assert_eq!(
+        tree::get_xattr(&l2.join("o"), "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(
+        tree::get_xattr(&l2.join("o"), "trusted.overlay.opaque"),
+        None
+    );
+
+    let images = rl.run(&["images", "-q"]).ok();
+    assert_eq!(images.stdout.lines().count(), 2, "{}", images.describe());
+    rl.run(&["check"]).ok();
+
+    let out = rl.run(&["rmi", &wh]).ok();
+    assert!(out.stdout.contains("Deleted:"), "{}", out.describe());
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+    assert_eq!(rl.run(&["images", "-q"]).ok().stdout.trim(), "");
+    rl.run(&["check"]).ok();
+}
+
+#[test]
+fn a_user_without_subordinate_ids_is_told_what_to_add() {
+    let rl = Rl::new(ensure_user(NO_SUBIDS_USER, false));
+    let out = rl.run(&["pull", &rl.r("library/alpine:latest")]);
+    out.assert_error(&[
+        "no subordinate uids in /etc/subuid",
+        "/etc/subgid",
+        &format!("{NO_SUBIDS_USER}:100000:65536"),
+    ]);
+    assert!(!rl.root().exists(), "no store is made");
+}
+
+#[test]
+fn an_owner_outside_the_mapped_range_fails_naming_it() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let (_, count) = rl.user.subids.expect("subordinate ids");
+    let far = count + 10;
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[Entry::file("far", "x\n").owner(u64::from(far), 0)],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/far", Some("v1"), &img);
+    let out = rl.run(&["pull", &rl.r("test/far:v1")]);
+    out.assert_error(&[&format!("chown to {far}:0"), "/etc/subuid", "/etc/subgid"]);
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new(), "nothing committed");
+}
