@@ -29,6 +29,8 @@ pub fn enter() -> Result<Mode, RootlessError> {
     else {
         return Ok(mode());
     };
+    // The maps first: a user without subordinate ids is told so before anything is made.
+    let maps = IdMaps::for_user(uid, gid)?;
     let dir = state_dir(uid)?;
     // One process at a time looks for, and starts, the pause process.
     let lock_path = dir.join("pause.lock");
@@ -43,7 +45,6 @@ pub fn enter() -> Result<Mode, RootlessError> {
     let pid = match running_pause(&dir) {
         Some(pid) => pid,
         None => {
-            let maps = IdMaps::for_user(uid, gid)?;
             let pid = pause::start(&maps)?;
             record(&dir, pid)?;
             tracing::info!("started the pause process {pid} keeping strata's user namespace");

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Pusher};
 use crate::support::registry::Registry;
 use crate::support::strata::{Graph, Output, bin};
-use crate::support::{self, tree};
+use crate::support::{self, tree, umoci};
 
 /// The user with subordinate ids the tests run strata as.
 const USER: &str = "strata-rl";
@@ -335,4 +335,97 @@ fn an_owner_outside_the_mapped_range_fails_naming_it() {
     let out = rl.run(&["pull", &rl.r("test/far:v1")]);
     out.assert_error(&[&format!("chown to {far}:0"), "/etc/subuid", "/etc/subgid"]);
     assert_eq!(rl.layer_dirs(), Vec::<String>::new(), "nothing committed");
+}
+
+/// `--name c1` container of the whiteout image, mounted rootless: seen from the host through
+/// the pause process (`/proc/PID/root`), its union equals umoci's unpack with the ids shifted;
+/// seen through `strata unshare`, the ids are the image's. Then `umount` and `rm`.
+#[test]
+fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let wh = rl.r("test/whiteouts:v1");
+    rl.push.image(
+        "test/whiteouts",
+        Some("v1"),
+        &crate::pull::whiteout_image().build(),
+    );
+    let merged = rl.run(&["pull-and-mount", "--name", "c1", &wh]).ok().stdout;
+    let merged = PathBuf::from(merged.trim());
+    assert!(merged.starts_with(rl.root()), "{}", merged.display());
+
+    // Inside the namespace: the mount is there, with the image's owners.
+    let cat = rl.run(&[
+        "unshare",
+        "cat",
+        &merged.join("a/gone").display().to_string(),
+    ]);
+    assert_eq!(cat.ok().stdout, "back again\n");
+    let stat = rl.run(&[
+        "unshare",
+        "stat",
+        "-c",
+        "%u:%g",
+        &merged.join("owned").display().to_string(),
+    ]);
+    assert_eq!(stat.ok().stdout.trim(), "1000:1001");
+    // Not on the host: the mount lives in the kept namespace only.
+    assert!(
+        !merged.join("a/gone").exists(),
+        "the mount must not leak to the host"
+    );
+
+    // The same union from the host, through the pause process, against umoci.
+    let pid = rl.pause_pid().expect("a pause process");
+    let view = PathBuf::from(format!("/proc/{pid}/root")).join(merged.strip_prefix("/").unwrap());
+    let reference = umoci::unpack(&rl.reg, "test/whiteouts:v1", None);
+    let init_layer = [
+        "dev/console",
+        "dev/pts",
+        "dev/shm",
+        "etc",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/mtab",
+    ];
+    let mut ours = tree::scan(&view);
+    for p in init_layer {
+        ours.remove(Path::new(p));
+    }
+    let mut theirs = tree::scan(&reference.rootfs());
+    // Devices cannot be made in a user namespace: skipped.
+    for p in ["dev/null", "dev/loop0"] {
+        assert!(theirs.remove(Path::new(p)).is_some(), "umoci has {p}");
+    }
+    for node in theirs.values_mut() {
+        node.uid = rl.host_uid(node.uid);
+        node.gid = rl.host_gid(node.gid);
+        node.xattrs.retain(|k, _| !k.starts_with("trusted."));
+    }
+    assert!(theirs.len() > 30, "non-vacuous: {} paths", theirs.len());
+    let mut opts = tree::Options::default().ignore_mtime(".", "root of a multi-layer union");
+    opts.ignore_xattr_prefixes.push("user.overlay.".into());
+    opts.ignore_mtime_of
+        .push((PathBuf::from("dev"), "the init layer's"));
+    opts.ignore_meta_of
+        .push((PathBuf::from("dev"), "the init layer's"));
+    let diffs = tree::diff_scans("rootless union", &ours, "umoci shifted", &theirs, &opts);
+    tree::assert_no_diffs(
+        "rootless union",
+        &view,
+        "umoci shifted",
+        &reference.rootfs(),
+        &diffs,
+    );
+
+    let ps = rl.run(&["ps", "--format", "json"]).ok();
+    assert!(ps.stdout.contains("\"mounted\""), "{}", ps.describe());
+    rl.run(&["umount", "c1"]).ok();
+    assert!(!view.join("a/gone").exists(), "unmounted in the namespace");
+    rl.run(&["rm", "c1"]).ok();
+    // A second container, removed mounted with -f.
+    rl.run(&["pull-and-mount", "--name", "c2", &wh]).ok();
+    rl.run(&["rm", "-f", "c2"]).ok();
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
 }
