@@ -13,6 +13,7 @@
 //! For a container of the store, [`Container::write_bundle`](crate::container::Container::write_bundle)
 //! mounts it and composes these from its image's config.
 
+pub mod rootless;
 pub mod runtime;
 pub mod spec;
 pub mod user;

@@ -114,6 +114,7 @@ pub fn run_runtime_with(
         source,
     })?;
     let status = Command::new(&exe)
+        .args(super::rootless::runtime_args())
         .arg("run")
         .arg("--bundle")
         .arg(&bundle)
@@ -136,6 +137,7 @@ pub fn delete_container(runtime: &str, container_id: &str) -> Result<i32, Bundle
     validate_container_id(container_id)?;
     let exe = find_runtime(runtime)?;
     let status = Command::new(&exe)
+        .args(super::rootless::runtime_args())
         .args(["delete", "--force", container_id])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

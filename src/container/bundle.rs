@@ -14,7 +14,8 @@ impl Container {
     pub fn write_bundle(&self, dir: &Path, opts: &RunOptions) -> Result<PathBuf, ContainerError> {
         let merged = self.mount()?;
         let config = parse_config(&self.store().image_config(&self.record().image_id)?)?;
-        let spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
+        let mut spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
+        bundle::rootless::adjust(&mut spec);
         std::fs::create_dir_all(dir).map_err(|source| ContainerError::BundleDir {
             dir: dir.to_path_buf(),
             source,

@@ -429,3 +429,49 @@ fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
     rl.run(&["system", "prune", "-a", "-f"]).ok();
     assert_eq!(rl.layer_dirs(), Vec::<String>::new());
 }
+
+/// `run` rootless: runc in strata's namespaces; the container runs as root inside, passes its
+/// exit code, and what it writes lands in the writable layer with the shifted owners.
+#[test]
+fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
+    let rl = Rl::new(ensure_user(USER, true));
+    support::require_tool("runc");
+    let img = image::alpine(Flavor::Oci, support::host_alpine_arch());
+    rl.push.image("library/alpine", Some("latest"), &img);
+    let alpine = rl.r("library/alpine:latest");
+
+    let id = rl.run(&["run", "--rm", &alpine, "id"]).ok();
+    assert!(
+        id.stdout.starts_with("uid=0(root) gid=0(root)"),
+        "{}",
+        id.describe()
+    );
+    let out = rl.run(&["run", "--rm", &alpine, "sh", "-c", "exit 7"]);
+    assert_eq!(out.code(), Some(7), "{}", out.describe());
+
+    let script = "echo hi > /made && chown 1000:1001 /made && touch /byroot";
+    rl.run(&["run", "--name", "w", &alpine, "sh", "-c", script])
+        .ok();
+    let graph = Graph::of(&rl.inspect("w"));
+    assert_eq!(
+        owner(&graph.upper.join("made")),
+        (rl.host_uid(1000), rl.host_gid(1001))
+    );
+    assert_eq!(
+        fs::read_to_string(graph.upper.join("made")).unwrap(),
+        "hi\n"
+    );
+    assert_eq!(
+        owner(&graph.upper.join("byroot")),
+        (rl.user.uid, rl.user.gid)
+    );
+    // `bundle`: a spec asking for no cgroup (none is delegated here).
+    let bundle = rl.dir.path().join("home/bundle");
+    rl.run(&["bundle", "w", &bundle.display().to_string()]).ok();
+    let spec: Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["root"]["path"], graph.merged.display().to_string());
+    assert!(spec["linux"].get("resources").is_none(), "{spec:#}");
+    rl.run(&["rm", "-f", "w"]).ok();
+    assert_eq!(rl.run(&["ps", "-q"]).ok().stdout.trim(), "");
+}
