@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Pusher};
+use crate::support::image::{
+    self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher, RawTar,
+};
 use crate::support::registry::Registry;
 use crate::support::strata::{Graph, Output, bin};
 use crate::support::{self, tree, umoci};
@@ -474,4 +476,73 @@ fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
     assert!(spec["linux"].get("resources").is_none(), "{spec:#}");
     rl.run(&["rm", "-f", "w"]).ok();
     assert_eq!(rl.run(&["ps", "-q"]).ok().stdout.trim(), "");
+}
+
+/// A few of the hostile corpus's escapes, pulled rootless: the same confined applier refuses
+/// or confines them, and nothing is written outside the user's store.
+#[test]
+fn rootless_hostile_layers_write_nothing_outside_the_store() {
+    const ESCAPE: &str = "strata-rl-escape";
+    let rl = Rl::new(ensure_user(USER, true));
+    let deep = "../".repeat(12);
+    let refused = [
+        (
+            "dotdot",
+            RawTar::new()
+                .file(format!("{deep}tmp/{ESCAPE}-dotdot"), b"x")
+                .finish(),
+            "escapes",
+        ),
+        (
+            "hardlink-via-symlink",
+            RawTar::new()
+                .symlink("hostetc", "/etc")
+                .hardlink(format!("{ESCAPE}-via"), "hostetc/shadow")
+                .finish(),
+            "does not exist",
+        ),
+    ];
+    for (name, tar, says) in refused {
+        let img = ImageBuilder::new(Flavor::Oci)
+            .layer(Layer::from_tar(tar), Compression::Gzip)
+            .build();
+        rl.push.image(&format!("hostile/{name}"), Some("v1"), &img);
+        let out = rl.run(&["pull", &rl.r(&format!("hostile/{name}:v1"))]);
+        out.assert_error(&[says]);
+    }
+    let accepted = RawTar::new()
+        .symlink("r", "/")
+        .file(format!("r/tmp/{ESCAPE}-sym"), b"inside\n")
+        .file("r/.wh..wh..opq", b"")
+        .finish();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .layer(Layer::from_tar(accepted), Compression::Gzip)
+        .build();
+    rl.push.image("hostile/symlink", Some("v1"), &img);
+    let reference = rl.r("hostile/symlink:v1");
+    rl.run(&["pull", &reference]).ok();
+    let layer = Graph::of(&rl.inspect(&reference)).upper;
+    assert_eq!(
+        fs::read_to_string(layer.join(format!("tmp/{ESCAPE}-sym"))).unwrap(),
+        "inside\n",
+        "written inside the layer"
+    );
+    assert_eq!(tree::get_xattr(&layer, "user.overlay.opaque"), None);
+
+    let store = rl.root();
+    let mut escaped = Vec::new();
+    for dir in ["/", "/tmp", "/etc", "/root", "/var/tmp"] {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            if e.file_name().to_string_lossy().contains(ESCAPE) {
+                escaped.push(e.path());
+            }
+        }
+    }
+    for p in tree::scan(rl.dir.path()).keys() {
+        if p.to_string_lossy().contains(ESCAPE) && !rl.dir.path().join(p).starts_with(&store) {
+            escaped.push(p.clone());
+        }
+    }
+    assert_eq!(escaped, Vec::<PathBuf>::new(), "written outside the store");
+    rl.run(&["check"]).ok();
 }
