@@ -24,6 +24,12 @@ pub fn state_dir(uid: u32) -> Result<PathBuf, RootlessError> {
         Some(run) => PathBuf::from(run).join("strata"),
         None => PathBuf::from(format!("/tmp/strata-run-{uid}")),
     };
+    checked_dir(dir, uid)
+}
+
+/// Creates `dir` (0700) if needed; refuses it unless it is a directory of `uid` that no one
+/// else may write to.
+fn checked_dir(dir: PathBuf, uid: u32) -> Result<PathBuf, RootlessError> {
     let state_err = |reason: String| RootlessError::StateDir {
         path: dir.clone(),
         reason,
@@ -43,4 +49,22 @@ pub fn state_dir(uid: u32) -> Result<PathBuf, RootlessError> {
         )));
     }
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_must_be_the_users_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let me = rustix::process::geteuid().as_raw();
+        let dir = tmp.path().join("run/strata");
+        assert_eq!(checked_dir(dir.clone(), me).unwrap(), dir);
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let err = checked_dir(dir.clone(), me + 1).unwrap_err().to_string();
+        assert!(err.contains("not a directory owned by uid"), "{err}");
+        std::fs::write(tmp.path().join("file"), b"").unwrap();
+        assert!(checked_dir(tmp.path().join("file"), me).is_err());
+    }
 }

@@ -546,3 +546,40 @@ fn rootless_hostile_layers_write_nothing_outside_the_store() {
     assert_eq!(escaped, Vec::<PathBuf>::new(), "written outside the store");
     rl.run(&["check"]).ok();
 }
+
+/// The namespace ends with its pause process: its mounts go, `ps` says so, and the next
+/// command starts a new one where `mount` mounts the container again.
+#[test]
+fn a_killed_pause_process_is_replaced_and_containers_mount_again() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let img = image::alpine(Flavor::Oci, support::host_alpine_arch());
+    rl.push.image("library/alpine", Some("latest"), &img);
+    let merged = rl
+        .run(&[
+            "pull-and-mount",
+            "--name",
+            "c",
+            &rl.r("library/alpine:latest"),
+        ])
+        .ok()
+        .stdout;
+    let release = PathBuf::from(merged.trim()).join("etc/alpine-release");
+    let release = release.display().to_string();
+    rl.run(&["unshare", "test", "-f", &release]).ok();
+
+    let first = rl.pause_pid().expect("a pause process");
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    while Path::new(&format!("/proc/{first}")).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ps = rl.run(&["ps", "--format", "json"]).ok();
+    assert!(ps.stdout.contains("\"unmounted\""), "{}", ps.describe());
+    let second = rl.pause_pid().expect("a new pause process");
+    assert_ne!(first, second);
+    let out = rl.run(&["unshare", "test", "-f", &release]);
+    assert_eq!(out.code(), Some(1), "not mounted in the new namespace");
+    rl.run(&["mount", "c"]).ok();
+    rl.run(&["unshare", "test", "-f", &release]).ok();
+    rl.run(&["rm", "-f", "c"]).ok();
+}
