@@ -18,6 +18,18 @@ pub fn adjust(spec: &mut Spec) {
         return;
     }
     if let Some(linux) = spec.linux_mut() {
+        if let Some(r) = linux.resources() {
+            let limits = r.memory().is_some()
+                || r.cpu().is_some()
+                || r.pids().is_some()
+                || r.block_io().is_some()
+                || r.hugepage_limits().is_some();
+            if limits {
+                tracing::warn!(
+                    "ignoring the container's cgroup limits: a rootless container gets no cgroup of its own"
+                );
+            }
+        }
         linux.set_resources(None).set_cgroups_path(None);
     }
 }
@@ -29,5 +41,21 @@ pub fn runtime_args() -> Vec<OsString> {
     match rootless::current_state_dir() {
         Ok(Some(dir)) => vec!["--root".into(), dir.join("runc").into_os_string()],
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_root_the_spec_is_left_alone() {
+        let mut spec = Spec::default();
+        let before = serde_json::to_value(&spec).unwrap();
+        if !rootless::is_rootless() {
+            adjust(&mut spec);
+            assert_eq!(serde_json::to_value(&spec).unwrap(), before);
+            assert!(runtime_args().is_empty());
+        }
     }
 }
