@@ -48,7 +48,7 @@ pub fn serve() -> RootlessError {
     }
 }
 
-/// Starts the pause process of user `uid:gid` with `maps`; returns its pid once its
+/// Starts a pause process whose namespace gets `maps`; returns its pid once its
 /// namespace has the maps. The caller records the pid.
 pub(crate) fn start(maps: &IdMaps) -> Result<u32, RootlessError> {
     let exe = std::env::current_exe().map_err(io_err("finding strata's own executable"))?;
