@@ -65,7 +65,7 @@ say() { echo "== $*" >&2; }
 
 # -- 1. packages -------------------------------------------------------------------------
 packages=(docker-registry skopeo umoci containerd docker.io podman debootstrap pigz zstd time procps
-          python3 curl tar util-linux e2fsprogs ca-certificates)
+          python3 curl tar util-linux e2fsprogs ca-certificates uidmap)
 [ $mode = profile ] && packages+=(linux-perf strace)
 missing=()
 for p in "${packages[@]}"; do
@@ -122,6 +122,7 @@ umount_under() { # dir: unmount every mount below dir, deepest first
 }
 cleanup() {
     set +e
+    rootless_stop
     stop_pid "$dockerd_pid"; stop_pid "$containerd_pid"; stop_pid "$registry_pid"
     drop_fs
     umount_under "$work"
@@ -158,6 +159,30 @@ fresh_fs() { # an empty $state for the next cold run
     mkdir -p "$state"
     mount "$fs_dev" "$state"
 }
+
+# strata-rootless: strata as an unprivileged user with subordinate ids (issue 18), made here.
+rl_user=strata-bench
+rootless_setup() { # the user, its subordinate range, dirs it can reach on the fresh filesystem
+    if ! id -u "$rl_user" >/dev/null 2>&1; then
+        useradd -M -s /usr/sbin/nologin -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$rl_user"
+    fi
+    local f
+    for f in /etc/subuid /etc/subgid; do
+        grep -q "^$rl_user:" "$f" 2>/dev/null || echo "$rl_user:600000:65536" >>"$f"
+    done
+    chmod 711 "$work" "$state"
+    mkdir -p "$state/rl/home" "$state/rl/data" "$state/rl/run"
+    chown -R "$rl_user:$rl_user" "$state/rl"
+}
+rootless_stop() { # the pause process keeps the namespaces, and with them $state's mount, busy
+    local pid
+    pid=$(cut -d' ' -f1 "$state/rl/run/strata/pause.pid" 2>/dev/null) || return 0
+    [ -n "$pid" ] && stop_pid "$pid"
+    rm -f "$state/rl/run/strata/pause.pid"
+}
+# as $rl_user with HOME and XDG dirs under $state/rl (an array: measure.py runs it directly)
+as_rootless=(setpriv --reuid "$rl_user" --regid "$rl_user" --init-groups env -i PATH="$PATH"
+             HOME="$state/rl/home" XDG_DATA_HOME="$state/rl/data" XDG_RUNTIME_DIR="$state/rl/run")
 
 drop_caches_ok=no
 drop_caches() {
@@ -302,6 +327,11 @@ run_test() {
         strata-pull-nosync)
             fresh_fs; drop_caches
             measure "strata pull --no-sync" "$label" "$round" -- "$strata" --root "$state/s" -q --no-sync pull "$ref" ;;
+        strata-rootless)
+            # A user's first rootless pull: it also starts the pause process (user namespace).
+            fresh_fs; rootless_setup; drop_caches
+            measure "strata pull (rootless)" "$label" "$round" -- "${as_rootless[@]}" "$strata" -q pull "$ref"
+            rootless_stop ;;
         base-pull)
             fresh_fs; drop_caches
             measure "strata pull (base)" "$label" "$round" -- "$base" --root "$state/s" -q pull "$ref" ;;
@@ -418,7 +448,7 @@ if [ $mode = default ]; then
     push "$v"
     saved=$(saved_tar "$v")
     tests=(strata-pull ctr strata-pull-nosync docker umoci floor floor-sync strata-pam strata-pull-digest
-           strata-load docker-load podman-load)
+           strata-load docker-load podman-load strata-rootless)
     [ -z "$base" ] || tests=(strata-pull base-pull "${tests[@]:1:2}" base-pull-nosync "${tests[@]:3}")
     say "measuring: $rounds rounds, tools alternating (${tests[*]}), gzip and zstd"
     for r in $(seq 1 "$rounds"); do

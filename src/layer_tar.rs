@@ -9,7 +9,7 @@
 //!   just inspected; its data is exactly the size announced (a file that shrank meanwhile is
 //!   padded with zeros, one that grew is cut), so the stream stays a valid tar.
 //! - Overlay's conventions back to the OCI ones: a whiteout (0/0 character device) becomes an
-//!   empty `.wh.NAME`, an opaque directory (`trusted.overlay.opaque=y`) gets a `.wh..wh..opq`
+//!   empty `.wh.NAME`, an opaque directory (`trusted.overlay.opaque=y`, `user.overlay.opaque` rootless) gets a `.wh..wh..opq`
 //!   member right after its own; overlay's xattrs are never written, the others are PAX
 //!   `SCHILY.xattr.*` records (symlinks carry none).
 //! - Members in name order, each directory before its entries; a file with several links is
@@ -279,8 +279,10 @@ impl<W: Write> Writer<'_, W> {
 
     /// `.wh..wh..opq` in `rel` when the directory `fd` is opaque.
     fn opaque_marker(&mut self, fd: BorrowedFd<'_>, rel: &[u8]) -> Result<(), LayerTarError> {
-        let value = xattr::get(Target::Fd(fd), c"trusted.overlay.opaque")
-            .map_err(|e| err("reading xattrs of", rel, e))?;
+        // Rootless stores mark opaque directories in the `userxattr` namespace.
+        let name = crate::archive::overlay_xattr::opaque(crate::rootless::is_rootless());
+        let value =
+            xattr::get(Target::Fd(fd), name).map_err(|e| err("reading xattrs of", rel, e))?;
         if value.as_deref() != Some(&b"y"[..]) {
             return Ok(());
         }

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod rootless;
 pub mod sink;
 pub mod source;
 pub mod store;

@@ -40,7 +40,7 @@ def default(results, meta_path):
     rows = load(results)
     meta = json.load(open(meta_path))
     g = group(rows)
-    order = ["strata pull", "strata pull --no-sync", "strata pull --content-digest", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
+    order = ["strata pull", "strata pull --no-sync", "strata pull --content-digest", "strata pull (rootless)", "strata pull-and-mount (cold)", "strata pull-and-mount (warm)",
              "containerd (ctr pull)", "dockerd (docker pull)", "skopeo copy + umoci unpack",
              "floor (inflate+sha256+tar -x)", "floor + syncfs",
              "strata load", "dockerd (docker load)", "podman load"]
@@ -127,6 +127,11 @@ def default(results, meta_path):
         g1, z1 = get(tool, "gzip"), get(tool, "zstd")
         if g1 and z1:
             p("| %s: zstd faster than gzip | %.2f s vs %.2f s | %s |" % (tool, z1["wall"], g1["wall"], verdict(z1["wall"] < g1["wall"])))
+    for img in ("gzip", "zstd"):
+        rl, sp = get("strata pull (rootless)", img), get("strata pull", img)
+        if rl and sp:
+            x = rl["wall"] / sp["wall"]
+            p("| cold rootless strata pull wall within 1.2x of the root pull (%s) | %.2fx (%.2f s vs %.2f s) | %s |" % (img, x, rl["wall"], sp["wall"], verdict(x <= 1.2)))
     sl = get("strata load", "tar")
     loads = [(name, s) for name, s in (("docker load", get("dockerd (docker load)", "tar")),
                                        ("podman load", get("podman load", "tar"))) if s]

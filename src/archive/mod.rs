@@ -118,7 +118,7 @@ mod error;
 mod fsops;
 mod meta;
 mod options;
-mod overlay_xattr;
+pub(crate) mod overlay_xattr;
 mod path;
 mod pax;
 mod reader;

@@ -23,6 +23,7 @@ pub mod mountpoint;
 pub mod mounts;
 pub mod network;
 pub mod privileged;
+pub mod rootless;
 pub mod runtime;
 pub mod seccomp;
 pub mod security_opt;

@@ -115,6 +115,7 @@ pub fn run_runtime_with(
         source,
     })?;
     let status = Command::new(&exe)
+        .args(super::rootless::runtime_args())
         .arg("run")
         .arg("--bundle")
         .arg(&bundle)
@@ -137,6 +138,7 @@ pub fn delete_container(runtime: &str, container_id: &str) -> Result<i32, Bundle
     validate_container_id(container_id)?;
     let exe = find_runtime(runtime)?;
     let status = Command::new(&exe)
+        .args(super::rootless::runtime_args())
         .args(["delete", "--force", container_id])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -177,6 +179,7 @@ pub fn spawn_run(
     })?;
     let mut command = Command::new(runtime);
     command
+        .args(super::rootless::runtime_args())
         .arg("--log")
         .arg(&opts.log)
         .args(["--log-format", "json", "run", "--bundle"])
@@ -201,6 +204,7 @@ pub fn kill_container(
 ) -> Result<bool, BundleError> {
     validate_container_id(container_id)?;
     let status = Command::new(runtime)
+        .args(super::rootless::runtime_args())
         .args(["kill", container_id, &signal.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -238,6 +242,7 @@ pub fn container_state(
 ) -> Result<Option<RuntimeState>, BundleError> {
     validate_container_id(container_id)?;
     let out = Command::new(runtime)
+        .args(super::rootless::runtime_args())
         .args(["state", container_id])
         .stdin(Stdio::null())
         .stderr(Stdio::null())

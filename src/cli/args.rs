@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use strata::archive::ApplyOptions;
@@ -232,6 +232,7 @@ impl Global {
             sync: file.sync(&overrides),
             apply: ApplyOptions {
                 hash_files: flags.content_digest,
+                userxattr: strata::rootless::is_rootless(),
                 ..ApplyOptions::default()
             },
         })
@@ -300,16 +301,11 @@ fn overrides(flags: &PullFlags) -> Result<strata::config::Overrides> {
 }
 
 fn default_root() -> Result<PathBuf> {
-    if rustix::process::geteuid().is_root() {
+    if !strata::rootless::is_rootless() {
         return Ok(PathBuf::from("/var/lib/strata"));
     }
-    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(data).join("strata"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => Ok(Path::new(&home).join(".local/share/strata")),
-        None => bail!("cannot choose a store directory: set --root, STRATA_ROOT or HOME"),
-    }
+    strata::rootless::data_root()
+        .context("cannot choose a store directory: set --root, STRATA_ROOT or HOME")
 }
 
 /// `--format` values: Docker's `table` (the default) and `json`, one JSON object per line with

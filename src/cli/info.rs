@@ -85,8 +85,8 @@ fn driver_status(i: &Info) -> Vec<(&'static str, String)> {
         ("Backing Filesystem", i.fs.name.clone()),
         ("Supports d_type", i.fs.supports_d_type.to_string()),
         ("Native Overlay Diff", i.native_overlay_diff.to_string()),
-        // strata mounts as root with trusted.overlay.* xattrs.
-        ("userxattr", "false".to_string()),
+        // Root mounts with trusted.overlay.* xattrs, rootless with user.overlay.* ones.
+        ("userxattr", strata::rootless::is_rootless().to_string()),
         ("New Mount API", i.mounts.new_mount_api.to_string()),
         ("Layers per Mount", i.mounts.layers_per_mount.to_string()),
     ]

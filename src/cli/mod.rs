@@ -37,6 +37,7 @@ mod stop;
 mod store_hints;
 mod tag;
 mod units;
+mod unshare;
 mod usage;
 
 use std::process::ExitCode;
@@ -137,10 +138,15 @@ enum Command {
     Completion(completion::CompletionArgs),
     /// Write the man pages (strata.1, strata-pull.1, ...) into a directory
     Man(completion::ManArgs),
+    /// Run a command (default: a shell) in the rootless user and mount namespaces of the store
+    Unshare(unshare::UnshareArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code (see [`usage::exit_code`]).
 pub fn main() -> ExitCode {
+    if let Some(code) = unshare::pause_if_asked() {
+        return code;
+    }
     let cli = Cli::parse();
     log::init(cli.global.log_level());
     match run(cli) {
@@ -155,6 +161,17 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     g.config_file()?;
+    let storeless = matches!(
+        cli.command,
+        Command::Export(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Completion(_)
+            | Command::Man(_)
+    );
+    if !storeless {
+        unshare::enter()?;
+    }
     match cli.command {
         Command::Pull(args) => images::pull(g, &args)?,
         Command::Images(args) => images::list(&g.existing_store()?, &args, g.quiet)?,
@@ -197,6 +214,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completion(args) => completion::completion(Cli::command(), &args)?,
         Command::Man(args) => completion::man(Cli::command(), &args)?,
         Command::Info(args) => info::info(&g.store()?, g.config_path(), &args)?,
+        Command::Unshare(args) => return unshare::unshare(&args),
     }
     Ok(ExitCode::SUCCESS)
 }

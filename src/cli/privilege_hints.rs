@@ -1,24 +1,43 @@
-//! The hint for a pull that needs root to store what it met: overlayfs marks opaque
-//! directories with `trusted.*` xattrs, which only root may set.
+//! The hint for a rootless pull refused a layer's owner: strata's user namespace maps only the
+//! user and their subordinate ids, so a file owned by another id cannot be stored.
 
 use strata::archive::ArchiveError;
+use strata::rootless::{self, IdMaps, Mode};
 
-/// What to do about a `trusted.*` xattr refused to an unprivileged pull, if `e` is one.
+/// What to do about an owner outside the ids of the rootless namespace, if `e` is one (chown
+/// fails with EINVAL for an id the namespace does not map).
 pub fn hint(e: &anyhow::Error) -> Option<String> {
-    let refused = e.chain().any(|cause| {
+    let unmapped = e.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<ArchiveError>(),
             Some(ArchiveError::Fs { op, source, .. })
-                if op.starts_with("setting trusted.")
-                    && source.raw_os_error() == Some(libc::EPERM)
+                if op.starts_with("chown") && source.raw_os_error() == Some(libc::EINVAL)
         )
     });
-    refused.then(|| {
-        "; the image has an opaque directory, which overlayfs marks with a trusted.* xattr \
-         that only root (CAP_SYS_ADMIN) may set: pull as root, or use `strata export` to \
-         unpack the image into a plain directory without a store"
-            .to_string()
-    })
+    let Mode::Rootless { uid, gid, .. } = rootless::mode() else {
+        return None;
+    };
+    if !unmapped {
+        return None;
+    }
+    let count = |map: &[rootless::IdRange]| map.iter().map(|r| u64::from(r.len)).sum::<u64>();
+    let (uids, gids) = IdMaps::for_user(uid, gid)
+        .map(|m| (count(&m.uids), count(&m.gids)))
+        .unwrap_or((1, 1));
+    let user = rootless::ids::user_name(uid).unwrap_or_else(|| uid.to_string());
+    Some(unmapped_owner(&user, uids, gids))
+}
+
+fn unmapped_owner(user: &str, uids: u64, gids: u64) -> String {
+    format!(
+        "; the layer has an owner outside the ids of strata's rootless user namespace (uids \
+         0..{uids} and gids 0..{gids}: 0 is {user}, the others come from {} and {}): give \
+         {user} a larger range there, then stop the namespace's pause process (its pid is in \
+         $XDG_RUNTIME_DIR/strata/{}) so that the next command maps it",
+        rootless::ids::SUBUID_FILE,
+        rootless::ids::SUBGID_FILE,
+        rootless::PID_FILE,
+    )
 }
 
 #[cfg(test)]
@@ -26,21 +45,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_refused_trusted_xattr_gets_the_hint() {
-        let refused = |op: &str, errno| {
-            anyhow::Error::from(ArchiveError::Fs {
-                path: "etc/.wh..wh..opq".into(),
-                op: op.into(),
-                source: std::io::Error::from_raw_os_error(errno),
-            })
-            .context("pulling x")
-        };
-        let hint = hint(&refused("setting trusted.overlay.opaque", libc::EPERM));
-        assert!(hint.is_some_and(|h| h.contains("pull as root") && h.contains("strata export")));
-        assert_eq!(
-            super::hint(&refused("setting trusted.overlay.opaque", libc::ENOSPC)),
-            None
+    fn the_hint_names_the_range_and_the_files() {
+        let h = unmapped_owner("alice", 65537, 65537);
+        assert!(
+            h.contains("uids 0..65537") && h.contains("0 is alice"),
+            "{h}"
         );
-        assert_eq!(super::hint(&refused("setting user.x", libc::EPERM)), None);
+        assert!(
+            h.contains("/etc/subuid and /etc/subgid") && h.contains("pause.pid"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn as_root_there_is_no_hint() {
+        let e = anyhow::Error::from(ArchiveError::Fs {
+            path: "far".into(),
+            op: "chown to 70000:0".into(),
+            source: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+        if rootless::mode() == Mode::Root {
+            assert_eq!(hint(&e), None);
+        }
     }
 }

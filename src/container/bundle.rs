@@ -21,7 +21,8 @@ impl Container {
     fn spec(&self, opts: &RunOptions) -> Result<(bundle::Spec, PathBuf), ContainerError> {
         let merged = self.mount()?;
         let config = parse_config(&self.store().image_config(&self.record().image_id)?)?;
-        let spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
+        let mut spec = bundle::build_spec(&config, &merged, self.id(), opts)?;
+        bundle::rootless::adjust(&mut spec);
         Ok((spec, merged))
     }
 

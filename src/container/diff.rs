@@ -445,7 +445,9 @@ fn stat_different(old: &Stat, new: &Stat) -> bool {
 }
 
 fn is_opaque(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    let value = xattr::get(Target::Fd(fd), c"trusted.overlay.opaque")?;
+    // Rootless stores mark opaque directories in the `userxattr` namespace.
+    let name = crate::archive::overlay_xattr::opaque(crate::rootless::is_rootless());
+    let value = xattr::get(Target::Fd(fd), name)?;
     Ok(value.as_deref() == Some(&b"y"[..]))
 }
 

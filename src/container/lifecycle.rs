@@ -138,7 +138,7 @@ impl Container {
             lower: dirs.lower.clone(),
             upper: Some((dirs.upper.clone(), dirs.work.clone())),
             target: dirs.merged.clone(),
-            userxattr: false,
+            userxattr: crate::rootless::is_rootless(),
             legacy: Some(LegacyPaths {
                 base: self.store.overlay_dir(),
                 lower: dirs.lower_links.clone(),

@@ -11,6 +11,8 @@ pub mod atomic;
 pub mod inode_flags;
 #[allow(unsafe_code)]
 pub mod malloc;
+#[allow(unsafe_code)]
+pub mod namespace;
 pub mod openat2;
 #[allow(unsafe_code)]
 pub mod page;

@@ -34,6 +34,7 @@ mod registry_auth;
 mod registry_faults;
 mod registry_ranges;
 mod registry_rounds;
+mod rootless;
 mod run_config;
 mod run_lifecycle;
 mod support_selftest;

@@ -245,8 +245,9 @@ impl<M: ApplyMode> Applier<'_, M> {
     }
 
     /// Xattrs the filesystem cannot store are skipped, as Docker does; so are those an
-    /// unprivileged process may not set, and (`lenient`) those the kernel refuses on device
-    /// nodes and fifos (`user.*`).
+    /// unprivileged process may not set (also in a rootless store's user namespace:
+    /// `trusted.*`), and (`lenient`) those the kernel refuses on device nodes and fifos
+    /// (`user.*`).
     fn xattr_result(
         &self,
         r: Result<(), Errno>,
@@ -256,7 +257,11 @@ impl<M: ApplyMode> Applier<'_, M> {
     ) -> Result<(), ArchiveError> {
         match r {
             Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
-            Err(Errno::PERM | Errno::ACCESS) if lenient || !self.opts.same_owner => Ok(()),
+            Err(Errno::PERM | Errno::ACCESS)
+                if lenient || !self.opts.same_owner || self.opts.userxattr =>
+            {
+                Ok(())
+            }
             Err(e) => Err(fs_err(
                 shown,
                 format!("setting xattr {:?}", name.to_string_lossy()),
@@ -573,12 +578,25 @@ impl<M: ApplyMode> Applier<'_, M> {
                     ),
                 ));
             }
-            // Unprivileged (e.g. in a user namespace): devices cannot be made; Docker skips them too.
+            // Unprivileged: devices cannot be made; Docker skips them too.
             Err(e)
                 if e.raw_os_error() == Some(Errno::PERM.raw_os_error())
                     && !self.opts.same_owner
                     && kind != Kind::Fifo =>
             {
+                return Ok(());
+            }
+            // In a rootless store's user namespace (its marker: `userxattr`) only 0/0
+            // whiteouts can be made; podman skips devices there too, we say so.
+            Err(e)
+                if e.raw_os_error() == Some(Errno::PERM.raw_os_error())
+                    && self.opts.userxattr
+                    && kind != Kind::Fifo =>
+            {
+                tracing::warn!(
+                    "skipping {} {shown}: device nodes cannot be created in a user namespace",
+                    kind.name()
+                );
                 return Ok(());
             }
             Err(e) => return Err(fs_err(shown, format!("creating {}", kind.name()), e)),

@@ -1,0 +1,585 @@
+//! Rootless strata: the real binary run as an unprivileged user with a subordinate id range
+//! (made here with useradd and /etc/subuid, /etc/subgid), in the user namespace it enters.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::support::image::{
+    self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher, RawTar,
+};
+use crate::support::registry::Registry;
+use crate::support::strata::{Graph, Output, bin};
+use crate::support::{self, tree, umoci};
+
+/// The user with subordinate ids the tests run strata as.
+const USER: &str = "strata-rl";
+/// A user with none.
+const NO_SUBIDS_USER: &str = "strata-rl-nosub";
+/// The range given to [`USER`] when the tests create it.
+const SUBID_START: u32 = 400_000;
+const SUBID_COUNT: u32 = 65_536;
+
+static USERS: Mutex<()> = Mutex::new(());
+
+/// A user of this machine: name, uid, gid and their first subordinate range (if any).
+struct User {
+    name: &'static str,
+    uid: u32,
+    gid: u32,
+    subids: Option<(u32, u32)>,
+}
+
+fn id_of(name: &str, flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The first `name:start:count` range of `file` for `name`.
+fn subid_range(file: &str, name: &str) -> Option<(u32, u32)> {
+    let text = fs::read_to_string(file).unwrap_or_default();
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    })
+}
+
+/// Creates `name` (no home, no subordinate ids from useradd) unless it exists; with
+/// `subids`, gives it [`SUBID_START`].. in /etc/subuid and /etc/subgid unless it has a range.
+fn ensure_user(name: &'static str, subids: bool) -> User {
+    support::require_root();
+    let _serial = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if id_of(name, "-u").is_none() {
+        support::run_ok(Command::new("useradd").args([
+            "-M",
+            "-s",
+            "/bin/sh",
+            "-K",
+            "SUB_UID_COUNT=0",
+            "-K",
+            "SUB_GID_COUNT=0",
+            name,
+        ]));
+    }
+    if subids {
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            if subid_range(file, name).is_none() {
+                let mut text = fs::read_to_string(file).unwrap_or_default();
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&format!("{name}:{SUBID_START}:{SUBID_COUNT}\n"));
+                fs::write(file, text).expect("write subid file");
+            }
+        }
+    }
+    let user = User {
+        name,
+        uid: id_of(name, "-u").expect("uid"),
+        gid: id_of(name, "-g").expect("gid"),
+        subids: subid_range("/etc/subuid", name),
+    };
+    assert_eq!(
+        user.subids,
+        subid_range("/etc/subgid", name),
+        "the tests expect the same uid and gid ranges for {name}"
+    );
+    if !subids {
+        assert_eq!(user.subids, None, "{name} must have no subordinate ids");
+    }
+    user
+}
+
+/// One rootless world: the user, its own HOME / XDG dirs in a temp dir, a registry. Dropping
+/// it kills the pause process (ending its namespaces and their mounts).
+struct Rl {
+    user: User,
+    dir: tempfile::TempDir,
+    reg: Registry,
+    push: Pusher,
+}
+
+impl Rl {
+    fn new(user: User) -> Rl {
+        support::preflight();
+        support::require_tool("newuidmap");
+        let dir = support::tempdir("rootless");
+        for sub in ["", "home", "run", "data"] {
+            let p = dir.path().join(sub);
+            fs::create_dir_all(&p).unwrap();
+            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let reg = Registry::start();
+        let push = Pusher::new(&reg);
+        Rl {
+            user,
+            dir,
+            reg,
+            push,
+        }
+    }
+
+    fn r(&self, repo_ref: &str) -> String {
+        format!("{}/{repo_ref}", self.reg.addr())
+    }
+
+    /// The store: `$XDG_DATA_HOME/strata`.
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("data/strata")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("run/strata")
+    }
+
+    /// Runs `strata ARGS...` as the user, with only PATH, HOME and the XDG dirs set.
+    fn run(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid",
+                self.user.name,
+                "--regid",
+                self.user.name,
+                "--init-groups",
+            ])
+            .arg("env")
+            .arg("-i")
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(format!("HOME={}", d.join("home").display()))
+            .arg(format!("XDG_DATA_HOME={}", d.join("data").display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", d.join("run").display()))
+            .arg(bin())
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run setpriv");
+        Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// The host id of `id` in the user namespace (0 is the user, 1.. the subordinate range).
+    fn host_uid(&self, id: u32) -> u32 {
+        let (start, count) = self.user.subids.expect("subordinate ids");
+        match id {
+            0 => self.user.uid,
+            n if n <= count => start + n - 1,
+            n => panic!("{n} is outside the mapping"),
+        }
+    }
+
+    fn host_gid(&self, id: u32) -> u32 {
+        match id {
+            0 => self.user.gid,
+            n => self.host_uid(n),
+        }
+    }
+
+    /// The pid of the process keeping the namespaces, if one was started.
+    fn pause_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.state_dir().join("pause.pid")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        let out = self.run(&["inspect", name]).ok();
+        let v: Value = serde_json::from_str(&out.stdout).expect("inspect JSON");
+        v[0].clone()
+    }
+
+    /// Layer directories of the store (`overlay2/` minus `l`).
+    fn layer_dirs(&self) -> Vec<String> {
+        match fs::read_dir(self.root().join("overlay2")) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "l")
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Rl {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pause_pid() {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (md.uid(), md.gid())
+}
+
+#[test]
+fn rootless_pull_stores_shifted_owners_and_rmi_and_prune_empty_the_store() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let idx = image::alpine_multi(Flavor::Oci);
+    rl.push.index("library/alpine", "latest", &idx);
+    let alpine = rl.r("library/alpine:latest");
+    let wh = rl.r("test/whiteouts:v1");
+    rl.push.image(
+        "test/whiteouts",
+        Some("v1"),
+        &crate::pull::whiteout_image().build(),
+    );
+
+    let out = rl.run(&["pull", &alpine]).ok();
+    assert_eq!(out.stdout.trim(), alpine);
+    let out = rl.run(&["pull", &wh]).ok();
+    assert!(
+        out.stderr.contains("skipping character device")
+            && out.stderr.contains("skipping block device")
+            && out.stderr.contains("cannot be created in a user namespace"),
+        "devices are skipped with a warning:\n{}",
+        out.describe()
+    );
+
+    // The store is the user's, under $XDG_DATA_HOME.
+    let graph = Graph::of(&rl.inspect(&wh));
+    assert!(graph.upper.starts_with(rl.root()), "{graph:?}");
+    let (l2, l1) = (&graph.lower[0], &graph.lower[1]);
+
+    // Owners are the image's, shifted by the mapping.
+    assert_eq!(owner(&l1.join("a/keep")), (rl.user.uid, rl.user.gid));
+    assert_eq!(owner(&l1.join("o")), (rl.user.uid, rl.host_gid(42)));
+    assert_eq!(
+        owner(&l1.join("srv")),
+        (rl.host_uid(1000), rl.host_gid(1000))
+    );
+    assert_eq!(
+        owner(&l1.join("owned")),
+        (rl.host_uid(1000), rl.host_gid(1001))
+    );
+    assert_eq!(
+        fs::symlink_metadata(l1.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert!(!l1.join("dev/null").exists() && !l1.join("dev/loop0").exists());
+    assert!(
+        fs::symlink_metadata(l1.join("dev/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(
+        tree::get_xattr(&l1.join("xattrs"), "user.comment").as_deref(),
+        Some(&b"hello"[..])
+    );
+
+    // Whiteouts are 0/0 character devices; the opaque dir carries user.overlay.opaque.
+    for p in ["a/gone", "a/subdir", "x/file", "abs-link"] {
+        let md = fs::symlink_metadata(l2.join(p)).unwrap();
+        assert!(md.file_type().is_char_device() && md.rdev() == 0, "{p}");
+    }
+    assert_eq!(
+        tree::get_xattr(&l2.join("o"), "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(
+        tree::get_xattr(&l2.join("o"), "trusted.overlay.opaque"),
+        None
+    );
+
+    let images = rl.run(&["images", "-q"]).ok();
+    assert_eq!(images.stdout.lines().count(), 2, "{}", images.describe());
+    rl.run(&["check"]).ok();
+
+    let out = rl.run(&["rmi", &wh]).ok();
+    assert!(out.stdout.contains("Deleted:"), "{}", out.describe());
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+    assert_eq!(rl.run(&["images", "-q"]).ok().stdout.trim(), "");
+    rl.run(&["check"]).ok();
+}
+
+#[test]
+fn a_user_without_subordinate_ids_is_told_what_to_add() {
+    let rl = Rl::new(ensure_user(NO_SUBIDS_USER, false));
+    let out = rl.run(&["pull", &rl.r("library/alpine:latest")]);
+    out.assert_error(&[
+        "no subordinate uids in /etc/subuid",
+        "/etc/subgid",
+        &format!("{NO_SUBIDS_USER}:100000:65536"),
+    ]);
+    assert!(!rl.root().exists(), "no store is made");
+}
+
+#[test]
+fn an_owner_outside_the_mapped_range_fails_naming_it() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let (_, count) = rl.user.subids.expect("subordinate ids");
+    let far = count + 10;
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[Entry::file("far", "x\n").owner(u64::from(far), 0)],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/far", Some("v1"), &img);
+    let out = rl.run(&["pull", &rl.r("test/far:v1")]);
+    out.assert_error(&[&format!("chown to {far}:0"), "/etc/subuid", "/etc/subgid"]);
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new(), "nothing committed");
+}
+
+/// `--name c1` container of the whiteout image, mounted rootless: seen from the host through
+/// the pause process (`/proc/PID/root`), its union equals umoci's unpack with the ids shifted;
+/// seen through `strata unshare`, the ids are the image's. Then `umount` and `rm`.
+#[test]
+fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let wh = rl.r("test/whiteouts:v1");
+    rl.push.image(
+        "test/whiteouts",
+        Some("v1"),
+        &crate::pull::whiteout_image().build(),
+    );
+    let merged = rl.run(&["pull-and-mount", "--name", "c1", &wh]).ok().stdout;
+    let merged = PathBuf::from(merged.trim());
+    assert!(merged.starts_with(rl.root()), "{}", merged.display());
+
+    // Inside the namespace: the mount is there, with the image's owners.
+    let cat = rl.run(&[
+        "unshare",
+        "cat",
+        &merged.join("a/gone").display().to_string(),
+    ]);
+    assert_eq!(cat.ok().stdout, "back again\n");
+    let stat = rl.run(&[
+        "unshare",
+        "stat",
+        "-c",
+        "%u:%g",
+        &merged.join("owned").display().to_string(),
+    ]);
+    assert_eq!(stat.ok().stdout.trim(), "1000:1001");
+    // Not on the host: the mount lives in the kept namespace only.
+    assert!(
+        !merged.join("a/gone").exists(),
+        "the mount must not leak to the host"
+    );
+
+    // The same union from the host, through the pause process, against umoci.
+    let pid = rl.pause_pid().expect("a pause process");
+    let view = PathBuf::from(format!("/proc/{pid}/root")).join(merged.strip_prefix("/").unwrap());
+    let reference = umoci::unpack(&rl.reg, "test/whiteouts:v1", None);
+    let init_layer = [
+        "dev/console",
+        "dev/pts",
+        "dev/shm",
+        "etc",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/mtab",
+    ];
+    let mut ours = tree::scan(&view);
+    for p in init_layer {
+        ours.remove(Path::new(p));
+    }
+    let mut theirs = tree::scan(&reference.rootfs());
+    // Devices cannot be made in a user namespace: skipped.
+    for p in ["dev/null", "dev/loop0"] {
+        assert!(theirs.remove(Path::new(p)).is_some(), "umoci has {p}");
+    }
+    for node in theirs.values_mut() {
+        node.uid = rl.host_uid(node.uid);
+        node.gid = rl.host_gid(node.gid);
+        node.xattrs.retain(|k, _| !k.starts_with("trusted."));
+    }
+    assert!(theirs.len() > 30, "non-vacuous: {} paths", theirs.len());
+    let mut opts = tree::Options::default().ignore_mtime(".", "root of a multi-layer union");
+    opts.ignore_xattr_prefixes.push("user.overlay.".into());
+    opts.ignore_mtime_of
+        .push((PathBuf::from("dev"), "the init layer's"));
+    opts.ignore_meta_of
+        .push((PathBuf::from("dev"), "the init layer's"));
+    let diffs = tree::diff_scans("rootless union", &ours, "umoci shifted", &theirs, &opts);
+    tree::assert_no_diffs(
+        "rootless union",
+        &view,
+        "umoci shifted",
+        &reference.rootfs(),
+        &diffs,
+    );
+
+    let ps = rl.run(&["ps", "--format", "json"]).ok();
+    assert!(ps.stdout.contains("\"mounted\""), "{}", ps.describe());
+    rl.run(&["umount", "c1"]).ok();
+    assert!(!view.join("a/gone").exists(), "unmounted in the namespace");
+    rl.run(&["rm", "c1"]).ok();
+    // A second container, removed mounted with -f.
+    rl.run(&["pull-and-mount", "--name", "c2", &wh]).ok();
+    rl.run(&["rm", "-f", "c2"]).ok();
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+}
+
+/// `run` rootless: runc in strata's namespaces; the container runs as root inside, passes its
+/// exit code, and what it writes lands in the writable layer with the shifted owners.
+#[test]
+fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
+    let rl = Rl::new(ensure_user(USER, true));
+    support::require_tool("runc");
+    let img = image::alpine(Flavor::Oci, support::host_alpine_arch());
+    rl.push.image("library/alpine", Some("latest"), &img);
+    let alpine = rl.r("library/alpine:latest");
+
+    let id = rl.run(&["run", "--rm", &alpine, "id"]).ok();
+    assert!(
+        id.stdout.starts_with("uid=0(root) gid=0(root)"),
+        "{}",
+        id.describe()
+    );
+    let out = rl.run(&["run", "--rm", &alpine, "sh", "-c", "exit 7"]);
+    assert_eq!(out.code(), Some(7), "{}", out.describe());
+
+    let script = "echo hi > /made && chown 1000:1001 /made && touch /byroot";
+    rl.run(&["run", "--name", "w", &alpine, "sh", "-c", script])
+        .ok();
+    let graph = Graph::of(&rl.inspect("w"));
+    assert_eq!(
+        owner(&graph.upper.join("made")),
+        (rl.host_uid(1000), rl.host_gid(1001))
+    );
+    assert_eq!(
+        fs::read_to_string(graph.upper.join("made")).unwrap(),
+        "hi\n"
+    );
+    assert_eq!(
+        owner(&graph.upper.join("byroot")),
+        (rl.user.uid, rl.user.gid)
+    );
+    // `bundle`: a spec asking for no cgroup (none is delegated here).
+    let bundle = rl.dir.path().join("home/bundle");
+    rl.run(&["bundle", "w", &bundle.display().to_string()]).ok();
+    let spec: Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["root"]["path"], graph.merged.display().to_string());
+    assert!(spec["linux"].get("resources").is_none(), "{spec:#}");
+    rl.run(&["rm", "-f", "w"]).ok();
+    assert_eq!(rl.run(&["ps", "-q"]).ok().stdout.trim(), "");
+}
+
+/// A few of the hostile corpus's escapes, pulled rootless: the same confined applier refuses
+/// or confines them, and nothing is written outside the user's store.
+#[test]
+fn rootless_hostile_layers_write_nothing_outside_the_store() {
+    const ESCAPE: &str = "strata-rl-escape";
+    let rl = Rl::new(ensure_user(USER, true));
+    let deep = "../".repeat(12);
+    let refused = [
+        (
+            "dotdot",
+            RawTar::new()
+                .file(format!("{deep}tmp/{ESCAPE}-dotdot"), b"x")
+                .finish(),
+            "escapes",
+        ),
+        (
+            "hardlink-via-symlink",
+            RawTar::new()
+                .symlink("hostetc", "/etc")
+                .hardlink(format!("{ESCAPE}-via"), "hostetc/shadow")
+                .finish(),
+            "does not exist",
+        ),
+    ];
+    for (name, tar, says) in refused {
+        let img = ImageBuilder::new(Flavor::Oci)
+            .layer(Layer::from_tar(tar), Compression::Gzip)
+            .build();
+        rl.push.image(&format!("hostile/{name}"), Some("v1"), &img);
+        let out = rl.run(&["pull", &rl.r(&format!("hostile/{name}:v1"))]);
+        out.assert_error(&[says]);
+    }
+    let accepted = RawTar::new()
+        .symlink("r", "/")
+        .file(format!("r/tmp/{ESCAPE}-sym"), b"inside\n")
+        .file("r/.wh..wh..opq", b"")
+        .finish();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .layer(Layer::from_tar(accepted), Compression::Gzip)
+        .build();
+    rl.push.image("hostile/symlink", Some("v1"), &img);
+    let reference = rl.r("hostile/symlink:v1");
+    rl.run(&["pull", &reference]).ok();
+    let layer = Graph::of(&rl.inspect(&reference)).upper;
+    assert_eq!(
+        fs::read_to_string(layer.join(format!("tmp/{ESCAPE}-sym"))).unwrap(),
+        "inside\n",
+        "written inside the layer"
+    );
+    assert_eq!(tree::get_xattr(&layer, "user.overlay.opaque"), None);
+
+    let store = rl.root();
+    let mut escaped = Vec::new();
+    for dir in ["/", "/tmp", "/etc", "/root", "/var/tmp"] {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            if e.file_name().to_string_lossy().contains(ESCAPE) {
+                escaped.push(e.path());
+            }
+        }
+    }
+    for p in tree::scan(rl.dir.path()).keys() {
+        if p.to_string_lossy().contains(ESCAPE) && !rl.dir.path().join(p).starts_with(&store) {
+            escaped.push(p.clone());
+        }
+    }
+    assert_eq!(escaped, Vec::<PathBuf>::new(), "written outside the store");
+    rl.run(&["check"]).ok();
+}
+
+/// The namespace ends with its pause process: its mounts go, `ps` says so, and the next
+/// command starts a new one where `mount` mounts the container again.
+#[test]
+fn a_killed_pause_process_is_replaced_and_containers_mount_again() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let img = image::alpine(Flavor::Oci, support::host_alpine_arch());
+    rl.push.image("library/alpine", Some("latest"), &img);
+    let merged = rl
+        .run(&[
+            "pull-and-mount",
+            "--name",
+            "c",
+            &rl.r("library/alpine:latest"),
+        ])
+        .ok()
+        .stdout;
+    let release = PathBuf::from(merged.trim()).join("etc/alpine-release");
+    let release = release.display().to_string();
+    rl.run(&["unshare", "test", "-f", &release]).ok();
+
+    let first = rl.pause_pid().expect("a pause process");
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    while Path::new(&format!("/proc/{first}")).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ps = rl.run(&["ps", "--format", "json"]).ok();
+    assert!(ps.stdout.contains("\"unmounted\""), "{}", ps.describe());
+    let second = rl.pause_pid().expect("a new pause process");
+    assert_ne!(first, second);
+    let out = rl.run(&["unshare", "test", "-f", &release]);
+    assert_eq!(out.code(), Some(1), "not mounted in the new namespace");
+    rl.run(&["mount", "c"]).ok();
+    rl.run(&["unshare", "test", "-f", &release]).ok();
+    rl.run(&["rm", "-f", "c"]).ok();
+}
