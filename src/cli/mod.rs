@@ -169,8 +169,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Completion(_)
             | Command::Man(_)
     );
-    if !storeless {
-        unshare::enter()?;
+    if !storeless && let Err(e) = unshare::enter() {
+        // `run` fails as `docker run` does: 125 for strata's own errors.
+        if matches!(cli.command, Command::Run(_)) {
+            eprintln!("error: {}", describe::describe(&e));
+            return Ok(ExitCode::from(125));
+        }
+        return Err(e);
     }
     match cli.command {
         Command::Pull(args) => images::pull(g, &args)?,

@@ -420,8 +420,9 @@ fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
         &diffs,
     );
 
-    let ps = rl.run(&["ps", "--format", "json"]).ok();
-    assert!(ps.stdout.contains("\"mounted\""), "{}", ps.describe());
+    let ps = rl.run(&["ps", "--json"]).ok();
+    let listed: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps --json");
+    assert_eq!(listed[0]["Mounted"], true, "{}", ps.describe());
     rl.run(&["umount", "c1"]).ok();
     assert!(!view.join("a/gone").exists(), "unmounted in the namespace");
     rl.run(&["rm", "c1"]).ok();
@@ -573,8 +574,9 @@ fn a_killed_pause_process_is_replaced_and_containers_mount_again() {
     while Path::new(&format!("/proc/{first}")).exists() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let ps = rl.run(&["ps", "--format", "json"]).ok();
-    assert!(ps.stdout.contains("\"unmounted\""), "{}", ps.describe());
+    let ps = rl.run(&["ps", "--json"]).ok();
+    let listed: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps --json");
+    assert_eq!(listed[0]["Mounted"], false, "{}", ps.describe());
     let second = rl.pause_pid().expect("a new pause process");
     assert_ne!(first, second);
     let out = rl.run(&["unshare", "test", "-f", &release]);
