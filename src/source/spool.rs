@@ -5,7 +5,9 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rustix::fs::{Mode, OFlags};
 
@@ -43,6 +45,50 @@ impl ArchiveCompression {
     }
 }
 
+/// A spooled copy of an archive: the unnamed file, read at `/proc/self/fd/N` ([`Self::path`]).
+/// While it lives, errors about that path and the name an unnamed image falls back to show
+/// the archive's own name (`stdin`, the compressed file's) instead of the descriptor's.
+#[derive(Debug)]
+pub struct SpooledArchive {
+    /// Keeps the copy alive (it goes when this closes).
+    _file: File,
+    path: PathBuf,
+}
+
+impl SpooledArchive {
+    /// The path to read the copy at (`/proc/self/fd/N`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpooledArchive {
+    fn drop(&mut self) {
+        if let Ok(mut shown) = SHOWN.lock() {
+            shown.retain(|(path, _)| path != &self.path);
+        }
+    }
+}
+
+/// Descriptor paths of live spooled copies and the names they stand for. A path is the
+/// only thing the transports carry, and `/proc/self/fd/N` means nothing to a user.
+static SHOWN: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+
+/// The name to show for the archive at `path`: the spooled archive's own when it is one,
+/// else `path`.
+pub(crate) fn shown_name(path: &Path) -> PathBuf {
+    SHOWN
+        .lock()
+        .ok()
+        .and_then(|shown| {
+            shown
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, name)| name.clone())
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// Whether the file `path` starts with the magic bytes of a compressed stream (gzip, zstd, xz).
 pub fn is_compressed(path: &Path) -> Result<bool, LayoutError> {
     let io_err = |op| {
@@ -61,8 +107,9 @@ pub fn is_compressed(path: &Path) -> Result<bool, LayoutError> {
 }
 
 /// Copies the archive `reader` (named `name` in errors), decompressed if its magic bytes say
-/// gzip, zstd or xz, into an unnamed file (`O_TMPFILE`) in `dir`, and returns it rewound. The file
-/// has no name, so it goes when closed, whether the load ends, fails or is killed. Blocking;
+/// gzip, zstd or xz, into an unnamed file (`O_TMPFILE`) in `dir`, and returns it rewound, to be
+/// read at [`SpooledArchive::path`] and shown as `name`. The file has no name, so it goes when
+/// closed, whether the load ends, fails or is killed. Blocking;
 /// memory stays bounded: one buffer and the decoder's window (for xz, the dictionary its
 /// header declares, 8 MiB at `xz -6`, 64 MiB at `xz -9`; a stream that needs more than
 /// [`XZ_MEMLIMIT`] to decode is refused).
@@ -70,7 +117,7 @@ pub fn spool_archive(
     reader: impl Read + Send,
     name: &Path,
     dir: &Path,
-) -> Result<File, LayoutError> {
+) -> Result<SpooledArchive, LayoutError> {
     let read_err = |source| LayoutError::Io {
         path: name.to_path_buf(),
         op: "reading the archive",
@@ -118,7 +165,11 @@ pub fn spool_archive(
     })?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| temp_err("rewinding the temporary copy", e))?;
-    Ok(file)
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    if let Ok(mut shown) = SHOWN.lock() {
+        shown.push((path.clone(), name.to_path_buf()));
+    }
+    Ok(SpooledArchive { _file: file, path })
 }
 
 /// Which side of a copy failed.
@@ -181,10 +232,8 @@ mod tests {
     }
 
     fn spooled(input: &[u8], dir: &Path) -> Result<Vec<u8>, LayoutError> {
-        let mut file = spool_archive(input, Path::new("-"), dir)?;
-        let mut out = Vec::new();
-        file.read_to_end(&mut out).unwrap();
-        Ok(out)
+        let copy = spool_archive(input, Path::new("-"), dir)?;
+        Ok(std::fs::read(copy.path()).unwrap())
     }
 
     #[test]
@@ -258,5 +307,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("xz: "), "{err}");
+    }
+
+    #[test]
+    fn a_spooled_copy_is_shown_by_its_name_while_it_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = spool_archive(&gzip(b"not a tar")[..], Path::new("stdin"), tmp.path()).unwrap();
+        let path = copy.path().to_path_buf();
+        assert!(path.starts_with("/proc/self/fd"), "{path:?}");
+        assert_eq!(shown_name(&path), Path::new("stdin"));
+        let err = crate::source::Files::tar(&path).unwrap_err().to_string();
+        assert!(err.starts_with("stdin: "), "{err}");
+        drop(copy);
+        assert_eq!(shown_name(&path), path);
     }
 }

@@ -954,9 +954,14 @@ fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
     let cut = scratch.path().join("cut.tar.gz");
     fs::write(&cut, truncated).expect("write");
     let xz = b"\xfd7zXZ\0not really xz";
+    // Well-formed gzip of a tar that is neither kind of archive: the spooled copy's errors.
+    let no_index = gzip(&saved(&[("readme", b"no manifest.json, no index.json")]));
+    let no_index_file = scratch.path().join("odd.tar.gz");
+    fs::write(&no_index_file, &no_index).expect("write");
+    let bad_manifest = gzip(&saved(&[("manifest.json", b"[{\"Config\": 1}]")]));
 
     let local = Strata::new();
-    let cases: [(&str, &[&str], &[u8], &str); 4] = [
+    let cases: [(&str, &[&str], &[u8], &str); 7] = [
         ("truncated gzip on stdin", &[], truncated, "stdin"),
         (
             "truncated gzip file",
@@ -966,14 +971,80 @@ fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
         ),
         ("broken xz on stdin", &["-i", "-"], xz, "stdin"),
         ("empty stdin", &[], &[], "empty"),
+        (
+            "gzip of a tar without an index on stdin",
+            &[],
+            &no_index,
+            "stdin: no member \"index.json\"",
+        ),
+        (
+            "gzip file of a tar without an index",
+            &["-i", no_index_file.to_str().expect("UTF-8")],
+            &[],
+            "odd.tar.gz: no member \"index.json\"",
+        ),
+        (
+            "bad manifest.json on stdin",
+            &[],
+            &bad_manifest,
+            "stdin/manifest.json: ",
+        ),
     ];
     for (case, args, input, needle) in cases {
         let out = load_piped(&local, args, input);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{case}: succeeded");
         assert!(stderr.contains(needle), "{case}: {stderr}");
+        assert!(
+            !stderr.contains("/proc/self/fd"),
+            "{case}: the copy named by its descriptor: {stderr}"
+        );
         assert_staging_empty(&local);
         assert!(local.images().is_empty(), "{case}: an image was stored");
         assert!(local.layer_dirs().is_empty(), "{case}: a layer was stored");
+    }
+}
+
+/// An image saved without a name and loaded from a spooled copy is named after the archive
+/// (`stdin`, the file without `.tar.gz`), not after the copy's descriptor.
+#[test]
+fn an_unnamed_image_loaded_from_a_copy_is_named_after_the_archive() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("load-unnamed");
+    let file = scratch.path().join("plain.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("docker-archive:{}", file.display()),
+    );
+    let gz = gzip(&fs::read(&file).expect("archive"));
+    let gz_file = scratch.path().join("My App.tar.gz");
+    fs::write(&gz_file, &gz).expect("write");
+    for (way, args, input, name) in [
+        (
+            "gzip | strata load",
+            &[][..],
+            &gz[..],
+            "localhost/stdin:latest",
+        ),
+        (
+            "strata load -i 'My App.tar.gz'",
+            &["-i", gz_file.to_str().expect("UTF-8")][..],
+            &[][..],
+            "localhost/my-app:latest",
+        ),
+    ] {
+        let local = Strata::new();
+        let out = load_piped(&local, args, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{way}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("Loaded image: {name}\n"),
+            "{way}"
+        );
+        assert_eq!(identity(&local, name).0, img.config_digest, "{way}");
     }
 }
