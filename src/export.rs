@@ -6,7 +6,8 @@
 //!
 //! An image already in the store can be exported from there without network
 //! ([`export_stored`]): each stored layer directory is written back as a layer tar stream
-//! ([`archive::write_layer_tar`]) and flattened the same way.
+//! ([`archive::write_layer_tar`]) and flattened the same way; a cancel flag, checked on every
+//! read of that stream, stops it (Ctrl-C in the CLI).
 //!
 //! The layers are applied into a staging directory next to the target,
 //! `<parent>/.<name>.strata-export-<pid>-<n>`, renamed to the target only when every layer is
@@ -21,7 +22,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::archive::{self, ArchiveError, Flattener};
 use crate::digest::Digest;
@@ -86,6 +87,13 @@ pub enum ExportError {
         image: String,
         /// What failed.
         source: ArchiveError,
+    },
+    /// The export from the store was cancelled (its cancel flag was set); the staging
+    /// directory is removed.
+    #[error("{image}: export cancelled")]
+    Cancelled {
+        /// The image.
+        image: String,
     },
     /// A filesystem operation on the staging directory or the target failed.
     #[error("{image}: {op} {}: {source}", path.display())]
@@ -237,13 +245,15 @@ impl Drop for StagingGuard {
 /// verified when they were pulled; they are not hashed again. Opaque directories are marked by
 /// `trusted.*` xattrs, which only root can read: run it as root. `options.apply` says how
 /// members are written and `options.sync` whether the tree is synced before it is renamed into
-/// place. Blocking.
+/// place. Blocking; setting `cancel` (from another thread: a signal catcher's) stops it at the
+/// next read of a layer stream with [`ExportError::Cancelled`], the staging directory removed.
 pub fn export_stored(
     store: &Store,
     reference: &Reference,
     image: &ImageRecord,
     target: &Path,
     options: &PullOptions,
+    cancel: &AtomicBool,
 ) -> Result<ExportOutcome, ExportError> {
     let plan = plan(target)?;
     let name = reference.to_string();
@@ -265,16 +275,25 @@ pub fn export_stored(
     let guard = create_staging(&plan, &name)?;
     let mut flattener = Flattener::new(&plan.staging, &options.apply);
     let (mut entries, mut bytes) = (0, 0);
+    let cancelled = || ExportError::Cancelled {
+        image: name.clone(),
+    };
     for (i, layer) in image.layers.iter().enumerate() {
         let diff = store.layer_dir(&layer.chain_id).join("diff");
-        let stats =
-            apply_stored(&mut flattener, &diff, i == 0).map_err(|source| ExportError::Stored {
-                image: name.clone(),
-                layer: layer.chain_id.clone(),
-                source,
-            })?;
+        let applied = apply_stored(&mut flattener, &diff, i == 0, cancel);
+        if cancel.load(Ordering::SeqCst) {
+            return Err(cancelled());
+        }
+        let stats = applied.map_err(|source| ExportError::Stored {
+            image: name.clone(),
+            layer: layer.chain_id.clone(),
+            source,
+        })?;
         entries += stats.entries;
         bytes += stats.bytes;
+    }
+    if cancel.load(Ordering::SeqCst) {
+        return Err(cancelled());
     }
     commit(
         flattener,
@@ -297,17 +316,22 @@ pub fn export_stored(
 }
 
 /// Applies one stored layer directory: a thread writes it as a tar stream into a pipe that the
-/// flattener reads.
+/// flattener reads, through a reader that fails once `cancel` is set.
 fn apply_stored(
     flattener: &mut Flattener,
     diff: &Path,
     root_entry: bool,
+    cancel: &AtomicBool,
 ) -> Result<archive::ApplyStats, ArchiveError> {
     let pipe_err = |source| ArchiveError::Dest {
         path: diff.to_path_buf(),
         source,
     };
-    let (mut reader, writer) = io::pipe().map_err(pipe_err)?;
+    let (reader, writer) = io::pipe().map_err(pipe_err)?;
+    let mut reader = Cancellable {
+        inner: reader,
+        cancel,
+    };
     let writing = {
         let diff = diff.to_path_buf();
         std::thread::spawn(move || archive::write_layer_tar(&diff, writer, root_entry))
@@ -338,6 +362,22 @@ fn apply_stored(
             Err(e)
         }
         (Err(e), _) => Err(e),
+    }
+}
+
+/// A layer stream that fails with an error once its cancel flag is set, so that the flattener
+/// stops at its next read (within a large file too) and the writer thread on a broken pipe.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: io::Read> io::Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(io::Error::other("export cancelled"));
+        }
+        self.inner.read(buf)
     }
 }
 

@@ -191,12 +191,19 @@ pub fn archive_images(file: &std::path::Path) -> Result<Vec<Transport>, Transpor
 
 /// `localhost/<name of path, without .tar>:<tag or latest>`, the name made a valid repository.
 fn local_name(path: &std::path::Path, tag: Option<&str>) -> Result<Reference, TransportError> {
-    let base = path
+    // A spooled copy (`/proc/self/fd/N`) is named by its archive: `stdin`, `app.tar.gz`.
+    let shown = crate::source::shown_name(path);
+    let base = shown
         .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or(shown)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let base = base.strip_suffix(".tar").unwrap_or(&base);
+    let base = [".gz", ".zst", ".xz"]
+        .iter()
+        .find_map(|s| base.strip_suffix(s))
+        .unwrap_or(&base);
+    let base = base.strip_suffix(".tar").unwrap_or(base);
     let repo: String = base
         .to_lowercase()
         .chars()

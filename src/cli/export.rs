@@ -67,7 +67,9 @@ pub fn export(g: &Global, args: &ExportArgs) -> Result<()> {
     };
     let outcome = match stored {
         Some((store, image)) => {
-            let outcome = export::export_stored(&store, &reference, &image, &args.dir, &options)?;
+            let outcome = interrupt::run_cancellable(|cancel| {
+                export::export_stored(&store, &reference, &image, &args.dir, &options, cancel)
+            })??;
             if !g.quiet {
                 eprintln!("Exported from the store (image {})", image.id);
             }

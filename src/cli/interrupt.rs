@@ -1,11 +1,12 @@
 //! SIGINT and SIGTERM during a command that downloads: the command's future is dropped, its
 //! guards remove what it had begun (staging directories), and it fails with [`Interrupted`]
-//! (exit 130 or 143). kill -9 stays the store recovery's job.
+//! (exit 130 or 143). A blocking command ([`run_cancellable`]) gets a cancel flag instead,
+//! which it checks as it goes. kill -9 stays the store recovery's job.
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -66,4 +67,30 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
         }
         .into()
     })
+}
+
+/// Runs the blocking `work` on this thread with a cancel flag that SIGINT or SIGTERM sets;
+/// `work` checks it as it goes and stops with an error, having removed what it had begun. A
+/// failure after a signal is [`Interrupted`]; work that completed anyway (the signal came too
+/// late to stop it) keeps its result.
+pub fn run_cancellable<T, E>(
+    work: impl FnOnce(&AtomicBool) -> Result<T, E>,
+) -> Result<Result<T, E>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let caught = Arc::new(AtomicI32::new(0));
+    let catcher = {
+        let (cancel, caught) = (cancel.clone(), caught.clone());
+        strata::sys::signals::catch(&[libc::SIGINT, libc::SIGTERM], move |signal| {
+            caught.store(signal, Ordering::SeqCst);
+            cancel.store(true, Ordering::SeqCst);
+        })
+        .context("installing the signal handlers")?
+    };
+    let output = work(&cancel);
+    drop(catcher);
+    match caught.load(Ordering::SeqCst) {
+        0 => Ok(output),
+        _ if output.is_ok() => Ok(output),
+        signal => Err(Interrupted { signal }.into()),
+    }
 }

@@ -5,13 +5,12 @@
 
 use std::fs::File;
 use std::io::IsTerminal;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use strata::source::{is_compressed, spool_archive};
+use strata::source::{SpooledArchive, is_compressed, spool_archive};
 use strata::store::Store;
 use strata::transport::archive_images;
 
@@ -35,27 +34,27 @@ pub struct LoadArgs {
 struct Archive {
     /// The path to read it at.
     path: PathBuf,
-    /// What it is, for errors about a copy (whose path is a descriptor's).
+    /// What it is, for errors.
     what: String,
-    /// The temporary copy behind `path`, kept open while loading; `None`: read in place.
-    _copy: Option<File>,
+    /// The temporary copy behind `path`, kept open while loading (errors name it as the
+    /// archive, not by its descriptor); `None`: read in place.
+    _copy: Option<SpooledArchive>,
 }
 
 /// Loads every image of the archive; prints `Loaded image: NAME` per name, as Docker.
 pub fn load(g: &Global, args: &LoadArgs) -> Result<()> {
     let store = g.store()?;
     let archive = open(&store, args.input.as_deref())?;
-    let images = archive_images(&archive.path).with_context(|| archive.what.clone())?;
+    // The library's errors name the archive (a spooled copy by its own name).
+    let images = archive_images(&archive.path)?;
     if images.is_empty() {
-        bail!("{}: the archive holds no image", archive.path.display());
+        bail!("{}: the archive holds no image", archive.what);
     }
     let options = g.pull_options(&args.flags)?;
     let client = g.client(&args.flags)?;
     for transport in images {
         let reference = transport.name()?;
-        let source = transport
-            .open(&client)
-            .with_context(|| archive.what.clone())?;
+        let source = transport.open(&client)?;
         images::pull_with_progress(g.quiet, source, &store, &reference, &options)?;
         println!("Loaded image: {}", reference.familiar());
     }
@@ -76,8 +75,8 @@ fn open(store: &Store, input: Option<&Path>) -> Result<Archive> {
         None => true,
     };
     let what = match input {
-        Some(path) if !from_stdin => format!("{} (its decompressed copy)", path.display()),
-        _ => "the archive from stdin (its copy)".to_string(),
+        Some(path) if !from_stdin => path.display().to_string(),
+        _ => "stdin".to_string(),
     };
     let copy = if from_stdin {
         spool_archive(std::io::stdin(), Path::new("stdin"), &store.staging_dir())
@@ -97,7 +96,7 @@ fn open(store: &Store, input: Option<&Path>) -> Result<Archive> {
     };
     // The copy has no name; it is read through its descriptor.
     Ok(Archive {
-        path: PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd())),
+        path: copy.path().to_path_buf(),
         what,
         _copy: Some(copy),
     })

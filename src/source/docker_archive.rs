@@ -66,7 +66,7 @@ impl OciLayoutSource {
         let files = Files::tar(file)?;
         let images = saved_images(&files)?;
         let bad = |reason: String| LayoutError::DockerManifest {
-            path: file.to_path_buf(),
+            path: files.path().to_path_buf(),
             reason,
         };
         let found: Vec<&SavedImage> = match name {
@@ -88,18 +88,15 @@ impl OciLayoutSource {
                 )));
             }
         };
-        let source = Self::saved(files, &chosen, file)?;
+        let source = Self::saved(files, &chosen)?;
         Ok((source, chosen.repo_tags.unwrap_or_default()))
     }
 
     /// The source of the saved image `saved` in `files`.
-    pub(crate) fn saved(
-        files: Files,
-        saved: &SavedImage,
-        file: &Path,
-    ) -> Result<Self, LayoutError> {
+    pub(crate) fn saved(files: Files, saved: &SavedImage) -> Result<Self, LayoutError> {
+        let shown = files.path().to_path_buf();
         let bad = |reason: String| LayoutError::DockerManifest {
-            path: file.to_path_buf(),
+            path: shown.clone(),
             reason,
         };
         let member = |p: &str| {

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use rustix::fs::{FileType, OFlags, ResolveFlags};
 
 use super::LayoutError;
+use super::shown_name;
 use super::tar_index::TarIndex;
 
 /// Bytes read from a blob at once.
@@ -63,14 +64,16 @@ impl Files {
         })
     }
 
-    /// Opens and indexes the tar file `path`.
+    /// Opens and indexes the tar file `path` (named in errors as [`shown_name`] says: a
+    /// spooled copy by the archive's own name).
     pub(crate) fn tar(path: &Path) -> Result<Self, LayoutError> {
+        let shown = shown_name(path);
         let file = File::open(path).map_err(|source| LayoutError::Io {
-            path: path.to_path_buf(),
+            path: shown.clone(),
             op: "opening the archive",
             source,
         })?;
-        let index = TarIndex::build(&file, path)?;
+        let index = TarIndex::build(&file, &shown)?;
         Ok(Files::Tar {
             file: Arc::new(file),
             index,

@@ -23,4 +23,5 @@ pub use image_source::{BlobChunks, ImageSource};
 pub use layout::{LayoutBlob, OciLayoutSource, REF_NAME_ANNOTATION};
 pub(crate) use layout::{read_index, ref_name};
 pub use registry::RegistrySource;
-pub use spool::{ArchiveCompression, is_compressed, spool_archive};
+pub(crate) use spool::shown_name;
+pub use spool::{ArchiveCompression, SpooledArchive, is_compressed, spool_archive};

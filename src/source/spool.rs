@@ -5,7 +5,9 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rustix::fs::{Mode, OFlags};
 
@@ -18,6 +20,10 @@ const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
 
 /// Bytes read from the stream at once.
 const BUF: usize = 256 * 1024;
+
+/// Most memory the xz decoder may use: enough for every preset (`xz -9` and `-9e`: 65 MiB),
+/// not for a crafted header's dictionary of up to 4 GiB.
+pub const XZ_MEMLIMIT: u64 = 96 * 1024 * 1024;
 
 /// How an archive is compressed, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +45,50 @@ impl ArchiveCompression {
     }
 }
 
+/// A spooled copy of an archive: the unnamed file, read at `/proc/self/fd/N` ([`Self::path`]).
+/// While it lives, errors about that path and the name an unnamed image falls back to show
+/// the archive's own name (`stdin`, the compressed file's) instead of the descriptor's.
+#[derive(Debug)]
+pub struct SpooledArchive {
+    /// Keeps the copy alive (it goes when this closes).
+    _file: File,
+    path: PathBuf,
+}
+
+impl SpooledArchive {
+    /// The path to read the copy at (`/proc/self/fd/N`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpooledArchive {
+    fn drop(&mut self) {
+        if let Ok(mut shown) = SHOWN.lock() {
+            shown.retain(|(path, _)| path != &self.path);
+        }
+    }
+}
+
+/// Descriptor paths of live spooled copies and the names they stand for. A path is the
+/// only thing the transports carry, and `/proc/self/fd/N` means nothing to a user.
+static SHOWN: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+
+/// The name to show for the archive at `path`: the spooled archive's own when it is one,
+/// else `path`.
+pub(crate) fn shown_name(path: &Path) -> PathBuf {
+    SHOWN
+        .lock()
+        .ok()
+        .and_then(|shown| {
+            shown
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, name)| name.clone())
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// Whether the file `path` starts with the magic bytes of a compressed stream (gzip, zstd, xz).
 pub fn is_compressed(path: &Path) -> Result<bool, LayoutError> {
     let io_err = |op| {
@@ -57,15 +107,17 @@ pub fn is_compressed(path: &Path) -> Result<bool, LayoutError> {
 }
 
 /// Copies the archive `reader` (named `name` in errors), decompressed if its magic bytes say
-/// gzip, zstd or xz, into an unnamed file (`O_TMPFILE`) in `dir`, and returns it rewound. The file
-/// has no name, so it goes when closed, whether the load ends, fails or is killed. Blocking;
-/// memory stays bounded (one buffer and the decoder's window: for xz, the dictionary size its
-/// header declares, 8 MiB at `xz -6`).
+/// gzip, zstd or xz, into an unnamed file (`O_TMPFILE`) in `dir`, and returns it rewound, to be
+/// read at [`SpooledArchive::path`] and shown as `name`. The file has no name, so it goes when
+/// closed, whether the load ends, fails or is killed. Blocking;
+/// memory stays bounded: one buffer and the decoder's window (for xz, the dictionary its
+/// header declares, 8 MiB at `xz -6`, 64 MiB at `xz -9`; a stream that needs more than
+/// [`XZ_MEMLIMIT`] to decode is refused).
 pub fn spool_archive(
     reader: impl Read + Send,
     name: &Path,
     dir: &Path,
-) -> Result<File, LayoutError> {
+) -> Result<SpooledArchive, LayoutError> {
     let read_err = |source| LayoutError::Io {
         path: name.to_path_buf(),
         op: "reading the archive",
@@ -97,15 +149,27 @@ pub fn spool_archive(
             let mut decoded = decoder(buffered, c).map_err(|e| read_err(io::Error::other(e)))?;
             copy(&mut decoded, &mut file)
         }
-        ArchiveCompression::Xz => unxz(&mut buffered, &mut file),
+        ArchiveCompression::Xz => unxz(buffered, &mut file),
     };
     copied.map_err(|e| match e {
+        Side::Read(e) if is_xz_memlimit(&e) => LayoutError::BadArchive {
+            path: name.to_path_buf(),
+            reason: format!(
+                "xz: decoding needs more than {} MiB of memory (a dictionary larger than any \
+                 xz preset's); decompress it first (xz -d) and load the .tar",
+                XZ_MEMLIMIT >> 20
+            ),
+        },
         Side::Read(e) => read_err(e),
         Side::Write(e) => temp_err("writing the temporary copy", e),
     })?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| temp_err("rewinding the temporary copy", e))?;
-    Ok(file)
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    if let Ok(mut shown) = SHOWN.lock() {
+        shown.push((path.clone(), name.to_path_buf()));
+    }
+    Ok(SpooledArchive { _file: file, path })
 }
 
 /// Which side of a copy failed.
@@ -128,18 +192,26 @@ fn copy(from: &mut dyn Read, to: &mut File) -> Result<(), Side> {
     }
 }
 
-/// Decompresses the xz stream `from` into `to`.
-fn unxz(from: &mut impl BufRead, to: &mut File) -> Result<(), Side> {
-    let mut out = io::BufWriter::with_capacity(BUF, to);
-    lzma_rs::xz_decompress(from, &mut out).map_err(|e| {
-        Side::Read(match e {
-            lzma_rs::error::Error::IoError(e) | lzma_rs::error::Error::HeaderTooShort(e) => e,
-            lzma_rs::error::Error::LzmaError(m) | lzma_rs::error::Error::XzError(m) => {
-                io::Error::new(io::ErrorKind::InvalidData, format!("xz: {m}"))
-            }
-        })
-    })?;
-    io::Write::flush(&mut out).map_err(Side::Write)
+/// Decompresses the xz stream `from` (concatenated streams too, as `xz -d` reads them) into
+/// `to`, streaming, with liblzma's memory limit at [`XZ_MEMLIMIT`].
+fn unxz(from: impl BufRead, to: &mut File) -> Result<(), Side> {
+    let stream = xz2::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, xz2::stream::CONCATENATED)
+        .map_err(|e| Side::Read(e.into()))?;
+    let mut decoded = xz2::bufread::XzDecoder::new_stream(from, stream);
+    copy(&mut decoded, to).map_err(|e| match e {
+        // The memory limit stays liblzma's error, for `is_xz_memlimit`.
+        Side::Read(e) if !is_xz_memlimit(&e) => {
+            Side::Read(io::Error::new(e.kind(), format!("xz: {e}")))
+        }
+        other => other,
+    })
+}
+
+/// Whether `e` is liblzma's refusal to exceed [`XZ_MEMLIMIT`].
+fn is_xz_memlimit(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<xz2::stream::Error>())
+        .is_some_and(|inner| matches!(inner, xz2::stream::Error::MemLimit))
 }
 
 #[cfg(test)]
@@ -153,11 +225,15 @@ mod tests {
         enc.finish().unwrap()
     }
 
+    fn xz(data: &[u8]) -> Vec<u8> {
+        let mut enc = xz2::write::XzEncoder::new(Vec::new(), 1);
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
     fn spooled(input: &[u8], dir: &Path) -> Result<Vec<u8>, LayoutError> {
-        let mut file = spool_archive(input, Path::new("-"), dir)?;
-        let mut out = Vec::new();
-        file.read_to_end(&mut out).unwrap();
-        Ok(out)
+        let copy = spool_archive(input, Path::new("-"), dir)?;
+        Ok(std::fs::read(copy.path()).unwrap())
     }
 
     #[test]
@@ -165,8 +241,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         let z = zstd::encode_all(&data[..], 1).unwrap();
-        let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+        let xz = xz(&data);
         for input in [data.clone(), gzip(&data), z, xz] {
             assert_eq!(spooled(&input, tmp.path()).unwrap(), data);
         }
@@ -187,5 +262,63 @@ mod tests {
             .to_string();
         assert!(err.contains("reading the archive"), "{err}");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    /// An xz stream made by liblzma with an LZMA2 dictionary of `dict_size` bytes (declared in
+    /// its block header), otherwise valid.
+    fn xz_with_dictionary(dict_size: u32, data: &[u8]) -> Vec<u8> {
+        let mut opts = xz2::stream::LzmaOptions::new_preset(0).unwrap();
+        opts.dict_size(dict_size);
+        let mut filters = xz2::stream::Filters::new();
+        filters.lzma2(&opts);
+        let stream =
+            xz2::stream::Stream::new_stream_encoder(&filters, xz2::stream::Check::Crc64).unwrap();
+        let mut enc = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn refuses_xz_needing_more_memory_than_the_limit_and_names_the_archive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = vec![5u8; 10_000];
+        let huge = xz_with_dictionary(1536 << 20, &data);
+        let err = spool_archive(&huge[..], Path::new("app.tar.xz"), tmp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("app.tar.xz: xz: decoding needs more than 96 MiB"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        // xz -9's dictionary (64 MiB) is within the limit.
+        assert_eq!(
+            spooled(&xz_with_dictionary(64 << 20, &data), tmp.path()).unwrap(),
+            data
+        );
+    }
+
+    #[test]
+    fn reads_concatenated_xz_streams() {
+        let tmp = tempfile::tempdir().unwrap();
+        let both = [xz(b"first "), xz(b"second")].concat();
+        assert_eq!(spooled(&both, tmp.path()).unwrap(), b"first second");
+        let err = spooled(&[xz(b"ok"), b"garbage".to_vec()].concat(), tmp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xz: "), "{err}");
+    }
+
+    #[test]
+    fn a_spooled_copy_is_shown_by_its_name_while_it_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = spool_archive(&gzip(b"not a tar")[..], Path::new("stdin"), tmp.path()).unwrap();
+        let path = copy.path().to_path_buf();
+        assert!(path.starts_with("/proc/self/fd"), "{path:?}");
+        assert_eq!(shown_name(&path), Path::new("stdin"));
+        let err = crate::source::Files::tar(&path).unwrap_err().to_string();
+        assert!(err.starts_with("stdin: "), "{err}");
+        drop(copy);
+        assert_eq!(shown_name(&path), path);
     }
 }

@@ -236,6 +236,66 @@ fn an_interrupted_export_exits_130_and_leaves_nothing() {
     );
 }
 
+/// An export from the store (no network: nothing stalls it) of an image of many small files,
+/// so that it is still writing when the signal comes: SIGINT and SIGTERM each stop it with
+/// their code and one line, the staging directory is gone at once, and a second export to
+/// the same target then completes (the store's lease was released).
+#[test]
+fn an_interrupted_export_from_the_store_exits_130_and_leaves_nothing() {
+    support::preflight();
+    let mut b = image::ImageBuilder::new(image::Flavor::Oci);
+    for layer in 0..4 {
+        let mut entries = vec![Entry::dir(&format!("l{layer}"))];
+        entries.extend(
+            (0..6000).map(|i| Entry::file(&format!("l{layer}/f{i}"), format!("{layer}/{i}\n"))),
+        );
+        b = b.entries(&entries, image::Compression::Gzip);
+    }
+    let img = b.build();
+    let reg = filled_registry(&[("test/many", "v1", &img)]);
+    let s = Strata::new();
+    let image = format!("{}/test/many:v1", reg.addr());
+    s.pull(&image).ok();
+    let scratch = tempdir("interrupt-stored-export");
+    let target = scratch.path().join("rootfs");
+    let target_arg = target.to_str().expect("UTF-8");
+    for (signal, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+    ] {
+        let out = interrupt(
+            &s,
+            &["export", "--pull", "never", &image, target_arg],
+            || !entries(scratch.path()).is_empty(),
+            signal,
+        );
+        assert_interrupted(&out, code, name);
+        assert!(
+            !out.stderr.contains("Exported from the store"),
+            "{}",
+            out.describe()
+        );
+        assert_eq!(
+            entries(scratch.path()),
+            Vec::<String>::new(),
+            "{}",
+            out.describe()
+        );
+    }
+    let out = s
+        .run(&["export", "--pull", "never", &image, target_arg])
+        .ok();
+    assert!(
+        out.stderr.contains("Exported from the store"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        fs::read_to_string(target.join("l3/f5999")).expect("exported file"),
+        "3/5999\n"
+    );
+}
+
 /// Runs `strata ARGS` (with `--root` among them, or none) and returns the output.
 fn run_plain(args: &[&str]) -> Output {
     let mut cmd = Command::new(strata::bin());

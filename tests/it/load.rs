@@ -3,7 +3,7 @@
 //! hostile layouts.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -959,9 +959,14 @@ fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
     let cut = scratch.path().join("cut.tar.gz");
     fs::write(&cut, truncated).expect("write");
     let xz = b"\xfd7zXZ\0not really xz";
+    // Well-formed gzip of a tar that is neither kind of archive: the spooled copy's errors.
+    let no_index = gzip(&saved(&[("readme", b"no manifest.json, no index.json")]));
+    let no_index_file = scratch.path().join("odd.tar.gz");
+    fs::write(&no_index_file, &no_index).expect("write");
+    let bad_manifest = gzip(&saved(&[("manifest.json", b"[{\"Config\": 1}]")]));
 
     let local = Strata::new();
-    let cases: [(&str, &[&str], &[u8], &str); 4] = [
+    let cases: [(&str, &[&str], &[u8], &str); 7] = [
         ("truncated gzip on stdin", &[], truncated, "stdin"),
         (
             "truncated gzip file",
@@ -971,14 +976,193 @@ fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
         ),
         ("broken xz on stdin", &["-i", "-"], xz, "stdin"),
         ("empty stdin", &[], &[], "empty"),
+        (
+            "gzip of a tar without an index on stdin",
+            &[],
+            &no_index,
+            "stdin: no member \"index.json\"",
+        ),
+        (
+            "gzip file of a tar without an index",
+            &["-i", no_index_file.to_str().expect("UTF-8")],
+            &[],
+            "odd.tar.gz: no member \"index.json\"",
+        ),
+        (
+            "bad manifest.json on stdin",
+            &[],
+            &bad_manifest,
+            "stdin/manifest.json: ",
+        ),
     ];
     for (case, args, input, needle) in cases {
         let out = load_piped(&local, args, input);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{case}: succeeded");
         assert!(stderr.contains(needle), "{case}: {stderr}");
+        assert!(
+            !stderr.contains("/proc/self/fd"),
+            "{case}: the copy named by its descriptor: {stderr}"
+        );
         assert_staging_empty(&local);
         assert!(local.images().is_empty(), "{case}: an image was stored");
         assert!(local.layer_dirs().is_empty(), "{case}: a layer was stored");
     }
+}
+
+/// An image saved without a name and loaded from a spooled copy is named after the archive
+/// (`stdin`, the file without `.tar.gz`), not after the copy's descriptor.
+#[test]
+fn an_unnamed_image_loaded_from_a_copy_is_named_after_the_archive() {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir("load-unnamed");
+    let file = scratch.path().join("plain.tar");
+    skopeo_copy(
+        &env,
+        "test/app:1",
+        &format!("docker-archive:{}", file.display()),
+    );
+    let gz = gzip(&fs::read(&file).expect("archive"));
+    let gz_file = scratch.path().join("My App.tar.gz");
+    fs::write(&gz_file, &gz).expect("write");
+    for (way, args, input, name) in [
+        (
+            "gzip | strata load",
+            &[][..],
+            &gz[..],
+            "localhost/stdin:latest",
+        ),
+        (
+            "strata load -i 'My App.tar.gz'",
+            &["-i", gz_file.to_str().expect("UTF-8")][..],
+            &[][..],
+            "localhost/my-app:latest",
+        ),
+    ] {
+        let local = Strata::new();
+        let out = load_piped(&local, args, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{way}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("Loaded image: {name}\n"),
+            "{way}"
+        );
+        assert_eq!(identity(&local, name).0, img.config_digest, "{way}");
+    }
+}
+
+/// `umoci unpack` into a fresh `bundle` under `work`, `change` the rootfs, `umoci repack`:
+/// one new layer of what changed (removals as whiteouts).
+fn umoci_repack(image: &str, work: &Path, change: impl FnOnce(&Path)) {
+    let bundle = work.join("bundle");
+    if bundle.exists() {
+        fs::remove_dir_all(&bundle).expect("remove the bundle");
+    }
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", image])
+            .arg(&bundle),
+    );
+    change(&bundle.join("rootfs"));
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", image])
+            .arg(&bundle),
+    );
+}
+
+/// A layout made by umoci itself, the real producer: `umoci init` + `new`, two `repack`s of
+/// edited bundles (the second removes a file and a directory: whiteouts), `insert --opaque`
+/// (an opaque directory) and `insert --whiteout`. `strata pull oci:` (the mounted union) and
+/// `strata export oci:` both equal umoci's own `umoci unpack` of it.
+#[test]
+fn umoci_made_layouts_equal_umoci_unpack() {
+    let env = Env::new();
+    support::require_tool("umoci");
+    let scratch = support::tempdir("umoci-layout");
+    let layout = scratch.path().join("layout");
+    let image = format!("{}:img", layout.display());
+    run_ok(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
+    run_ok(Command::new("umoci").args(["new", "--image", &image]));
+    umoci_repack(&image, scratch.path(), |r| {
+        for d in ["etc", "usr/bin", "data/d/sub", "opt"] {
+            fs::create_dir_all(r.join(d)).expect("mkdir");
+        }
+        fs::write(r.join("etc/hostname"), "umoci\n").expect("write");
+        fs::write(r.join("etc/gone"), "removed in layer 2\n").expect("write");
+        fs::write(r.join("usr/bin/tool"), "#!/bin/sh\n").expect("write");
+        fs::set_permissions(r.join("usr/bin/tool"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        fs::write(r.join("data/d/sub/f"), "deep\n").expect("write");
+        fs::write(r.join("data/keep"), "hidden by the opaque insert\n").expect("write");
+        fs::hard_link(r.join("data/keep"), r.join("opt/hl")).expect("link");
+        symlink("../etc/hostname", r.join("opt/link")).expect("symlink");
+    });
+    umoci_repack(&image, scratch.path(), |r| {
+        fs::remove_file(r.join("etc/gone")).expect("rm");
+        fs::remove_dir_all(r.join("data/d")).expect("rm -r");
+        fs::write(r.join("etc/added"), "added in layer 2\n").expect("write");
+    });
+    // umoci 0.4.7's insert ends its tar right after the last member's data, without padding
+    // or end-of-archive marker (GNU tar: "Unexpected EOF"); strata refuses a member cut in
+    // its padding, so the inserted tree holds no file data (an empty file, a directory).
+    let host = scratch.path().join("host-data");
+    fs::create_dir_all(host.join("new/dir")).expect("mkdir");
+    fs::write(host.join("new/file"), "").expect("write");
+    run_ok(
+        Command::new("umoci")
+            .args(["insert", "--image", &image, "--opaque"])
+            .arg(&host)
+            .arg("/data"),
+    );
+    run_ok(Command::new("umoci").args([
+        "insert",
+        "--image",
+        &image,
+        "--whiteout",
+        "/usr/bin/tool",
+    ]));
+    let reference = scratch.path().join("reference");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &image])
+            .arg(&reference),
+    );
+    let expected = reference.join("rootfs");
+    // The whiteouts and the opaque directory really are in umoci's layers.
+    assert!(!expected.join("etc/gone").exists() && !expected.join("usr/bin/tool").exists());
+    assert!(!expected.join("data/keep").exists() && expected.join("data/new/file").exists());
+    // umoci gives a directory it applied a whiteout or an opaque marker in the unpack time.
+    let mut opts = root_mtime_opts();
+    for dir in ["etc", "usr/bin", "data"] {
+        opts = opts.ignore_mtime(
+            dir,
+            "umoci: a directory holding a whiteout gets the unpack time",
+        );
+    }
+
+    let location = format!("oci:{image}");
+    assert_ok(&env.strata.pull(&location));
+    let stored = union(&env.strata, "localhost/layout:img");
+    tree::assert_same(
+        "strata union",
+        stored.path(),
+        "umoci unpack",
+        &expected,
+        &opts,
+    );
+    drop(stored);
+    let exported = scratch.path().join("exported");
+    let out = env
+        .strata
+        .run(&["-q", "export", &location, exported.to_str().expect("UTF-8")]);
+    assert_ok(&out);
+    tree::assert_same("strata export", &exported, "umoci unpack", &expected, &opts);
 }
