@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::image::{self, Entry};
 use crate::support::netenv::{filled_registry, noise_image};
 use crate::support::registry::{Registry, free_port};
 use crate::support::strata::{self, Output, Strata};
