@@ -55,6 +55,10 @@ pub(crate) fn leftovers(
     }
     let trash = store.root().join("trash");
     for name in names(&trash)? {
+        // Being removed by a running strata process.
+        if crate::store::trash::claimed_by_live_process(&name) {
+            continue;
+        }
         problems.push(
             Problem::new(
                 ProblemKind::Trash,

@@ -113,13 +113,7 @@ impl Store {
                 Ok(Outcome::Removed)
             }
             Fix::RemoveTrash(path) => {
-                if let Ok(md) = std::fs::symlink_metadata(path)
-                    && md.is_dir()
-                {
-                    fsutil::remove_tree(path)?;
-                } else {
-                    fsutil::remove_file(path)?;
-                }
+                crate::store::trash::remove_entry(path)?;
                 Ok(Outcome::Removed)
             }
             Fix::RemoveImage(id) => {
