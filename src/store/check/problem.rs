@@ -48,6 +48,8 @@ pub enum ProblemKind {
     Unsynced,
     /// An entry of the trash area left by a killed removal.
     Trash,
+    /// The temporary file of an atomic write whose process is gone.
+    TempFile,
     /// A layer whose files changed since it was unpacked (`--content`).
     Content,
     /// A layer pulled by an older strata, without a content digest (`--content`; a notice, not
@@ -103,6 +105,8 @@ pub(crate) enum Fix {
     RemoveUnsynced(ChainId),
     /// Remove a trash entry (finishing a removal).
     RemoveTrash(PathBuf),
+    /// Remove the temporary file of an atomic write whose process is gone.
+    RemoveTempFile(PathBuf),
 }
 
 impl Problem {

@@ -112,6 +112,10 @@ impl Store {
                 fsutil::remove_file(path)?;
                 Ok(Outcome::Removed)
             }
+            Fix::RemoveTempFile(path) => {
+                fsutil::remove_file(path)?;
+                Ok(Outcome::Removed)
+            }
             Fix::RemoveTrash(path) => {
                 crate::store::trash::remove_entry(path)?;
                 Ok(Outcome::Removed)
