@@ -50,6 +50,8 @@ pub enum ProblemKind {
     Trash,
     /// The temporary file of an atomic write whose process is gone.
     TempFile,
+    /// A container name index entry of no container, or a container without its entry.
+    NameIndex,
     /// A layer whose files changed since it was unpacked (`--content`).
     Content,
     /// A layer pulled by an older strata, without a content digest (`--content`; a notice, not
@@ -107,6 +109,10 @@ pub(crate) enum Fix {
     RemoveTrash(PathBuf),
     /// Remove the temporary file of an atomic write whose process is gone.
     RemoveTempFile(PathBuf),
+    /// Remove `container-names/<name>` if it still names no container of that name.
+    RemoveNameEntry(PathBuf),
+    /// Add the entry of container (name, id) if the name is still free.
+    AddNameEntry(String, String),
 }
 
 impl Problem {

@@ -177,3 +177,34 @@ fn temporary_files_of_killed_writes_are_leftovers_that_repair_removes() {
     assert_eq!(temp(store.check().unwrap()), vec![]);
     assert!(root.path().join(ours).exists());
 }
+
+#[test]
+fn name_index_entries_of_no_container_and_containers_without_one_are_repaired() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let img = crate::store::containers::tests::image(&store, &[chain_id(b"base")]);
+    let web = store.create_container(&img, "x", Some("web")).unwrap();
+    let dir = store.names_dir();
+    std::os::unix::fs::symlink("ab".repeat(32), dir.join("ghost")).unwrap();
+    fs::remove_file(dir.join("web")).unwrap();
+    let index = |problems: Vec<Problem>| -> Vec<Problem> {
+        problems
+            .into_iter()
+            .filter(|p| p.kind == ProblemKind::NameIndex)
+            .collect()
+    };
+    let problems = index(store.check().unwrap());
+    assert_eq!(
+        kinds(&problems),
+        vec![
+            (ProblemKind::NameIndex, "container-names/ghost".to_string()),
+            (ProblemKind::NameIndex, "container-names/web".to_string()),
+        ]
+    );
+    assert_eq!(
+        store.repair(&problems).unwrap(),
+        vec![Outcome::Removed, Outcome::Removed]
+    );
+    assert_eq!(index(store.check().unwrap()), vec![]);
+    assert_eq!(store.named("web").unwrap(), Some(web.id));
+}
