@@ -600,7 +600,7 @@ if [ $mode = store-scale ]; then
         done
     }
     counts() { # -> "images containers mounted" of the root
-        echo "$(S images -q | wc -l) $(S ps --json | python3 -c 'import json,sys; c=json.load(sys.stdin); print(len(c))') $(findmnt -rn -o TARGET | grep -c "^$sroot/")"
+        echo "$(S images -q | wc -l) $("$strata" --root "$sroot" ps --json | python3 -c 'import json,sys; c=json.load(sys.stdin); print(len(c))') $(findmnt -rn -o TARGET | grep -c "^$sroot/")"
     }
 
     fresh_fs

@@ -13,6 +13,7 @@ pub fn describe(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
+    let message = store_hints::no_space(message, e);
     let mut message = hints::add(message, e);
     if let Some(hint) = container_hints::hint(e) {
         message.push_str(&hint);

@@ -1,7 +1,8 @@
 //! What the store keeps of containers: their layers, `<cid>-init` (Docker's init files) and
 //! `<cid>` (the writable upper dir), both stacked on an image's layers, and their records,
-//! `<root>/containers/<cid>.json`. Mounting and the rest of the lifecycle are in
-//! [`crate::container`].
+//! `<root>/containers/<cid>.json`, and the name index, `<root>/container-names/<name>`, a
+//! symlink to the container's id (see [`Store::container`]). Mounting and the rest of the
+//! lifecycle are in [`crate::container`].
 
 use std::fs;
 use std::io::Read;
@@ -63,7 +64,7 @@ impl Store {
         self.containers_dir().join(id)
     }
 
-    fn container_record_path(&self, id: &str) -> PathBuf {
+    pub(super) fn container_record_path(&self, id: &str) -> PathBuf {
         self.containers_dir().join(format!("{id}.json"))
     }
 
@@ -94,9 +95,7 @@ impl Store {
         if !valid_name(&name) {
             return Err(StoreError::InvalidName(name));
         }
-        if self.containers()?.iter().any(|c| c.name == name) {
-            return Err(StoreError::NameInUse(name));
-        }
+        self.claim_name(&name, &id)?;
         let record = ContainerRecord {
             id: id.clone(),
             name,
@@ -107,13 +106,20 @@ impl Store {
             created: super::now_rfc3339(),
             layers: image.layers.iter().map(|l| l.chain_id.clone()).collect(),
         };
-        let result = self.create_container_dirs(image, &record);
+        let result = self.create_container_dirs(image, &record).and_then(|()| {
+            fsutil::mkdir_mode(&self.containers_dir(), 0o700)?;
+            fsutil::write_json(&self.container_record_path(&id), &record)
+        });
         if let Err(e) = result {
-            let _ = self.remove_container_files(&record);
+            let cleaned = self
+                .remove_container_files(&record)
+                .and_then(|()| self.release_name(&record));
+            if cleaned.is_err() {
+                // What is left is an orphan: the next command scans for it.
+                self.mark_dirty();
+            }
             return Err(e);
         }
-        fsutil::mkdir_mode(&self.containers_dir(), 0o700)?;
-        fsutil::write_json(&self.container_record_path(&id), &record)?;
         Ok(record)
     }
 
@@ -195,8 +201,41 @@ impl Store {
         Ok(out)
     }
 
-    /// Finds a container by name, full id or id prefix (at least 4 chars).
+    /// Finds a container by name, full id or id prefix (at least 4 chars). Reads only the
+    /// record it finds (through the name index; a store whose index is not built yet is
+    /// searched record by record).
     pub fn container(&self, name_or_id: &str) -> Result<ContainerRecord, StoreError> {
+        if !self.names_dir().is_dir() {
+            return self.container_by_scan(name_or_id);
+        }
+        if let Some(id) = self.named(name_or_id)?
+            && let Some(record) = self.container_record(&id)?
+            && record.name == name_or_id
+        {
+            return Ok(record);
+        }
+        if is_container_id(name_or_id)
+            && let Some(record) = self.container_record(name_or_id)?
+        {
+            return Ok(record);
+        }
+        let ids = if name_or_id.len() >= 4 {
+            self.container_ids()?
+        } else {
+            Vec::new()
+        };
+        let mut matches = ids.iter().filter(|id| id.starts_with(name_or_id));
+        match (matches.next(), matches.next()) {
+            (Some(id), None) => self
+                .container_record(id)?
+                .ok_or_else(|| StoreError::NoSuchContainer(name_or_id.to_string())),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous(name_or_id.to_string())),
+            _ => Err(StoreError::NoSuchContainer(name_or_id.to_string())),
+        }
+    }
+
+    /// [`Store::container`] without the index: reads every record.
+    fn container_by_scan(&self, name_or_id: &str) -> Result<ContainerRecord, StoreError> {
         let all = self.containers()?;
         if let Some(found) = all
             .iter()
@@ -214,13 +253,44 @@ impl Store {
         }
     }
 
+    /// One container's record; `None` when it does not exist.
+    fn container_record(&self, id: &str) -> Result<Option<ContainerRecord>, StoreError> {
+        fsutil::read_json(&self.container_record_path(id))
+    }
+
+    /// The ids of all container records, from the directory listing alone.
+    pub(super) fn container_ids(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.containers_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                && is_container_id(id)
+            {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Deletes a container (the caller unmounts first): its record first, so that a kill
     /// half-way leaves orphans that [`Store::recover`] removes, never a container with missing
-    /// parts; then its layers (renamed into the trash), links and state dir.
+    /// parts; then its name index entry, its layers (renamed into the trash), links and state
+    /// dir.
     pub fn remove_container(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         {
             let _lock = self.metadata_lock()?;
             fsutil::remove_file(&self.container_record_path(&record.id))?;
+            self.release_name(record)?;
             self.remove_container_files(record)?;
         }
         self.empty_trash()?;
@@ -283,6 +353,11 @@ fn tree_size(dir: &std::path::Path) -> u64 {
     total
 }
 
+/// Whether `s` is a container id: 64 lowercase hex chars.
+pub(super) fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Docker's rule for container names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (one char is enough here), at most 128.
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -328,14 +403,14 @@ fn random_link() -> Result<String, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::digest::Digest;
     use crate::id::{BlobDigest, ChainId, DiffId};
     use crate::store::LayerRef;
     use crate::store::layer::tests::chain_id;
 
-    fn image(store: &Store, chains: &[ChainId]) -> ImageRecord {
+    pub(crate) fn image(store: &Store, chains: &[ChainId]) -> ImageRecord {
         let record = ImageRecord {
             id: ImageId::new(Digest::of(b"cfg")),
             manifest_digest: Digest::of(b"m"),

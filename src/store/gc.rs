@@ -138,6 +138,7 @@ impl Store {
         }
         let mut removal = Removal::default();
         self.delete_image(&image, &containers, &mut removal)?;
+        // Read again: the removal may have pinned layers into containers' records.
         let reachable = self.reachable_layers()?;
         let recorded: BTreeSet<ChainId> = self.layer_records()?.into_iter().collect();
         for layer in image.layers.iter().rev() {
@@ -164,27 +165,75 @@ impl Store {
         for id in repos.refs.values() {
             *tagged.entry(id).or_default() += 1;
         }
-        // Read once: with N images to delete, reading them per image cost N times the store.
+        // Each read once: the cost of a prune is then reading the store once plus its
+        // removals (per image, rereading or rewriting the store would make it quadratic).
         let containers = self.containers()?;
         let used: BTreeSet<&ImageId> = containers.iter().map(|c| &c.image_id).collect();
-        let mut removal = Removal::default();
-        for image in self.images()? {
-            let dangling = !tagged.contains_key(&image.id);
-            if used.contains(&image.id)
-                || self.image_mounted_at(&image.id)?.is_some()
-                || (which == PruneImages::Dangling && !dangling)
-            {
-                continue;
+        let (candidates, mut kept): (Vec<ImageRecord>, Vec<ImageRecord>) =
+            self.images()?.into_iter().partition(|image| {
+                let dangling = !tagged.contains_key(&image.id);
+                !used.contains(&image.id) && (which == PruneImages::All || dangling)
+            });
+        // An image mounted with `mount --image` is in use as a container's is.
+        let mut doomed = Vec::with_capacity(candidates.len());
+        for image in candidates {
+            if self.image_mounted_at(&image.id)?.is_some() {
+                kept.push(image);
+            } else {
+                doomed.push(image);
             }
-            self.delete_image(&image, &containers, &mut removal)?;
         }
-        let reachable = self.reachable_layers()?;
+        let mut removal = Removal::default();
+        // References first, all of them in one write of repositories.json.
+        let ids: BTreeSet<&ImageId> = doomed.iter().map(|i| &i.id).collect();
+        let mut untagged = self.untag_images(&ids)?;
+        for image in &doomed {
+            for tag in untagged.remove(&image.id).unwrap_or_default() {
+                removal.items.push(Deletion::Untagged(tag));
+            }
+            for digest in &image.repo_digests {
+                removal.items.push(Deletion::Untagged(digest.clone()));
+            }
+            self.move_to_trash(&self.image_dir(&image.id), image.id.hex())?;
+            removal.items.push(Deletion::Deleted(image.id.to_string()));
+        }
+        let reachable = self.reachable_from(&kept, &containers)?;
         for chain in self.layer_records()?.into_iter().rev() {
             if !reachable.contains(&chain) {
                 self.delete_layer(&chain, &mut removal)?;
             }
         }
         Ok(removal)
+    }
+
+    /// Removes every reference to the images `ids` from `repositories.json` in one write;
+    /// returns them by image.
+    fn untag_images(
+        &self,
+        ids: &BTreeSet<&ImageId>,
+    ) -> Result<BTreeMap<ImageId, Vec<String>>, StoreError> {
+        let mut removed: BTreeMap<ImageId, Vec<String>> = BTreeMap::new();
+        if ids.is_empty() {
+            return Ok(removed);
+        }
+        let _lock = self.metadata_lock()?;
+        let mut repos = self.repositories()?;
+        repos.refs.retain(|tag, id| {
+            let doomed = ids.contains(id);
+            if doomed {
+                removed.entry(id.clone()).or_default().push(tag.clone());
+            }
+            !doomed
+        });
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        if repos.refs.is_empty() {
+            fsutil::remove_file(&self.repositories_path())?;
+        } else {
+            fsutil::write_json(&self.repositories_path(), &repos)?;
+        }
+        Ok(removed)
     }
 
     /// Drops one `repo@digest` name from an image's record.
@@ -242,13 +291,22 @@ impl Store {
 
     /// Every layer an image record or a container stands on.
     pub(super) fn reachable_layers(&self) -> Result<BTreeSet<ChainId>, StoreError> {
-        let mut reachable: BTreeSet<ChainId> = self
-            .images()?
-            .into_iter()
-            .flat_map(|i| i.layers.into_iter().map(|l| l.chain_id))
+        self.reachable_from(&self.images()?, &self.containers()?)
+    }
+
+    /// Every layer `images` or `containers` stand on (the store's, read under the exclusive
+    /// lease, less what this removal deleted).
+    fn reachable_from(
+        &self,
+        images: &[ImageRecord],
+        containers: &[ContainerRecord],
+    ) -> Result<BTreeSet<ChainId>, StoreError> {
+        let mut reachable: BTreeSet<ChainId> = images
+            .iter()
+            .flat_map(|i| i.layers.iter().map(|l| l.chain_id.clone()))
             .collect();
-        for container in self.containers()? {
-            match self.container_layers(&container) {
+        for container in containers {
+            match self.container_layers(container) {
                 Ok(layers) => reachable.extend(layers),
                 // Its image is gone and it never knew its layers: nothing to keep for it.
                 Err(StoreError::NoSuchImage(_)) => {}
@@ -342,6 +400,53 @@ mod tests {
         assert!(store.layer_records().unwrap().is_empty());
         assert!(!store.repositories_path().exists());
         assert_eq!(fs_names(&store.trash_dir()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_prune_untags_each_image_before_deleting_it_and_keeps_the_tags_of_used_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (base, top_a, top_b) = (chain_id(b"base"), chain_id(b"a"), chain_id(b"b"));
+        let a = image(&store, b"a", &[base.clone(), top_a.clone()], Some("r/a:1"));
+        store.tag("r/a:2", &a.id).unwrap();
+        let used = image(&store, b"u", std::slice::from_ref(&base), Some("r/u:1"));
+        store.create_container(&used, "r/u:1", None).unwrap();
+        let b = image(&store, b"b", std::slice::from_ref(&top_b), None);
+
+        let removal = store.prune_images(PruneImages::All).unwrap();
+        let mut expected = vec![
+            (
+                a.id.clone(),
+                vec![
+                    Deletion::Untagged("r/a:1".into()),
+                    Deletion::Untagged("r/a:2".into()),
+                    Deletion::Deleted(a.id.to_string()),
+                ],
+            ),
+            (b.id.clone(), vec![Deletion::Deleted(b.id.to_string())]),
+        ];
+        // Images go in the order the store lists them.
+        expected.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut want: Vec<Deletion> = expected.into_iter().flat_map(|(_, d)| d).collect();
+        want.push(Deletion::Deleted(top_b.to_string()));
+        want.push(Deletion::Deleted(top_a.to_string()));
+        let mut got = removal.items.clone();
+        let layers = got.split_off(got.len() - 2);
+        let mut want_layers = want.split_off(want.len() - 2);
+        want_layers.sort_by_key(|d| format!("{d:?}"));
+        let mut layers = layers;
+        layers.sort_by_key(|d| format!("{d:?}"));
+        assert_eq!((got, layers), (want, want_layers));
+        assert_eq!(
+            store
+                .repositories()
+                .unwrap()
+                .refs
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![("r/u:1".to_string(), used.id.clone())]
+        );
+        assert!(store.layer(&base).unwrap().is_some());
     }
 
     #[test]

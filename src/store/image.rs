@@ -95,6 +95,7 @@ impl Store {
     }
 
     pub(super) fn metadata_lock(&self) -> Result<LockGuard, StoreError> {
+        self.intend()?;
         LockGuard::acquire(&self.locks_dir().join("metadata.lock"))
     }
 

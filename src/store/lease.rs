@@ -62,6 +62,7 @@ impl Store {
     /// Takes the store lock (blocks; after about a second of waiting, a warning `waiting for
     /// other strata processes on <root>` goes to `tracing`, once per process).
     pub fn lease(&self, kind: LeaseKind) -> Result<StoreLease, StoreError> {
+        self.intend()?;
         let started = Instant::now();
         let turnstile = self.wait_for(started, &self.turnstile_path(), LeaseKind::Exclusive)?;
         if kind == LeaseKind::Shared {
@@ -76,6 +77,7 @@ impl Store {
 
     /// The exclusive store lock if it is free now (no turnstile: not waiting, nobody starves).
     pub(super) fn try_lease_exclusive(&self) -> Result<Option<StoreLease>, StoreError> {
+        self.intend()?;
         Ok(
             LockGuard::try_acquire(&self.store_lock_path())?.map(|lock| StoreLease {
                 _lock: lock,

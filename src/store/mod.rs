@@ -14,11 +14,13 @@
 //! <root>/locks/                                        flock files (store.lock, store.turnstile, ...)
 //! <root>/unsynced/<chain hex>                          layers not yet known to be on disk
 //! <root>/trash/<name>-<random>                         deleted trees, removed outside the lock
+//! <root>/intents/<pid>-<random>                        flock'd by each command changing the store
+//! <root>/container-names/<name> -> <cid>              the container name index
 //! ```
 //!
 //! Lifecycle: [`lease`] (the store-wide reader/writer lock), [`trash`] (deletes that a kill
-//! cannot tear), [`recover`] (cleaning up after killed runs, in one place), `gc` (rmi and
-//! image prune).
+//! cannot tear), `intent` (which commands were killed), [`recover`] (cleaning up after killed
+//! runs, in one place), `gc` (rmi and image prune).
 
 mod check;
 mod containers;
@@ -29,10 +31,12 @@ mod fsutil;
 mod gc;
 mod image;
 mod image_mount;
+mod intent;
 mod layer;
 mod layout;
 pub mod lease;
 mod lock;
+mod names;
 pub mod preflight;
 pub mod recover;
 pub mod trash;
@@ -48,14 +52,15 @@ pub(crate) use error::io_err;
 pub use gc::{Deletion, PruneImages, Removal};
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339, pick_platform};
 pub use image_mount::ImageMountError;
+pub(crate) use intent::Intent;
 pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lease::{LeaseKind, StoreLease};
 pub use lock::LockGuard;
 pub use recover::Recovery;
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, Mutex};
 
 use crate::id::ChainId;
 
@@ -65,6 +70,8 @@ pub struct Store {
     root: PathBuf,
     /// How far [`Store::recover`] has run for this value and its clones.
     recovered: Arc<AtomicU8>,
+    /// This process's intent marker once it changes the store (see `intent`).
+    intent: Arc<Mutex<Option<Intent>>>,
 }
 
 impl Store {
@@ -86,6 +93,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             recovered: Arc::new(AtomicU8::new(0)),
+            intent: Arc::new(Mutex::new(None)),
         };
         fsutil::mkdir_mode_as(&store.root, 0o711, "cannot create store directory")?;
         fsutil::mkdir_mode(&store.overlay_dir(), 0o710)?;

@@ -4,10 +4,13 @@
 //! Every write to the store is ordered so that a kill leaves at worst an orphan, never
 //! something that looks present but is not whole: a staging dir, a layer directory without its
 //! record, a dangling short link, an image directory without `image.json`, a container's
-//! layers or state without its record, a trash entry. Recovery removes them; orphans only under
-//! the exclusive store lease (which no creation in progress can hold at the same time), taken
-//! only when it is free at once, so a command never waits for recovery's sake, except after a
-//! crash left unsynced layers of an earlier boot, which must go before anything uses them.
+//! layers or state without its record, a name index entry without its container, the
+//! temporary file of an atomic write, a trash entry. Staging and the trash are swept by every
+//! recovery (they are small); the rest needs a scan of the whole store, which runs only when
+//! an intent marker says a command was killed (see `intent`), under the exclusive store lease
+//! (which no creation in progress can hold at the same time), taken only when it is free at
+//! once, so a command never waits for recovery's sake, except after a crash left unsynced
+//! layers of an earlier boot, which must go before anything uses them.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -39,25 +42,33 @@ const SYNCED: u8 = 2;
 impl Store {
     /// Cleans up after killed runs, once per [`Store`] value (its clones share it): sweeps
     /// staging, repairs unsynced layers (`sync`: this boot's are synced too, see `durable`),
-    /// removes orphans when nobody else holds the store, and empties the trash. Call it before
+    /// removes orphans when an intent marker says a command was killed and nobody else holds
+    /// the store (else the marker stays for the next command), and empties the trash. Call it before
     /// taking the store lease, never while holding it.
     pub fn recover(&self, sync: bool) -> Result<Recovery, StoreError> {
         let level = if sync { SYNCED } else { UNSYNCED_LEFT };
         if self.recovered.load(Ordering::Acquire) >= level {
             return Ok(Recovery::default());
         }
+        // Ours first: from here a kill of this process gets the store scanned.
+        self.intend()?;
         let mut recovery = Recovery {
             staging: self.sweep_staging()?,
             ..Recovery::default()
         };
-        let lease = if self.has_stale_unsynced()? {
+        let stale = self.stale_intents()?;
+        let reboot = self.has_stale_unsynced()?;
+        let lease = if reboot {
             Some(self.lease(LeaseKind::Exclusive)?)
-        } else {
+        } else if !stale.is_empty() {
             self.try_lease_exclusive()?
+        } else {
+            None
         };
         recovery.repair = self.repair_unsynced_with(sync, lease.is_some())?;
-        if lease.is_some() {
+        if lease.is_some() && (reboot || !stale.is_empty()) {
             recovery.orphans = self.remove_orphans()?;
+            self.clear_intents(&stale)?;
         }
         drop(lease);
         recovery.trash = self.empty_trash()?;
@@ -112,30 +123,39 @@ impl Store {
         }
         removed.extend(self.remove_dangling_links(overlay_names.len())?);
         let images = self.images_dir();
+        // Atomic writes killed before their rename (repositories.json, layer and image
+        // records), by processes that are gone: a running one may still rename its own.
+        let mut temp_dirs = vec![
+            (self.root.clone(), PathBuf::new()),
+            (self.layers_dir(), PathBuf::from("layers")),
+        ];
         for name in dir_names(&images)? {
             let whole = ImageId::from_hex(&name)
                 .is_some_and(|id| self.image_dir(&id).join("image.json").is_file());
-            if !whole {
+            if whole {
+                temp_dirs.push((images.join(&name), PathBuf::from("images").join(&name)));
+            } else {
                 self.move_to_trash(&images.join(&name), &name)?;
                 removed.push(PathBuf::from("images").join(name));
             }
         }
         for name in &state_names {
-            if !name.ends_with(".json") && !ids.contains(name.as_str()) {
-                self.move_to_trash(&states.join(name), name)?;
-                removed.push(PathBuf::from("containers").join(name));
+            if name.ends_with(".json") || ids.contains(name.as_str()) || is_temp(name) {
+                continue;
             }
+            self.move_to_trash(&states.join(name), name)?;
+            removed.push(PathBuf::from("containers").join(name));
         }
-        // Atomic writes killed before their rename (repositories.json, layer records): no
-        // writer runs while the exclusive lease is held.
-        for (dir, shown) in [(self.root.clone(), ""), (self.layers_dir(), "layers")] {
+        temp_dirs.push((states.clone(), PathBuf::from("containers")));
+        for (dir, shown) in temp_dirs {
             for name in dir_names(&dir)? {
                 if crate::sys::atomic::is_stale_temp(&name) {
                     fsutil::remove_file(&dir.join(&name))?;
-                    removed.push(PathBuf::from(shown).join(name));
+                    removed.push(shown.join(name));
                 }
             }
         }
+        removed.extend(self.reconcile_names(&ids)?);
         let unsynced = self.unsynced_dir();
         for name in dir_names(&unsynced)? {
             if !ChainId::from_hex(&name).is_some_and(|c| layers.contains(&c)) {
@@ -183,6 +203,11 @@ fn dir_names(dir: &Path) -> Result<Vec<String>, StoreError> {
     }
     names.sort();
     Ok(names)
+}
+
+/// Whether `name` is the temporary file of an atomic write (`.<name>.tmp-<pid>-<n>-<random>`).
+fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
 }
 
 /// Whether `dir/merged` is a mount point (another device than `dir`): such a directory is left
@@ -242,8 +267,78 @@ mod tests {
         assert!(dir_names(&store.trash_dir()).unwrap().is_empty());
         // Once per store value.
         fs::create_dir_all(overlay.join("again")).unwrap();
+        killed_command(&store);
         assert_eq!(store.recover(false).unwrap(), Recovery::default());
         assert!(!store.recover(true).unwrap().orphans.is_empty());
+    }
+
+    /// The marker a command killed while changing the store leaves.
+    fn killed_command(store: &Store) {
+        fs::write(store.root().join("intents/999999999-00000000deadbeef"), b"").unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_gone_writers_go_and_those_of_running_ones_stay() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let img = crate::store::containers::tests::image(&store, &[chain_id(b"base")]);
+        let image_dir = store.image_dir(&img.id);
+        let gone = ".image.json.tmp-999999999-1-0badf00d";
+        fs::write(image_dir.join(gone), b"{").unwrap();
+        fs::create_dir_all(store.containers_dir()).unwrap();
+        let running = format!(
+            ".{}.json.tmp-{}-1-0badf00d",
+            "ab".repeat(32),
+            std::process::id()
+        );
+        fs::write(store.containers_dir().join(&running), b"{").unwrap();
+        let orphans = store.recover(false).unwrap().orphans;
+        assert_eq!(
+            orphans,
+            vec![PathBuf::from("images").join(img.id.hex()).join(gone)]
+        );
+        assert!(store.image(&img.id).unwrap().is_some());
+        assert!(store.containers_dir().join(running).exists());
+    }
+
+    #[test]
+    fn the_store_is_scanned_only_after_a_killed_command() {
+        let root = tempfile::tempdir().unwrap();
+        Store::open(root.path()).unwrap().recover(false).unwrap();
+        let orphan = root.path().join("overlay2/orphan");
+        fs::create_dir_all(&orphan).unwrap();
+        // Every command before ended cleanly: nothing is scanned.
+        let clean = Store::open(root.path()).unwrap();
+        assert!(clean.recover(false).unwrap().orphans.is_empty());
+        assert!(orphan.exists());
+        drop(clean);
+        // A killed one's marker makes the next command scan, once.
+        let next = Store::open(root.path()).unwrap();
+        killed_command(&next);
+        assert_eq!(
+            next.recover(false).unwrap().orphans,
+            vec![PathBuf::from("overlay2/orphan")]
+        );
+        assert!(!orphan.exists());
+        drop(next);
+        assert_eq!(dir_names(&root.path().join("intents")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_killed_commands_marker_stays_until_a_scan_could_run() {
+        let root = tempfile::tempdir().unwrap();
+        Store::open(root.path()).unwrap().recover(false).unwrap();
+        let busy = Store::open(root.path()).unwrap();
+        killed_command(&busy);
+        let held = busy.lease(LeaseKind::Shared).unwrap();
+        let orphan = root.path().join("overlay2/orphan");
+        fs::create_dir_all(&orphan).unwrap();
+        let first = Store::open(root.path()).unwrap();
+        assert!(first.recover(false).unwrap().orphans.is_empty());
+        drop((held, busy, first));
+        let second = Store::open(root.path()).unwrap();
+        assert_eq!(second.recover(false).unwrap().orphans.len(), 1);
+        assert!(!orphan.exists());
     }
 
     #[test]

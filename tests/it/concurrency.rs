@@ -105,8 +105,30 @@ fn pulls_containers_rmi_and_prunes_at_once_keep_the_store_consistent() {
             }
         }
     }
-    // Nothing the concurrent commands did left the store inconsistent, once a mutating
-    // command has recovered (trash two concurrent removals both emptied can be left for it).
+    // Nothing the concurrent commands did left the store inconsistent, nor anything for a
+    // recovery to do: no trash (removals empty it side by side), no intent marker (every
+    // command ended), a name index entry for each container and no other.
+    s.run(&["check"]).ok();
+    let entries = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(s.root().join(dir))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(entries("trash"), Vec::<String>::new());
+    assert_eq!(entries("intents"), Vec::<String>::new());
+    let mut names: Vec<String> = s
+        .ps()
+        .iter()
+        .filter_map(|c| c["Name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(entries("container-names"), names);
     s.pull(&ra).ok();
     s.run(&["check"]).ok();
     let out = s.run(&["pull-and-mount", "--name", "last", &ra]).ok();

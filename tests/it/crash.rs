@@ -89,3 +89,52 @@ fn commands_killed_at_random_points_leave_a_recoverable_store() {
     s.run(&["check"]).ok();
     assert_skeleton(s);
 }
+
+/// The marker a command killed while changing the store leaves: nobody holds its lock.
+fn plant_killed_marker(s: &Strata) {
+    std::fs::write(s.root().join("intents/999999999-00000000deadbeef"), b"")
+        .expect("plant a marker");
+}
+
+#[test]
+fn a_killed_commands_marker_gets_the_store_scanned_and_the_name_index_repaired() {
+    let env = Env::new();
+    push_pair(&env);
+    let ra = env.r("test/a:v1");
+    let s = &env.strata;
+    s.run(&["pull-and-mount", "--name", "web", &ra]).ok();
+    let root = s.root();
+    // What a creation killed after claiming its name, and a removal killed after the
+    // container's record went, leave.
+    let ghost = root.join("container-names/ghost");
+    std::os::unix::fs::symlink("ab".repeat(32), &ghost).expect("plant an index entry");
+    let orphan = root.join("overlay2").join("cd".repeat(32));
+    std::fs::create_dir(&orphan).expect("plant an orphan");
+
+    // Every command so far ended cleanly: the store is not scanned.
+    s.pull(&ra).ok();
+    assert!(orphan.exists() && ghost.symlink_metadata().is_ok());
+    // The name of a killed creation is free all the same.
+    s.run(&["pull-and-mount", "--name", "ghost", &ra]).ok();
+
+    let other = root.join("container-names/other");
+    std::os::unix::fs::symlink("ef".repeat(32), &other).expect("plant an index entry");
+    plant_killed_marker(s);
+    s.pull(&ra).ok();
+    assert!(!orphan.exists(), "the scan did not run");
+    assert!(other.symlink_metadata().is_err(), "the stale entry stayed");
+    assert_eq!(
+        std::fs::read_dir(root.join("intents"))
+            .expect("intents")
+            .count(),
+        0,
+        "markers left after a clean end"
+    );
+    // The live containers keep their names.
+    let out = s.run(&["pull-and-mount", "--name", "web", &ra]);
+    out.assert_error(&["already in use"]);
+    s.run(&["check"]).ok();
+    s.remove_all_containers();
+    s.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_skeleton(s);
+}

@@ -110,8 +110,11 @@ fn a_pull_out_of_space_fails_cleanly_and_works_with_room() {
 
     let out = run(&root, &["pull", &reference]);
     let top = &img.chain_ids()[1];
-    // The OS's text, "No space left on device (os error 28)".
-    out.assert_error(&["layer ", "pace left on device"]);
+    // The layer, then what was being written (not the OS's "No space left on device").
+    out.assert_error(&[
+        "layer ",
+        "no space left on device (entry \"big\": writing file data)",
+    ]);
     assert!(
         out.stderr.contains(&img.layers[1].digest) || out.stderr.contains(top),
         "the error names the layer:\n{}",
@@ -132,4 +135,40 @@ fn a_pull_out_of_space_fails_cleanly_and_works_with_room() {
     let merged = PathBuf::from(merged.stdout.trim());
     assert_eq!(fs::metadata(merged.join("big")).unwrap().len(), 6 << 20);
     run(&root, &["rm", "-f", "c"]).ok();
+}
+
+#[test]
+fn an_export_out_of_space_names_the_layer_and_what_was_written() {
+    let env = Env::new();
+    let mut rng = fastrand::Rng::with_seed(8);
+    let big: Vec<u8> = (0..6 << 20).map(|_| rng.u8(..)).collect();
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(&[Entry::file("small", "x\n")], Compression::Gzip)
+        .entries(&[Entry::file("big", big)], Compression::Gzip)
+        .build();
+    env.push.image("test/big", Some("v1"), &img);
+    let reference = env.r("test/big:v1");
+    let fs = Tmpfs::mount("4m");
+    let dest = fs.dir.path().join("out");
+
+    // From the registry, then from the store: the same wording.
+    for pull in ["always", "missing"] {
+        if pull == "missing" {
+            env.strata.pull(&reference).ok();
+        }
+        let out = run(
+            env.strata.root(),
+            &["export", "--pull", pull, &reference, dest.to_str().unwrap()],
+        );
+        out.assert_error(&[
+            "layer ",
+            "no space left on device (entry \"big\": writing file data)",
+        ]);
+        assert!(
+            !out.stderr.contains("os error 28"),
+            "the OS's text instead:\n{}",
+            out.describe()
+        );
+        let _ = fs::remove_dir_all(&dest);
+    }
 }

@@ -1,7 +1,8 @@
 //! What killed commands left: staging directories nobody unpacks into, layers of an earlier
-//! boot never synced, trash entries.
+//! boot never synced, trash entries, temporary files of atomic writes.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use super::inventory::{Inventory, busy, names};
 use super::problem::{Fix, Problem, ProblemKind};
@@ -9,7 +10,7 @@ use crate::id::ChainId;
 use crate::store::{Store, StoreError, io_err};
 
 /// What killed commands left: staging directories nobody unpacks into, layers of an earlier
-/// boot never synced, trash entries.
+/// boot never synced, trash entries, temporary files of atomic writes.
 pub(crate) fn leftovers(
     store: &Store,
     inv: &Inventory,
@@ -55,6 +56,10 @@ pub(crate) fn leftovers(
     }
     let trash = store.root().join("trash");
     for name in names(&trash)? {
+        // Being removed by a running strata process.
+        if crate::store::trash::claimed_by_live_process(&name) {
+            continue;
+        }
         problems.push(
             Problem::new(
                 ProblemKind::Trash,
@@ -63,6 +68,38 @@ pub(crate) fn leftovers(
             )
             .fix(Fix::RemoveTrash(trash.join(&name))),
         );
+    }
+    temp_files(store, problems)
+}
+
+/// Temporary files of atomic writes whose process is gone, where records are written.
+fn temp_files(store: &Store, problems: &mut Vec<Problem>) -> Result<(), StoreError> {
+    let root = store.root();
+    let mut dirs = vec![
+        PathBuf::new(),
+        PathBuf::from("layers"),
+        PathBuf::from("containers"),
+    ];
+    for name in names(&root.join("images"))? {
+        let dir = Path::new("images").join(name);
+        if root.join(&dir).is_dir() {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        for name in names(&root.join(&dir))? {
+            if crate::sys::atomic::is_stale_temp(&name) {
+                let path = dir.join(&name);
+                problems.push(
+                    Problem::new(
+                        ProblemKind::TempFile,
+                        path.display().to_string(),
+                        "the temporary file of a write killed before it completed",
+                    )
+                    .fix(Fix::RemoveTempFile(root.join(path))),
+                );
+            }
+        }
     }
     Ok(())
 }

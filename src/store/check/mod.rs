@@ -6,8 +6,9 @@
 //! entry dangles or is nobody's short link (`scan`); images' manifests and configs match their
 //! digests and their layers are present, references point at images (`images`); containers'
 //! images and layers are present (`containers`); leftovers of killed commands: staging
-//! directories nobody unpacks into, layers of an earlier boot never synced, trash entries
-//! (`leftovers`). Records that cannot be read are problems too (`inventory`). Each [`Problem`]
+//! directories nobody unpacks into, layers of an earlier boot never synced, trash entries,
+//! temporary files of atomic writes (`leftovers`); the container name index agrees with the
+//! records (`names`). Records that cannot be read are problems too (`inventory`). Each [`Problem`]
 //! names the images and containers it affects.
 //!
 //! Layers whose lock a pull holds are not judged (their files are in flux); the check holds
@@ -25,6 +26,7 @@ mod images;
 mod inventory;
 mod layers;
 mod leftovers;
+mod names;
 mod problem;
 mod repair;
 mod scan;

@@ -48,6 +48,10 @@ pub enum ProblemKind {
     Unsynced,
     /// An entry of the trash area left by a killed removal.
     Trash,
+    /// The temporary file of an atomic write whose process is gone.
+    TempFile,
+    /// A container name index entry of no container, or a container without its entry.
+    NameIndex,
     /// A layer whose files changed since it was unpacked (`--content`).
     Content,
     /// A layer pulled by an older strata, without a content digest (`--content`; a notice, not
@@ -103,6 +107,12 @@ pub(crate) enum Fix {
     RemoveUnsynced(ChainId),
     /// Remove a trash entry (finishing a removal).
     RemoveTrash(PathBuf),
+    /// Remove the temporary file of an atomic write whose process is gone.
+    RemoveTempFile(PathBuf),
+    /// Remove `container-names/<name>` if it still names no container of that name.
+    RemoveNameEntry(PathBuf),
+    /// Add the entry of container (name, id) if the name is still free.
+    AddNameEntry(String, String),
 }
 
 impl Problem {

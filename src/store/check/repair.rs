@@ -10,7 +10,7 @@ use super::layers::layer_problems;
 use super::problem::{Fix, Problem};
 use super::scan::link_problem;
 use crate::id::ChainId;
-use crate::store::{LeaseKind, Store, StoreError, fsutil};
+use crate::store::{ContainerRecord, LeaseKind, Store, StoreError, fsutil};
 
 /// What `--repair` did about one problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -112,14 +112,39 @@ impl Store {
                 fsutil::remove_file(path)?;
                 Ok(Outcome::Removed)
             }
-            Fix::RemoveTrash(path) => {
-                if let Ok(md) = std::fs::symlink_metadata(path)
-                    && md.is_dir()
-                {
-                    fsutil::remove_tree(path)?;
-                } else {
-                    fsutil::remove_file(path)?;
+            Fix::RemoveNameEntry(name) => {
+                let Some(name) = name.to_str() else {
+                    return Ok(Outcome::Left);
+                };
+                // Under the metadata lock no creation is half-way: decided again here.
+                let owned = match self.named(name)? {
+                    Some(id) => {
+                        fsutil::read_json::<ContainerRecord>(&self.container_record_path(&id))?
+                            .is_some_and(|c| c.name == name)
+                    }
+                    None => false,
+                };
+                if owned {
+                    return Ok(Outcome::Passes);
                 }
+                fsutil::remove_file(&self.names_dir().join(name))?;
+                Ok(Outcome::Removed)
+            }
+            Fix::AddNameEntry(name, id) => {
+                if self.named(name)?.is_some() {
+                    return Ok(Outcome::Left);
+                }
+                let entry = self.names_dir().join(name);
+                std::os::unix::fs::symlink(id, &entry)
+                    .map_err(crate::store::io_err("repairing the name index", &entry))?;
+                Ok(Outcome::Removed)
+            }
+            Fix::RemoveTempFile(path) => {
+                fsutil::remove_file(path)?;
+                Ok(Outcome::Removed)
+            }
+            Fix::RemoveTrash(path) => {
+                crate::store::trash::remove_entry(path)?;
                 Ok(Outcome::Removed)
             }
             Fix::RemoveImage(id) => {

@@ -33,6 +33,7 @@ pub(crate) fn scan(
     images::images(store, inv, problems)?;
     containers::containers(store, inv, problems);
     leftovers::leftovers(store, inv, problems)?;
+    super::names::name_index(store, inv, problems)?;
     Ok(())
 }
 

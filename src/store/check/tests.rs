@@ -135,3 +135,76 @@ fn corrupt_images_and_stray_links_are_repaired() {
     );
     assert!(fs::symlink_metadata(store.links_dir().join("STRAY")).is_err());
 }
+
+#[test]
+fn temporary_files_of_killed_writes_are_leftovers_that_repair_removes() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let img = crate::store::containers::tests::image(&store, &[chain_id(b"base")]);
+    let gone = ".image.json.tmp-999999999-1-0badf00d";
+    fs::write(store.image_dir(&img.id).join(gone), b"{").unwrap();
+    fs::write(
+        root.path()
+            .join(".repositories.json.tmp-999999999-2-0badf00d"),
+        b"{",
+    )
+    .unwrap();
+    // A running writer's (this process's) is no leftover.
+    let ours = format!(".repositories.json.tmp-{}-3-0badf00d", std::process::id());
+    fs::write(root.path().join(&ours), b"{").unwrap();
+    // (The test image's files do not match its digests: those problems are not looked at.)
+    let temp = |problems: Vec<Problem>| -> Vec<Problem> {
+        problems
+            .into_iter()
+            .filter(|p| p.kind == ProblemKind::TempFile)
+            .collect()
+    };
+    let problems = temp(store.check().unwrap());
+    assert_eq!(
+        kinds(&problems),
+        vec![
+            (
+                ProblemKind::TempFile,
+                ".repositories.json.tmp-999999999-2-0badf00d".to_string()
+            ),
+            (
+                ProblemKind::TempFile,
+                format!("images/{}/{gone}", img.id.hex())
+            ),
+        ]
+    );
+    store.repair(&problems).unwrap();
+    assert_eq!(temp(store.check().unwrap()), vec![]);
+    assert!(root.path().join(ours).exists());
+}
+
+#[test]
+fn name_index_entries_of_no_container_and_containers_without_one_are_repaired() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let img = crate::store::containers::tests::image(&store, &[chain_id(b"base")]);
+    let web = store.create_container(&img, "x", Some("web")).unwrap();
+    let dir = store.names_dir();
+    std::os::unix::fs::symlink("ab".repeat(32), dir.join("ghost")).unwrap();
+    fs::remove_file(dir.join("web")).unwrap();
+    let index = |problems: Vec<Problem>| -> Vec<Problem> {
+        problems
+            .into_iter()
+            .filter(|p| p.kind == ProblemKind::NameIndex)
+            .collect()
+    };
+    let problems = index(store.check().unwrap());
+    assert_eq!(
+        kinds(&problems),
+        vec![
+            (ProblemKind::NameIndex, "container-names/ghost".to_string()),
+            (ProblemKind::NameIndex, "container-names/web".to_string()),
+        ]
+    );
+    assert_eq!(
+        store.repair(&problems).unwrap(),
+        vec![Outcome::Removed, Outcome::Removed]
+    );
+    assert_eq!(index(store.check().unwrap()), vec![]);
+    assert_eq!(store.named("web").unwrap(), Some(web.id));
+}
