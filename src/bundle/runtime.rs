@@ -114,8 +114,7 @@ pub fn run_runtime_with(
         path: bundle_dir.to_path_buf(),
         source,
     })?;
-    let status = Command::new(&exe)
-        .args(super::rootless::runtime_args())
+    let status = runtime_command(&exe)
         .arg("run")
         .arg("--bundle")
         .arg(&bundle)
@@ -137,19 +136,32 @@ pub fn run_runtime_with(
 pub fn delete_container(runtime: &str, container_id: &str) -> Result<i32, BundleError> {
     validate_container_id(container_id)?;
     let exe = find_runtime(runtime)?;
-    let status = Command::new(&exe)
-        .args(super::rootless::runtime_args())
-        .args(["delete", "--force", container_id])
+    Ok(exit_code(quiet(
+        &exe,
+        &["delete", "--force", container_id],
+    )?))
+}
+
+/// `runtime` with the global arguments every call takes (a rootless strata's state dir).
+fn runtime_command(runtime: &Path) -> Command {
+    let mut command = Command::new(runtime);
+    command.args(super::rootless::runtime_args());
+    command
+}
+
+/// Runs `<runtime> ARGS...` with no stdio: its exit status.
+fn quiet(runtime: &Path, args: &[&str]) -> Result<ExitStatus, BundleError> {
+    runtime_command(runtime)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map_err(|source| BundleError::Io {
             action: "run the OCI runtime",
-            path: exe.clone(),
+            path: runtime.to_path_buf(),
             source,
-        })?;
-    Ok(exit_code(status))
+        })
 }
 
 /// How [`spawn_run`] starts the runtime.
@@ -177,9 +189,8 @@ pub fn spawn_run(
         path: bundle_dir.to_path_buf(),
         source,
     })?;
-    let mut command = Command::new(runtime);
+    let mut command = runtime_command(runtime);
     command
-        .args(super::rootless::runtime_args())
         .arg("--log")
         .arg(&opts.log)
         .args(["--log-format", "json", "run", "--bundle"])
@@ -203,19 +214,7 @@ pub fn kill_container(
     signal: i32,
 ) -> Result<bool, BundleError> {
     validate_container_id(container_id)?;
-    let status = Command::new(runtime)
-        .args(super::rootless::runtime_args())
-        .args(["kill", container_id, &signal.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|source| BundleError::Io {
-            action: "run the OCI runtime",
-            path: runtime.to_path_buf(),
-            source,
-        })?;
-    Ok(status.success())
+    Ok(quiet(runtime, &["kill", container_id, &signal.to_string()])?.success())
 }
 
 /// What `<runtime> state <id>` says of a container.
@@ -241,8 +240,7 @@ pub fn container_state(
     container_id: &str,
 ) -> Result<Option<RuntimeState>, BundleError> {
     validate_container_id(container_id)?;
-    let out = Command::new(runtime)
-        .args(super::rootless::runtime_args())
+    let out = runtime_command(runtime)
         .args(["state", container_id])
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -60,8 +60,10 @@ pub(super) struct Inner {
     pub(super) ranged_slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// Large blobs fetched in ranges at once per client.
-const RANGED_BLOBS_AT_ONCE: usize = 2;
+/// Large blobs fetched in ranges at once per client: one, so that the chunk buffers (at most
+/// `max_chunks - 1` chunks queued behind the one being read) stay within a pull's memory
+/// budget (peak RSS under 64 MiB); other large blobs stream meanwhile.
+const RANGED_BLOBS_AT_ONCE: usize = 1;
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

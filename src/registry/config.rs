@@ -68,7 +68,7 @@ pub struct RangedFetch {
 /// Default requests in flight per large blob.
 pub const DEFAULT_MAX_CONCURRENT_CHUNKS: usize = 4;
 /// Default bytes per ranged request.
-pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
+pub const DEFAULT_CHUNK_SIZE: u64 = 2 << 20;
 /// Default smallest blob fetched in ranges.
 pub const DEFAULT_RANGED_THRESHOLD: u64 = 32 << 20;
 

@@ -13,17 +13,7 @@ static QUEUE_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// The handler: writes the signal number to the pipe (`write` is async-signal-safe).
 extern "C" fn queue_signal(signal: libc::c_int) {
-    let fd = QUEUE_FD.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let byte = u8::try_from(signal).unwrap_or(u8::MAX);
-        // SAFETY: writes one byte from a live local to a pipe fd that stays open while the
-        // handler is installed; errno is saved and restored around it.
-        unsafe {
-            let errno = *libc::__errno_location();
-            libc::write(fd, (&raw const byte).cast(), 1);
-            *libc::__errno_location() = errno;
-        }
-    }
+    super::signals::write_signal_byte(QUEUE_FD.load(Ordering::SeqCst), signal);
 }
 
 /// Signals queued for as long as it lives; dropping it restores the previous dispositions.

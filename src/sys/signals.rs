@@ -25,7 +25,12 @@ pub fn ignore(signal: libc::c_int) -> io::Result<()> {
 
 /// The handler: writes the signal number to the pipe (`write` is async-signal-safe).
 extern "C" fn handle_signal(signal: libc::c_int) {
-    let fd = WAKE_FD.load(Ordering::SeqCst);
+    write_signal_byte(WAKE_FD.load(Ordering::SeqCst), signal);
+}
+
+/// Writes `signal` as one byte to the pipe `fd` (none when negative), keeping errno: what a
+/// signal handler of this module does.
+pub(super) fn write_signal_byte(fd: libc::c_int, signal: libc::c_int) {
     if fd >= 0 {
         let byte = u8::try_from(signal).unwrap_or(u8::MAX);
         // SAFETY: writes one byte from a live local to a pipe fd that stays open while the
