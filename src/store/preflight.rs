@@ -45,7 +45,9 @@ impl BackingFilesystem {
         if self.name == OVERLAYFS {
             Some("overlayfs cannot be the upper layer of another overlay mount")
         } else if !self.supports_d_type {
-            Some("it does not record file types in directory entries (d_type; xfs needs ftype=1)")
+            Some(
+                "it does not record file types in directory entries (d_type; xfs needs ftype=1, ext4 the filetype feature)",
+            )
         } else {
             None
         }

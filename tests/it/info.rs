@@ -1,5 +1,6 @@
 //! `strata info` and the preflight of the store's filesystem: an overlayfs root or one without
-//! d_type is refused when opened, naming the filesystem and what to do.
+//! d_type (ext4 made without `filetype`) is refused when opened, naming the filesystem and
+//! what to do.
 
 use std::path::Path;
 use std::process::Command;
@@ -112,6 +113,77 @@ fn a_store_on_overlayfs_is_refused_naming_it() {
             out.describe()
         );
     }
+}
+
+/// Mounts `image` (a filesystem image) at `dir` through a loop device; unmounted on drop.
+struct LoopMount<'a>(&'a Path);
+
+impl<'a> LoopMount<'a> {
+    fn new(image: &Path, dir: &'a Path) -> LoopMount<'a> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        support::run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(image)
+                .arg(dir),
+        );
+        LoopMount(dir)
+    }
+}
+
+impl Drop for LoopMount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0).status();
+    }
+}
+
+/// ext4 made without the `filetype` feature keeps no file type in its directory entries
+/// (readdir answers DT_UNKNOWN), as xfs with `ftype=0` does (which this kernel no longer
+/// mounts): the preflight must refuse it before anything is unpacked there.
+#[test]
+fn a_store_without_d_type_is_refused_naming_it() {
+    support::require_root();
+    support::require_tool("mkfs.ext4");
+    let dir = support::tempdir("no-d-type");
+    let image = dir.path().join("fs.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(64 << 20))
+        .expect("filesystem image");
+    support::run_ok(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-O", "^filetype"])
+            .arg(&image),
+    );
+    let mnt = dir.path().join("mnt");
+    let _mount = LoopMount::new(&image, &mnt);
+    let root = mnt.join("store");
+    // An entry to read the type of (the store's own directories, once it is made).
+    std::fs::create_dir_all(root.join("overlay2")).expect("root dir");
+    for args in [&["images"][..], &["info"], &["pull", "127.0.0.1:1/x:v1"]] {
+        let out = strata_at(&root, args);
+        // Docker's name for the ext2/3/4 magic.
+        assert_refused(&out, "extfs");
+        assert!(out.stderr.contains("d_type"), "{}", out.describe());
+    }
+    // The same filesystem with file types is used as it is.
+    let with_types = dir.path().join("fs2.img");
+    std::fs::File::create(&with_types)
+        .and_then(|f| f.set_len(64 << 20))
+        .expect("filesystem image");
+    support::run_ok(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&with_types),
+    );
+    let mnt2 = dir.path().join("mnt2");
+    let _mount2 = LoopMount::new(&with_types, &mnt2);
+    std::fs::create_dir_all(mnt2.join("store/overlay2")).expect("root dir");
+    let out = strata_at(&mnt2.join("store"), &["info"]).ok();
+    assert!(
+        out.stdout.contains("Supports d_type: true"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// `strata --root ROOT ARGS...`.
