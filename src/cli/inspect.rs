@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use strata::container::ContainerView;
+use strata::container::{ContainerView, Status};
 use strata::store::{ImageRecord, Store, StoreError};
 
 /// `docker image inspect`'s object for one image, with overlay2 `GraphDriver.Data`.
@@ -87,7 +87,7 @@ pub fn container_inspect(view: &ContainerView) -> Value {
         "Name": format!("/{}", view.name),
         "Image": view.image_id,
         "Config": { "Image": view.image },
-        "State": { "Mounted": view.mounted },
+        "State": container_state(view),
         "Driver": "overlay2",
         "GraphDriver": {
             "Name": "overlay2",
@@ -98,5 +98,31 @@ pub fn container_inspect(view: &ContainerView) -> Value {
                 "WorkDir": view.work.display().to_string(),
             },
         },
+    })
+}
+
+/// Docker's `State` object (Go's zero time where a time is not known), with strata's
+/// `Mounted`.
+fn container_state(view: &ContainerView) -> Value {
+    let time = |t: &str| {
+        if t.is_empty() {
+            "0001-01-01T00:00:00Z".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    json!({
+        "Status": view.state.as_str(),
+        "Running": view.state == Status::Running,
+        "Paused": false,
+        "Restarting": false,
+        "OOMKilled": false,
+        "Dead": false,
+        "Pid": view.pid,
+        "ExitCode": view.exit_code.unwrap_or(0),
+        "Error": "",
+        "StartedAt": time(&view.started_at),
+        "FinishedAt": time(&view.finished_at),
+        "Mounted": view.mounted,
     })
 }

@@ -5,7 +5,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::image::{self, Flavor};
 use crate::support::strata::{self as strata_bin, Output};
@@ -270,6 +270,11 @@ fn stop_kill_rm_and_ps_states_across_processes() {
     let entry = w.ps_entry("s1");
     assert_eq!(entry["State"], "running", "{entry}");
     assert!(entry["Pid"].as_u64().is_some_and(|p| p > 0), "{entry}");
+    // `inspect` carries Docker's State object.
+    let state = &w.env.strata.inspect("s1")["State"];
+    assert_eq!(state["Status"], "running", "{state}");
+    assert_eq!(state["Running"], true, "{state}");
+    assert_eq!(state["Pid"], entry["Pid"], "{state}");
     assert!(w.ps_row("s1").contains(" Up "), "{}", w.ps_row("s1"));
     let out = w.run(&["ps", "--format", "json"]).ok();
     assert!(
@@ -288,6 +293,12 @@ fn stop_kill_rm_and_ps_states_across_processes() {
     let entry = w.ps_entry("s1");
     assert_eq!(entry["State"], "exited", "{entry}");
     assert_eq!(entry["ExitCode"], 137, "{entry}");
+    let state = &w.env.strata.inspect("s1")["State"];
+    assert_eq!(
+        (&state["Status"], &state["Running"], &state["ExitCode"]),
+        (&json!("exited"), &json!(false), &json!(137)),
+        "{state}"
+    );
     let row = w.ps_row("s1");
     assert!(
         row.contains("exited (137)") && row.contains("Exited (137) "),
