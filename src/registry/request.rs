@@ -139,7 +139,7 @@ impl RegistryClient {
                 outcomes.push((ep, url, outcome));
             }
             for (ep, url, outcome) in outcomes.drain(..) {
-                match outcome {
+                let err = match outcome {
                     // A range the server refuses is the caller's to handle (no body to waste).
                     Ok(response)
                         if response.status().is_success()
@@ -165,28 +165,10 @@ impl RegistryClient {
                     {
                         self.inner.auth.set_plain_http(&ep.authority, false);
                         attempts.push(format!("{url}: HTTP 400 over plain HTTP"));
+                        continue;
                     }
-                    Ok(response) => {
-                        let err = error_from_response(response, &url, reference, target).await;
-                        if !ep.mirror {
-                            return Err(err);
-                        }
-                        tracing::warn!(
-                            "mirror {} failed: {err}; trying the next endpoint",
-                            ep.base
-                        );
-                        attempts.push(format!("{url}: {err}"));
-                    }
-                    Err(AttemptError::Registry(err)) => {
-                        if !ep.mirror {
-                            return Err(err);
-                        }
-                        tracing::warn!(
-                            "mirror {} failed: {err}; trying the next endpoint",
-                            ep.base
-                        );
-                        attempts.push(format!("{url}: {err}"));
-                    }
+                    Ok(response) => error_from_response(response, &url, reference, target).await,
+                    Err(AttemptError::Registry(err)) => err,
                     Err(AttemptError::Transport { message, .. }) => {
                         if ep.mirror && !ep.probe {
                             tracing::warn!(
@@ -195,8 +177,15 @@ impl RegistryClient {
                             );
                         }
                         attempts.push(message);
+                        continue;
                     }
+                };
+                // The registry's answer is final; a mirror's makes way for the next endpoint.
+                if !ep.mirror {
+                    return Err(err);
                 }
+                tracing::warn!("mirror {} failed: {err}; trying the next endpoint", ep.base);
+                attempts.push(format!("{url}: {err}"));
             }
         }
         Err(RegistryError::Unreachable {
