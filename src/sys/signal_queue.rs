@@ -46,26 +46,7 @@ pub fn queue(signals: &[libc::c_int], even_ignored: &[libc::c_int]) -> io::Resul
         read,
         _write: write,
     };
-    for &signal in signals {
-        // SAFETY: a zeroed sigaction is a valid "query" argument; sigaction only reads and
-        // writes the two structs it is given.
-        let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut previous) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if previous.sa_sigaction == libc::SIG_IGN && !even_ignored.contains(&signal) {
-            continue;
-        }
-        // SAFETY: as above; the handler only does async-signal-safe work (see queue_signal).
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = queue_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        // SAFETY: see above.
-        if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        queue.previous.push((signal, previous));
-    }
+    super::signals::install(queue_signal, signals, even_ignored, &mut queue.previous)?;
     Ok(queue)
 }
 
@@ -113,10 +94,7 @@ impl SignalQueue {
 
 impl Drop for SignalQueue {
     fn drop(&mut self) {
-        for (signal, previous) in self.previous.drain(..) {
-            // SAFETY: restores a disposition sigaction returned earlier.
-            unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) };
-        }
+        super::signals::restore(&mut self.previous);
         QUEUE_FD.store(-1, Ordering::SeqCst);
     }
 }

@@ -102,35 +102,54 @@ pub fn catch(
         _read: read,
         thread: Some(thread),
     };
+    install(handle_signal, signals, &[], &mut catcher.previous)?;
+    Ok(catcher)
+}
+
+/// Installs `handler` (which must only do async-signal-safe work) for each of `signals` but
+/// those ignored now (unless listed in `even_ignored`), with `SA_RESTART`; each replaced
+/// disposition goes onto `previous` as soon as it is replaced, so that a failure part-way
+/// leaves everything done so far for [`restore`].
+pub(super) fn install(
+    handler: extern "C" fn(libc::c_int),
+    signals: &[libc::c_int],
+    even_ignored: &[libc::c_int],
+    previous: &mut Vec<(libc::c_int, libc::sigaction)>,
+) -> io::Result<()> {
     for &signal in signals {
         // SAFETY: a zeroed sigaction is a valid "query" argument; sigaction only reads and
         // writes the two structs it is given.
-        let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut previous) } != 0 {
+        let mut was: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut was) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        if previous.sa_sigaction == libc::SIG_IGN {
+        if was.sa_sigaction == libc::SIG_IGN && !even_ignored.contains(&signal) {
             continue;
         }
-        // SAFETY: as above; the handler only does async-signal-safe work (see handle_signal).
+        // SAFETY: as above; the handler only does async-signal-safe work (its contract).
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = handle_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_sigaction = handler as libc::sighandler_t;
         action.sa_flags = libc::SA_RESTART;
         // SAFETY: see above.
         if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        catcher.previous.push((signal, previous));
+        previous.push((signal, was));
     }
-    Ok(catcher)
+    Ok(())
+}
+
+/// Puts back the dispositions [`install`] replaced.
+pub(super) fn restore(previous: &mut Vec<(libc::c_int, libc::sigaction)>) {
+    for (signal, was) in previous.drain(..) {
+        // SAFETY: restores a disposition sigaction returned earlier.
+        unsafe { libc::sigaction(signal, &was, std::ptr::null_mut()) };
+    }
 }
 
 impl Drop for Catcher {
     fn drop(&mut self) {
-        for (signal, previous) in self.previous.drain(..) {
-            // SAFETY: restores a disposition sigaction returned earlier.
-            unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) };
-        }
+        restore(&mut self.previous);
         WAKE_FD.store(-1, Ordering::SeqCst);
         let stop = 0u8;
         // SAFETY: writes one byte from a live local to our own pipe.
