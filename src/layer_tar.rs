@@ -280,10 +280,9 @@ impl<W: Write> Writer<'_, W> {
     /// `.wh..wh..opq` in `rel` when the directory `fd` is opaque.
     fn opaque_marker(&mut self, fd: BorrowedFd<'_>, rel: &[u8]) -> Result<(), LayerTarError> {
         // Rootless stores mark opaque directories in the `userxattr` namespace.
-        let name = crate::archive::overlay_xattr::opaque(crate::rootless::is_rootless());
-        let value =
-            xattr::get(Target::Fd(fd), name).map_err(|e| err("reading xattrs of", rel, e))?;
-        if value.as_deref() != Some(&b"y"[..]) {
+        let opaque = crate::archive::overlay_xattr::is_opaque(fd, crate::rootless::is_rootless())
+            .map_err(|e| err("reading xattrs of", rel, e))?;
+        if !opaque {
             return Ok(());
         }
         let st = rfs::fstat(fd).map_err(|e| err("inspecting", rel, e))?;

@@ -28,6 +28,15 @@ pub(crate) fn opaque(userxattr: bool) -> &'static CStr {
     }
 }
 
+/// Whether the directory `fd` is marked opaque (`y`) in the namespace `userxattr` selects.
+pub(crate) fn is_opaque(
+    fd: std::os::fd::BorrowedFd<'_>,
+    userxattr: bool,
+) -> rustix::io::Result<bool> {
+    let value = crate::sys::xattr::get(crate::sys::xattr::Target::Fd(fd), opaque(userxattr))?;
+    Ok(value.as_deref() == Some(&b"y"[..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -446,9 +446,7 @@ fn stat_different(old: &Stat, new: &Stat) -> bool {
 
 fn is_opaque(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
     // Rootless stores mark opaque directories in the `userxattr` namespace.
-    let name = crate::archive::overlay_xattr::opaque(crate::rootless::is_rootless());
-    let value = xattr::get(Target::Fd(fd), name)?;
-    Ok(value.as_deref() == Some(&b"y"[..]))
+    crate::archive::overlay_xattr::is_opaque(fd, crate::rootless::is_rootless())
 }
 
 fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
