@@ -32,12 +32,12 @@ use rustix::fs::{Mode, OFlags};
 use serde_json::{Map, Value, json};
 
 use crate::archive::ApplyOptions;
+use crate::archive::layer_tar::{self, LayerTarError};
 use crate::container::{Container, diff};
 use crate::digest::{Digest, Hasher};
 use crate::id::{BlobDigest, ChainId, DiffId, ImageId};
 use crate::image::media_type::{DOCKER_LAYER_TAR, DOCKER_MANIFEST, OCI_LAYER_TAR};
 use crate::image::{Compression, Descriptor};
-use crate::layer_tar::{self, LayerTarError};
 use crate::pipeline::LayerError;
 use crate::reference::Reference;
 use crate::sink::{Begun, LayerJob, LayerSink, StoreSink};
@@ -183,7 +183,14 @@ pub fn commit(
         hasher: Hasher::new(),
         cancel: &cancel,
     };
-    let written = layer_tar::write_upper_dir(&upper, &mut out, diff::HIDDEN_PATHS);
+    let written = layer_tar::write(
+        &upper,
+        &mut out,
+        &layer_tar::Options {
+            root_entry: false,
+            skip: diff::HIDDEN_PATHS,
+        },
+    );
     if cancel.load(Ordering::SeqCst) {
         return Err(CommitError::Interrupted);
     }

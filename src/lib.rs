@@ -15,7 +15,6 @@ pub mod digest;
 pub mod export;
 pub mod id;
 pub mod image;
-pub mod layer_tar;
 pub mod mount;
 pub mod pipeline;
 pub mod pull;

@@ -113,9 +113,9 @@ mod apply;
 mod content;
 mod copy_up;
 mod data;
-mod diff;
 mod error;
 mod fsops;
+pub mod layer_tar;
 mod meta;
 mod options;
 pub(crate) mod overlay_xattr;
@@ -166,5 +166,15 @@ pub fn write_layer_tar<W: io::Write>(
     out: W,
     root_entry: bool,
 ) -> Result<u64, ArchiveError> {
-    diff::write(dir, out, root_entry)
+    let options = layer_tar::Options {
+        root_entry,
+        skip: &[],
+    };
+    layer_tar::write(dir, out, &options)
+        .map(|stats| stats.members)
+        .map_err(|e| ArchiveError::Fs {
+            path: e.path,
+            op: e.op.to_string(),
+            source: e.source,
+        })
 }

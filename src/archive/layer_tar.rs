@@ -1,6 +1,7 @@
-//! A container's writable layer (an overlay upper dir) written as a layer tar stream, for
-//! `commit`: as Docker's overlay2 differ writes one, and confined, since the tree is the
-//! container's to shape (it may still be running).
+//! A layer directory in overlay2 form written back as a layer tar stream, as Docker's overlay2
+//! differ writes one: a container's writable layer (an overlay upper dir) for `commit`, a
+//! stored layer for `export`. Confined, since a container's upper dir is the container's to
+//! shape (it may still be running).
 //!
 //! - Confinement: every call is relative to a directory fd opened with `O_NOFOLLOW`; names are
 //!   single components read from the directory itself, so no symlink the container made is
@@ -16,7 +17,8 @@
 //!   written once, then as hard links to its first name; owners, modes (with
 //!   setuid/setgid/sticky), mtimes with nanoseconds (PAX `mtime`), devices and fifos as they
 //!   are. Sockets are left out (a tar cannot hold them; Docker skips them too), as are the
-//!   paths the caller names (the init layer's files).
+//!   paths the caller names (the init layer's files). The directory itself is written as
+//!   `./` only when asked for (a layer tar has that member or not; the directory cannot tell).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -37,9 +39,6 @@ const DIR_READ: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
-
-/// Overlay's own xattrs: never written to a layer.
-const OVERLAY_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
 /// Why the layer could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -63,20 +62,33 @@ pub struct LayerTarStats {
     pub sockets: u64,
 }
 
-/// Writes the upper dir `dir` as a layer tar to `out` (see the module documentation), leaving
-/// out the absolute paths in `skip` (`/etc/hosts`).
-pub fn write_upper_dir<W: Write>(
+/// How a layer directory is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Write the directory itself first, as `./`.
+    pub root_entry: bool,
+    /// Absolute paths left out (`/etc/hosts`).
+    pub skip: &'a [&'a str],
+}
+
+/// Writes the layer directory `dir` as a layer tar to `out` (see the module documentation).
+pub fn write<W: Write>(
     dir: &Path,
     out: W,
-    skip: &[&str],
+    options: &Options<'_>,
 ) -> Result<LayerTarStats, LayerTarError> {
     let root = rfs::open(dir, DIR_READ, Mode::empty()).map_err(|e| err("opening", b"", e))?;
     let mut writer = Writer {
         builder: tar::Builder::new(out),
         links: HashMap::new(),
         stats: LayerTarStats::default(),
-        skip,
+        skip: options.skip,
     };
+    if options.root_entry {
+        let st = rfs::fstat(&root).map_err(|e| err("inspecting", b"", e))?;
+        let pax = xattr_records(Target::Fd(root.as_fd()), b"")?;
+        writer.header_only(b".", &st, EntryType::Directory, pax)?;
+    }
     writer.opaque_marker(root.as_fd(), b"")?;
     let mut stack = vec![level(root, Vec::new())?];
     while let Some(top) = stack.last_mut() {
@@ -187,7 +199,7 @@ impl<W: Write> Writer<'_, W> {
                 Ok(None)
             }
             FileType::Socket => {
-                tracing::warn!("commit: /{} is a socket, left out", show(rel));
+                tracing::warn!("/{} is a socket, left out of the layer tar", show(rel));
                 self.stats.sockets += 1;
                 Ok(None)
             }
@@ -344,7 +356,7 @@ fn xattr_records(target: Target<'_>, rel: &[u8]) -> Result<Vec<(String, Vec<u8>)
     let names = xattr::list(target).map_err(|e| err("listing xattrs of", rel, e))?;
     for name in names {
         let bytes = name.as_bytes();
-        if OVERLAY_PREFIXES.iter().any(|p| bytes.starts_with(p)) {
+        if crate::archive::overlay_xattr::is_overlay(bytes) {
             continue;
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
@@ -410,7 +422,11 @@ mod tests {
         fs::write(d.join("etc/hosts"), "skip me").unwrap();
         symlink("/etc/shadow", d.join("link")).unwrap();
         let mut out = Vec::new();
-        let stats = write_upper_dir(d, &mut out, &["/etc/hosts"]).unwrap();
+        let options = Options {
+            root_entry: false,
+            skip: &["/etc/hosts"],
+        };
+        let stats = write(d, &mut out, &options).unwrap();
         assert_eq!(
             members(&out),
             vec![
