@@ -7,9 +7,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::dockerd::Dockerd;
 use crate::support::image::{self, Flavor};
 use crate::support::tree::{self, Options};
-use crate::support::{self, Env, run_ok};
+use crate::support::{self, Env};
 
 /// The changes made through the container's merged dir, and what `strata diff` lists for them:
 /// the set `docker diff` of dockerd 20.10 prints (checked against a real one below), in
@@ -352,7 +353,7 @@ const SCRIPT: &str = "echo new > /newfile; echo changed >> /etc/motd; echo x > /
 #[test]
 fn diff_equals_docker_diff_of_a_private_dockerd() {
     let w = World::new();
-    let dockerd = Dockerd::start();
+    let dockerd = Dockerd::start("overlay2");
     // A loopback registry is insecure for dockerd by default.
     dockerd.docker(&["pull", "-q", &w.image]);
     dockerd.docker(&[
@@ -383,84 +384,6 @@ fn diff_equals_docker_diff_of_a_private_dockerd() {
         "strata diff:\n{strata}docker diff:\n{docker}"
     );
     assert_eq!(lines(&strata), EXPECTED);
-}
-
-/// A private dockerd on overlay2 (its own data root and socket, no networking setup), stopped
-/// on drop: `docker diff` reads its overlay2 upper dirs as strata does.
-struct Dockerd {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        support::require_tool("dockerd");
-        support::require_tool("docker");
-        let dir = support::tempdir("dockerd");
-        let d = dir.path();
-        let log = fs::File::create(d.join("log")).expect("dockerd log");
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", d.join("sock").display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--storage-driver=overlay2",
-            ])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let dockerd = Dockerd { dir, child };
-        for _ in 0..60 {
-            let up = Command::new("docker")
-                .args(dockerd.host())
-                .args(["version", "--format", "{{.Server.Version}}"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if up {
-                return dockerd;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        panic!(
-            "dockerd did not come up:\n{}",
-            fs::read_to_string(dockerd.dir.path().join("log")).unwrap_or_default()
-        );
-    }
-
-    fn host(&self) -> [String; 2] {
-        [
-            "-H".to_string(),
-            format!("unix://{}", self.dir.path().join("sock").display()),
-        ]
-    }
-
-    /// `docker -H <sock> ARGS...`.
-    fn docker(&self, args: &[&str]) -> String {
-        run_ok(Command::new("docker").args(self.host()).args(args))
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(self.host())
-            .args(["rm", "-f", "c1"])
-            .output();
-        // SIGTERM: dockerd stops the containerd it started, then exits.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::support::dockerd::Dockerd;
 use crate::support::image::{self, Compression, Entry, Flavor, Image, ImageBuilder};
 use crate::support::strata::{Graph, Output, Strata, Union};
 use crate::support::tree::{self, Options};
@@ -376,6 +377,35 @@ fn hostile_layouts_are_refused_with_clear_errors() {
     assert_refused(&fresh, &out, &["not an OCI image layout"], None);
 }
 
+/// A registry with the layered Docker-format image pushed as `test/app:1`, and that image as
+/// `skopeo copy` saves it: a docker-archive `file_name` (tagged `name` when given) in a new
+/// scratch directory.
+struct Saved {
+    env: Env,
+    img: Image,
+    scratch: tempfile::TempDir,
+    file: PathBuf,
+}
+
+fn saved_by_skopeo(scratch_name: &str, file_name: &str, name: Option<&str>) -> Saved {
+    let env = Env::new();
+    let img = layered(Flavor::Docker);
+    env.push.image("test/app", Some("1"), &img);
+    let scratch = support::tempdir(scratch_name);
+    let file = scratch.path().join(file_name);
+    let dest = match name {
+        Some(name) => format!("docker-archive:{}:{name}", file.display()),
+        None => format!("docker-archive:{}", file.display()),
+    };
+    skopeo_copy(&env, "test/app:1", &dest);
+    Saved {
+        env,
+        img,
+        scratch,
+        file,
+    }
+}
+
 /// `skopeo copy docker://<registry>/<repo_ref> <dest>`.
 fn skopeo_copy(env: &Env, repo_ref: &str, dest: &str) {
     support::require_tool("skopeo");
@@ -456,16 +486,12 @@ fn saved(members: &[(&str, &[u8])]) -> Vec<u8> {
 
 #[test]
 fn hostile_archives_are_refused_with_clear_errors() {
-    let env = Env::new();
-    let img = layered(Flavor::Docker);
-    env.push.image("test/app", Some("1"), &img);
-    let scratch = support::tempdir("hostile-archive");
-    let good = scratch.path().join("good.tar");
-    skopeo_copy(
-        &env,
-        "test/app:1",
-        &format!("docker-archive:{}", good.display()),
-    );
+    let Saved {
+        env: _,
+        img,
+        scratch,
+        file: good,
+    } = saved_by_skopeo("hostile-archive", "good.tar", None);
     let bytes = fs::read(&good).expect("archive");
     let attempt = |name: &str, data: &[u8], needles: &[&str]| {
         let path = scratch.path().join(name);
@@ -547,16 +573,12 @@ fn hostile_archives_are_refused_with_clear_errors() {
 
 #[test]
 fn load_prints_each_loaded_name_like_docker() {
-    let env = Env::new();
-    let img = layered(Flavor::Docker);
-    env.push.image("test/app", Some("1"), &img);
-    let scratch = support::tempdir("load");
-    let docker = scratch.path().join("docker.tar");
-    skopeo_copy(
-        &env,
-        "test/app:1",
-        &format!("docker-archive:{}:example.com/app:v1", docker.display()),
-    );
+    let Saved {
+        env,
+        img,
+        scratch,
+        file: docker,
+    } = saved_by_skopeo("load", "docker.tar", Some("example.com/app:v1"));
     let out = env
         .strata
         .run(&["-q", "load", "-i", docker.to_str().expect("UTF-8")]);
@@ -740,79 +762,6 @@ fn podman_save_in_its_three_formats_equals_the_registry_pull() {
     }
 }
 
-/// A private dockerd (its own data root and socket, no networking setup), stopped on drop.
-struct Dockerd {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        support::require_tool("dockerd");
-        support::require_tool("docker");
-        let dir = support::tempdir("dockerd");
-        let d = dir.path();
-        let log = fs::File::create(d.join("log")).expect("dockerd log");
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", d.join("sock").display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--storage-driver=vfs",
-            ])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let dockerd = Dockerd { dir, child };
-        for _ in 0..60 {
-            let up = Command::new("docker")
-                .args(dockerd.host())
-                .args(["version", "--format", "{{.Server.Version}}"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if up {
-                return dockerd;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        panic!(
-            "dockerd did not come up:\n{}",
-            fs::read_to_string(dockerd.dir.path().join("log")).unwrap_or_default()
-        );
-    }
-
-    fn host(&self) -> [String; 2] {
-        [
-            "-H".to_string(),
-            format!("unix://{}", self.dir.path().join("sock").display()),
-        ]
-    }
-
-    /// `docker -H <sock> ARGS...`.
-    fn docker(&self, args: &[&str]) -> String {
-        run_ok(Command::new("docker").args(self.host()).args(args))
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // SIGTERM: dockerd stops the containerd it started, then exits.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn docker_save_of_a_private_dockerd_loads_like_docker_load() {
     let env = Env::new();
@@ -820,7 +769,7 @@ fn docker_save_of_a_private_dockerd_loads_like_docker_load() {
     env.push.image("test/docker", Some("1"), &img);
     let reference = env.r("test/docker:1");
     assert_ok(&env.strata.pull(&reference));
-    let dockerd = Dockerd::start();
+    let dockerd = Dockerd::start("vfs");
     // A loopback registry is insecure for dockerd by default.
     dockerd.docker(&["pull", "-q", &reference]);
     let scratch = support::tempdir("docker-save");
@@ -887,19 +836,15 @@ fn assert_staging_empty(strata: &Strata) {
 
 #[test]
 fn load_from_stdin_and_compressed_archives_equals_the_registry_pull() {
-    let env = Env::new();
-    let img = layered(Flavor::Docker);
-    env.push.image("test/app", Some("1"), &img);
+    let Saved {
+        env,
+        img: _,
+        scratch,
+        file,
+    } = saved_by_skopeo("load-stdin", "app.tar", Some("example.com/app:v1"));
     let reference = env.r("test/app:1");
     assert_ok(&env.strata.pull(&reference));
     let from_registry = identity(&env.strata, &reference);
-    let scratch = support::tempdir("load-stdin");
-    let file = scratch.path().join("app.tar");
-    skopeo_copy(
-        &env,
-        "test/app:1",
-        &format!("docker-archive:{}:example.com/app:v1", file.display()),
-    );
     let tar = fs::read(&file).expect("archive");
     let gz = scratch.path().join("app.tar.gz");
     fs::write(&gz, gzip(&tar)).expect("write");
@@ -944,16 +889,12 @@ fn load_from_stdin_and_compressed_archives_equals_the_registry_pull() {
 
 #[test]
 fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
-    let env = Env::new();
-    let img = layered(Flavor::Docker);
-    env.push.image("test/app", Some("1"), &img);
-    let scratch = support::tempdir("load-broken");
-    let file = scratch.path().join("app.tar");
-    skopeo_copy(
-        &env,
-        "test/app:1",
-        &format!("docker-archive:{}:example.com/app:v1", file.display()),
-    );
+    let Saved {
+        env: _,
+        img: _,
+        scratch,
+        file,
+    } = saved_by_skopeo("load-broken", "app.tar", Some("example.com/app:v1"));
     let gz = gzip(&fs::read(&file).expect("archive"));
     let truncated = &gz[..gz.len() / 2];
     let cut = scratch.path().join("cut.tar.gz");
@@ -1014,16 +955,12 @@ fn load_of_a_broken_stream_fails_clearly_and_leaves_nothing() {
 /// (`stdin`, the file without `.tar.gz`), not after the copy's descriptor.
 #[test]
 fn an_unnamed_image_loaded_from_a_copy_is_named_after_the_archive() {
-    let env = Env::new();
-    let img = layered(Flavor::Docker);
-    env.push.image("test/app", Some("1"), &img);
-    let scratch = support::tempdir("load-unnamed");
-    let file = scratch.path().join("plain.tar");
-    skopeo_copy(
-        &env,
-        "test/app:1",
-        &format!("docker-archive:{}", file.display()),
-    );
+    let Saved {
+        env: _,
+        img,
+        scratch,
+        file,
+    } = saved_by_skopeo("load-unnamed", "plain.tar", None);
     let gz = gzip(&fs::read(&file).expect("archive"));
     let gz_file = scratch.path().join("My App.tar.gz");
     fs::write(&gz_file, &gz).expect("write");
