@@ -14,7 +14,7 @@ use crate::support::image::{
 };
 use crate::support::registry::Registry;
 use crate::support::strata::{Graph, Output, bin};
-use crate::support::{self, tree, umoci};
+use crate::support::{self, debian, tree, umoci};
 
 /// The user with subordinate ids the tests run strata as.
 const USER: &str = "strata-rl";
@@ -212,7 +212,73 @@ impl Rl {
             Err(_) => Vec::new(),
         }
     }
+
+    /// Compares the union mounted at `merged` in the kept namespace, seen from the host
+    /// through the pause process (`/proc/PID/root`), with umoci's unpack of `repo_ref` with
+    /// the ids shifted by the mapping; `skipped` are the devices umoci made and a user
+    /// namespace cannot. Returns the host view of `merged`.
+    fn assert_union_is_umoci_shifted(
+        &self,
+        merged: &Path,
+        repo_ref: &str,
+        skipped: &[&str],
+    ) -> PathBuf {
+        let pid = self.pause_pid().expect("a pause process");
+        let view =
+            PathBuf::from(format!("/proc/{pid}/root")).join(merged.strip_prefix("/").unwrap());
+        let reference = umoci::unpack(&self.reg, repo_ref, None);
+        let mut ours = tree::scan(&view);
+        let mut theirs = tree::scan(&reference.rootfs());
+        // Docker's init layer, which the container's union has on top of the image.
+        for p in INIT_LAYER {
+            ours.remove(Path::new(p));
+            theirs.remove(Path::new(p));
+        }
+        // Its directories too when the image has none.
+        for dir in ["dev", "etc"] {
+            if !theirs.contains_key(Path::new(dir)) {
+                ours.remove(Path::new(dir));
+            }
+        }
+        for p in skipped {
+            assert!(theirs.remove(Path::new(p)).is_some(), "umoci has {p}");
+        }
+        for node in theirs.values_mut() {
+            node.uid = self.host_uid(node.uid);
+            node.gid = self.host_gid(node.gid);
+            node.xattrs.retain(|k, _| !k.starts_with("trusted."));
+        }
+        assert!(theirs.len() > 30, "non-vacuous: {} paths", theirs.len());
+        let mut opts = tree::Options::default().ignore_mtime(".", "root of a multi-layer union");
+        opts.ignore_xattr_prefixes.push("user.overlay.".into());
+        for dir in ["dev", "etc"] {
+            opts.ignore_mtime_of
+                .push((PathBuf::from(dir), "the init layer's"));
+            opts.ignore_meta_of
+                .push((PathBuf::from(dir), "the init layer's"));
+        }
+        let diffs = tree::diff_scans("rootless union", &ours, "umoci shifted", &theirs, &opts);
+        tree::assert_no_diffs(
+            "rootless union",
+            &view,
+            "umoci shifted",
+            &reference.rootfs(),
+            &diffs,
+        );
+        view
+    }
 }
+
+/// What Docker's init layer puts in a container's union (its mount points and placeholders).
+const INIT_LAYER: [&str; 7] = [
+    "dev/console",
+    "dev/pts",
+    "dev/shm",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "etc/mtab",
+];
 
 impl Drop for Rl {
     fn drop(&mut self) {
@@ -377,48 +443,8 @@ fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
     );
 
     // The same union from the host, through the pause process, against umoci.
-    let pid = rl.pause_pid().expect("a pause process");
-    let view = PathBuf::from(format!("/proc/{pid}/root")).join(merged.strip_prefix("/").unwrap());
-    let reference = umoci::unpack(&rl.reg, "test/whiteouts:v1", None);
-    let init_layer = [
-        "dev/console",
-        "dev/pts",
-        "dev/shm",
-        "etc",
-        "etc/hostname",
-        "etc/hosts",
-        "etc/resolv.conf",
-        "etc/mtab",
-    ];
-    let mut ours = tree::scan(&view);
-    for p in init_layer {
-        ours.remove(Path::new(p));
-    }
-    let mut theirs = tree::scan(&reference.rootfs());
-    // Devices cannot be made in a user namespace: skipped.
-    for p in ["dev/null", "dev/loop0"] {
-        assert!(theirs.remove(Path::new(p)).is_some(), "umoci has {p}");
-    }
-    for node in theirs.values_mut() {
-        node.uid = rl.host_uid(node.uid);
-        node.gid = rl.host_gid(node.gid);
-        node.xattrs.retain(|k, _| !k.starts_with("trusted."));
-    }
-    assert!(theirs.len() > 30, "non-vacuous: {} paths", theirs.len());
-    let mut opts = tree::Options::default().ignore_mtime(".", "root of a multi-layer union");
-    opts.ignore_xattr_prefixes.push("user.overlay.".into());
-    opts.ignore_mtime_of
-        .push((PathBuf::from("dev"), "the init layer's"));
-    opts.ignore_meta_of
-        .push((PathBuf::from("dev"), "the init layer's"));
-    let diffs = tree::diff_scans("rootless union", &ours, "umoci shifted", &theirs, &opts);
-    tree::assert_no_diffs(
-        "rootless union",
-        &view,
-        "umoci shifted",
-        &reference.rootfs(),
-        &diffs,
-    );
+    let view =
+        rl.assert_union_is_umoci_shifted(&merged, "test/whiteouts:v1", &["dev/null", "dev/loop0"]);
 
     let ps = rl.run(&["ps", "--json"]).ok();
     let listed: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps --json");
@@ -431,6 +457,69 @@ fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
     rl.run(&["rm", "-f", "c2"]).ok();
     rl.run(&["system", "prune", "-a", "-f"]).ok();
     assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+}
+
+/// A real Debian bookworm minbase root filesystem (built with debootstrap, see
+/// `support::debian`), pulled rootless: its setuid binaries, its shadow-group files and its
+/// hard links are in the layer with the ids shifted, and the union mounted in the kept
+/// namespace equals umoci's unpack shifted; `strata unshare` sees the image's own ids.
+#[test]
+fn rootless_debian_pull_and_mount_equals_umoci_shifted() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let tar = fs::read(debian::bookworm_minbase_tar()).expect("read the Debian layer");
+    let img = ImageBuilder::new(Flavor::Docker)
+        .layer(Layer::from_tar(tar), Compression::Gzip)
+        .build();
+    rl.push.image("library/debian", Some("bookworm"), &img);
+    let deb = rl.r("library/debian:bookworm");
+
+    let out = rl.run(&["pull", &deb]).ok();
+    assert_eq!(out.stdout.trim(), deb, "{}", out.describe());
+    let layer = Graph::of(&rl.inspect(&deb)).upper;
+    let shadow = layer.join("etc/shadow");
+    assert_eq!(
+        owner(&shadow),
+        (rl.user.uid, rl.host_gid(42)),
+        "root:shadow"
+    );
+    assert_eq!(
+        fs::symlink_metadata(&shadow).unwrap().mode() & 0o7777,
+        0o640
+    );
+    let chage = layer.join("usr/bin/chage");
+    assert_eq!(owner(&chage), (rl.user.uid, rl.host_gid(42)));
+    assert_eq!(
+        fs::symlink_metadata(&chage).unwrap().mode() & 0o7777,
+        0o2755
+    );
+    let su = layer.join("usr/bin/su");
+    assert_eq!(owner(&su), (rl.user.uid, rl.user.gid));
+    assert_eq!(fs::symlink_metadata(&su).unwrap().mode() & 0o7777, 0o4755);
+    let scan = tree::scan(&layer);
+    let linked = scan.values().filter(|n| !n.links.is_empty()).count();
+    assert!(linked >= 2, "the layer keeps Debian's hard links");
+
+    let merged = rl
+        .run(&["pull-and-mount", "--name", "deb", &deb])
+        .ok()
+        .stdout;
+    let merged = PathBuf::from(merged.trim());
+    rl.assert_union_is_umoci_shifted(&merged, "library/debian:bookworm", &[]);
+    let stat = rl.run(&[
+        "unshare",
+        "stat",
+        "-c",
+        "%u:%g %a",
+        &merged.join("etc/shadow").display().to_string(),
+        &merged.join("usr/bin/su").display().to_string(),
+    ]);
+    assert_eq!(stat.ok().stdout, "0:42 640\n0:0 4755\n");
+
+    rl.run(&["rm", "-f", "deb"]).ok();
+    rl.run(&["rmi", &deb]).ok();
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+    rl.run(&["check"]).ok();
 }
 
 /// `run` rootless: runc in strata's namespaces; the container runs as root inside, passes its

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // not every helper is used by every test
 
+pub mod debian;
 pub mod image;
 pub mod logproxy;
 pub mod netenv;
