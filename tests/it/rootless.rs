@@ -4,102 +4,21 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::support::image::{
-    self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher, RawTar,
-};
+use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher};
 use crate::support::registry::Registry;
-use crate::support::strata::{Graph, Output, bin};
+use crate::support::strata::{Graph, Output};
+use crate::support::unpriv::{NO_SUBIDS_USER, USER, User, UserDirs, ensure_user};
 use crate::support::{self, debian, tree, umoci};
 
-/// The user with subordinate ids the tests run strata as.
-const USER: &str = "strata-rl";
-/// A user with none.
-const NO_SUBIDS_USER: &str = "strata-rl-nosub";
-/// The range given to [`USER`] when the tests create it.
-const SUBID_START: u32 = 400_000;
-const SUBID_COUNT: u32 = 65_536;
-
-static USERS: Mutex<()> = Mutex::new(());
-
-/// A user of this machine: name, uid, gid and their first subordinate range (if any).
-struct User {
-    name: &'static str,
-    uid: u32,
-    gid: u32,
-    subids: Option<(u32, u32)>,
-}
-
-fn id_of(name: &str, flag: &str) -> Option<u32> {
-    let out = Command::new("id").args([flag, name]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// The first `name:start:count` range of `file` for `name`.
-fn subid_range(file: &str, name: &str) -> Option<(u32, u32)> {
-    let text = fs::read_to_string(file).unwrap_or_default();
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then_some(())?;
-        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-    })
-}
-
-/// Creates `name` (no home, no subordinate ids from useradd) unless it exists; with
-/// `subids`, gives it [`SUBID_START`].. in /etc/subuid and /etc/subgid unless it has a range.
-fn ensure_user(name: &'static str, subids: bool) -> User {
-    support::require_root();
-    let _serial = USERS.lock().unwrap_or_else(|e| e.into_inner());
-    if id_of(name, "-u").is_none() {
-        support::run_ok(Command::new("useradd").args([
-            "-M",
-            "-s",
-            "/bin/sh",
-            "-K",
-            "SUB_UID_COUNT=0",
-            "-K",
-            "SUB_GID_COUNT=0",
-            name,
-        ]));
-    }
-    if subids {
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            if subid_range(file, name).is_none() {
-                let mut text = fs::read_to_string(file).unwrap_or_default();
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                text.push_str(&format!("{name}:{SUBID_START}:{SUBID_COUNT}\n"));
-                fs::write(file, text).expect("write subid file");
-            }
-        }
-    }
-    let user = User {
-        name,
-        uid: id_of(name, "-u").expect("uid"),
-        gid: id_of(name, "-g").expect("gid"),
-        subids: subid_range("/etc/subuid", name),
-    };
-    assert_eq!(
-        user.subids,
-        subid_range("/etc/subgid", name),
-        "the tests expect the same uid and gid ranges for {name}"
-    );
-    if !subids {
-        assert_eq!(user.subids, None, "{name} must have no subordinate ids");
-    }
-    user
-}
-
-/// One rootless world: the user, its own HOME / XDG dirs in a temp dir, a registry. Dropping
-/// it kills the pause process (ending its namespaces and their mounts).
+/// One rootless world: the user and its own HOME / XDG dirs, a registry. Dropping it kills
+/// the pause process (ending its namespaces and their mounts).
 struct Rl {
     user: User,
-    dir: tempfile::TempDir,
+    dirs: UserDirs,
     reg: Registry,
     push: Pusher,
 }
@@ -108,22 +27,11 @@ impl Rl {
     fn new(user: User) -> Rl {
         support::preflight();
         support::require_tool("newuidmap");
-        let dir = support::tempdir("rootless");
-        for sub in ["", "home", "run", "data"] {
-            let p = dir.path().join(sub);
-            fs::create_dir_all(&p).unwrap();
-            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
-        }
-        fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
         let reg = Registry::start();
         let push = Pusher::new(&reg);
         Rl {
-            user,
-            dir,
+            user: user.clone(),
+            dirs: UserDirs::new(user),
             reg,
             push,
         }
@@ -135,33 +43,15 @@ impl Rl {
 
     /// The store: `$XDG_DATA_HOME/strata`.
     fn root(&self) -> PathBuf {
-        self.dir.path().join("data/strata")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("run/strata")
+        self.dirs.root()
     }
 
     /// Runs `strata ARGS...` as the user, with only PATH, HOME and the XDG dirs set.
     fn run(&self, args: &[&str]) -> Output {
-        let d = self.dir.path();
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid",
-                self.user.name,
-                "--regid",
-                self.user.name,
-                "--init-groups",
-            ])
-            .arg("env")
-            .arg("-i")
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .arg(format!("HOME={}", d.join("home").display()))
-            .arg(format!("XDG_DATA_HOME={}", d.join("data").display()))
-            .arg(format!("XDG_RUNTIME_DIR={}", d.join("run").display()))
-            .arg(bin())
+        let out = self
+            .dirs
+            .strata()
             .args(args)
-            .current_dir(d)
             .stdin(Stdio::null())
             .output()
             .expect("run setpriv");
@@ -173,27 +63,17 @@ impl Rl {
         }
     }
 
-    /// The host id of `id` in the user namespace (0 is the user, 1.. the subordinate range).
     fn host_uid(&self, id: u32) -> u32 {
-        let (start, count) = self.user.subids.expect("subordinate ids");
-        match id {
-            0 => self.user.uid,
-            n if n <= count => start + n - 1,
-            n => panic!("{n} is outside the mapping"),
-        }
+        self.user.host_uid(id)
     }
 
     fn host_gid(&self, id: u32) -> u32 {
-        match id {
-            0 => self.user.gid,
-            n => self.host_uid(n),
-        }
+        self.user.host_gid(id)
     }
 
     /// The pid of the process keeping the namespaces, if one was started.
     fn pause_pid(&self) -> Option<i32> {
-        let text = fs::read_to_string(self.state_dir().join("pause.pid")).ok()?;
-        text.split_whitespace().next()?.parse().ok()
+        self.dirs.pause_pid()
     }
 
     fn inspect(&self, name: &str) -> Value {
@@ -279,15 +159,6 @@ const INIT_LAYER: [&str; 7] = [
     "etc/resolv.conf",
     "etc/mtab",
 ];
-
-impl Drop for Rl {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pause_pid() {
-            // SAFETY: kill has no memory preconditions.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
 
 fn owner(p: &Path) -> (u32, u32) {
     let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -558,7 +429,7 @@ fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
         (rl.user.uid, rl.user.gid)
     );
     // `bundle`: a spec asking for no cgroup (none is delegated here).
-    let bundle = rl.dir.path().join("home/bundle");
+    let bundle = rl.dirs.path().join("home/bundle");
     rl.run(&["bundle", "w", &bundle.display().to_string()]).ok();
     let spec: Value =
         serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
@@ -566,75 +437,6 @@ fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
     assert!(spec["linux"].get("resources").is_none(), "{spec:#}");
     rl.run(&["rm", "-f", "w"]).ok();
     assert_eq!(rl.run(&["ps", "-q"]).ok().stdout.trim(), "");
-}
-
-/// A few of the hostile corpus's escapes, pulled rootless: the same confined applier refuses
-/// or confines them, and nothing is written outside the user's store.
-#[test]
-fn rootless_hostile_layers_write_nothing_outside_the_store() {
-    const ESCAPE: &str = "strata-rl-escape";
-    let rl = Rl::new(ensure_user(USER, true));
-    let deep = "../".repeat(12);
-    let refused = [
-        (
-            "dotdot",
-            RawTar::new()
-                .file(format!("{deep}tmp/{ESCAPE}-dotdot"), b"x")
-                .finish(),
-            "escapes",
-        ),
-        (
-            "hardlink-via-symlink",
-            RawTar::new()
-                .symlink("hostetc", "/etc")
-                .hardlink(format!("{ESCAPE}-via"), "hostetc/shadow")
-                .finish(),
-            "does not exist",
-        ),
-    ];
-    for (name, tar, says) in refused {
-        let img = ImageBuilder::new(Flavor::Oci)
-            .layer(Layer::from_tar(tar), Compression::Gzip)
-            .build();
-        rl.push.image(&format!("hostile/{name}"), Some("v1"), &img);
-        let out = rl.run(&["pull", &rl.r(&format!("hostile/{name}:v1"))]);
-        out.assert_error(&[says]);
-    }
-    let accepted = RawTar::new()
-        .symlink("r", "/")
-        .file(format!("r/tmp/{ESCAPE}-sym"), b"inside\n")
-        .file("r/.wh..wh..opq", b"")
-        .finish();
-    let img = ImageBuilder::new(Flavor::Oci)
-        .layer(Layer::from_tar(accepted), Compression::Gzip)
-        .build();
-    rl.push.image("hostile/symlink", Some("v1"), &img);
-    let reference = rl.r("hostile/symlink:v1");
-    rl.run(&["pull", &reference]).ok();
-    let layer = Graph::of(&rl.inspect(&reference)).upper;
-    assert_eq!(
-        fs::read_to_string(layer.join(format!("tmp/{ESCAPE}-sym"))).unwrap(),
-        "inside\n",
-        "written inside the layer"
-    );
-    assert_eq!(tree::get_xattr(&layer, "user.overlay.opaque"), None);
-
-    let store = rl.root();
-    let mut escaped = Vec::new();
-    for dir in ["/", "/tmp", "/etc", "/root", "/var/tmp"] {
-        for e in fs::read_dir(dir).unwrap().flatten() {
-            if e.file_name().to_string_lossy().contains(ESCAPE) {
-                escaped.push(e.path());
-            }
-        }
-    }
-    for p in tree::scan(rl.dir.path()).keys() {
-        if p.to_string_lossy().contains(ESCAPE) && !rl.dir.path().join(p).starts_with(&store) {
-            escaped.push(p.clone());
-        }
-    }
-    assert_eq!(escaped, Vec::<PathBuf>::new(), "written outside the store");
-    rl.run(&["check"]).ok();
 }
 
 /// The namespace ends with its pause process: its mounts go, `ps` says so, and the next

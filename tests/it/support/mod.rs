@@ -16,6 +16,7 @@ pub mod strata;
 pub mod token;
 pub mod tree;
 pub mod umoci;
+pub mod unpriv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
