@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -437,6 +437,105 @@ fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
     assert!(spec["linux"].get("resources").is_none(), "{spec:#}");
     rl.run(&["rm", "-f", "w"]).ok();
     assert_eq!(rl.run(&["ps", "-q"]).ok().stdout.trim(), "");
+}
+
+/// `strata --root ROOT ARGS...` as root.
+fn as_root(root: &Path, args: &[&str]) -> Output {
+    let out = Command::new(crate::support::strata::bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strata");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// A store records who made it (`<root>/kind`): `check` reports it, root refuses the user's
+/// store and the user root's, each naming both kinds, and an old store without the file is
+/// root's.
+#[test]
+fn a_store_of_the_other_kind_is_refused_naming_both() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[Entry::file("owned", "x\n").owner(1000, 1000)],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/kind", Some("v1"), &img);
+    let reference = rl.r("test/kind:v1");
+    let user_root = rl.root();
+    let user_root_arg = user_root.display().to_string();
+
+    rl.run(&["pull", &reference]).ok();
+    assert_eq!(
+        fs::read_to_string(user_root.join("kind")).unwrap(),
+        "rootless\n"
+    );
+    let check = rl.run(&["check"]).ok();
+    assert!(
+        check.stderr.contains("Store kind: rootless"),
+        "{}",
+        check.describe()
+    );
+    let before = rl.layer_dirs();
+    as_root(&user_root, &["images"]).assert_error(&[
+        &user_root_arg,
+        "made by a rootless strata and this strata runs as root",
+        "use another --root",
+    ]);
+    as_root(&user_root, &["pull", &reference]).assert_error(&["made by a rootless strata"]);
+    assert_eq!(
+        rl.layer_dirs(),
+        before,
+        "root wrote nothing in the user's store"
+    );
+    rl.run(&["images", "-q"]).ok();
+
+    // Root's store, handed to the user (so that only its kind can refuse it).
+    let root_store = support::tempdir("root-kind");
+    let root_root = root_store.path().join("store");
+    let root_arg = root_root.display().to_string();
+    as_root(&root_root, &["pull", &reference]).ok();
+    assert_eq!(
+        fs::read_to_string(root_root.join("kind")).unwrap(),
+        "root\n"
+    );
+    let check = as_root(&root_root, &["check"]).ok();
+    assert!(
+        check.stderr.contains("Store kind: root"),
+        "{}",
+        check.describe()
+    );
+    fs::set_permissions(
+        root_store.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let owner = format!("{}:{}", rl.user.uid, rl.user.gid);
+    support::run_ok(Command::new("chown").args(["-R", "-h", &owner, &root_arg]));
+    rl.run(&["--root", &root_arg, "images"]).assert_error(&[
+        &root_arg,
+        "made by a root strata and this strata runs rootless",
+    ]);
+
+    // A store from before the kind file: root's.
+    fs::remove_file(root_root.join("kind")).unwrap();
+    rl.run(&["--root", &root_arg, "images"])
+        .assert_error(&["made by a root strata"]);
+    support::run_ok(Command::new("chown").args(["-R", "-h", "0:0", &root_arg]));
+    let images = as_root(&root_root, &["images", "-q"]).ok();
+    assert_eq!(images.stdout.lines().count(), 1, "{}", images.describe());
+    assert!(
+        !root_root.join("kind").exists(),
+        "an old store is left as it was"
+    );
 }
 
 /// The namespace ends with its pause process: its mounts go, `ps` says so, and the next
