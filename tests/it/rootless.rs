@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher};
 use crate::support::registry::Registry;
 use crate::support::strata::{Graph, Output};
-use crate::support::unpriv::{NO_SUBIDS_USER, USER, User, UserDirs, ensure_user};
+use crate::support::unpriv::{
+    MULTI_USER, NO_SUBIDS_USER, USER, User, UserDirs, ensure_user, ensure_user_with,
+};
 use crate::support::{self, debian, tree, umoci};
 
 /// One rootless world: the user and its own HOME / XDG dirs, a registry. Dropping it kills
@@ -536,6 +538,77 @@ fn a_store_of_the_other_kind_is_refused_naming_both() {
         !root_root.join("kind").exists(),
         "an old store is left as it was"
     );
+}
+
+/// A user with two subordinate ranges: strata maps them one after the other (1..1000 to the
+/// first, 1001.. to the second), so owners beyond the first range land in the second, on disk
+/// and as seen in the namespace; an owner beyond both still fails naming it.
+#[test]
+fn owners_beyond_the_first_subordinate_range_land_in_the_next() {
+    const FIRST: (u32, u32) = (500_000, 1000);
+    const SECOND: (u32, u32) = (600_000, 65_536);
+    let rl = Rl::new(ensure_user_with(MULTI_USER, &[FIRST, SECOND]));
+    let text = fs::read_to_string("/etc/subuid").unwrap();
+    let ranges: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{MULTI_USER}:")))
+        .collect();
+    assert_eq!(ranges.len(), 2, "{MULTI_USER} has two ranges: {ranges:?}");
+    let host = |id: u32| match id {
+        0 => rl.user.uid,
+        n if n <= FIRST.1 => FIRST.0 + n - 1,
+        n => SECOND.0 + n - 1 - FIRST.1,
+    };
+    let last = FIRST.1 + SECOND.1;
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[
+                Entry::file("first-end", "1\n").owner(1000, 1000),
+                Entry::file("second-start", "2\n").owner(1001, 5000),
+                Entry::file("second-end", "3\n").owner(u64::from(last), u64::from(last)),
+                Entry::dir("d").owner(30_000, 42),
+            ],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/ranges", Some("v1"), &img);
+    let reference = rl.r("test/ranges:v1");
+    rl.run(&["pull", &reference]).ok();
+    let layer = Graph::of(&rl.inspect(&reference)).upper;
+    assert_eq!(owner(&layer.join("first-end")), (host(1000), host(1000)));
+    assert_eq!(owner(&layer.join("second-start")), (host(1001), host(5000)));
+    assert_eq!(owner(&layer.join("second-start")), (600_000, 603_999));
+    assert_eq!(owner(&layer.join("second-end")), (host(last), host(last)));
+    assert_eq!(owner(&layer.join("d")), (host(30_000), host(42)));
+
+    let merged = rl
+        .run(&["pull-and-mount", "--name", "r", &reference])
+        .ok()
+        .stdout;
+    let merged = PathBuf::from(merged.trim());
+    let paths: Vec<String> = ["first-end", "second-start", "second-end", "d"]
+        .iter()
+        .map(|p| merged.join(p).display().to_string())
+        .collect();
+    let mut args = vec!["unshare", "stat", "-c", "%u:%g"];
+    args.extend(paths.iter().map(String::as_str));
+    let stat = rl.run(&args).ok();
+    assert_eq!(
+        stat.stdout,
+        format!("1000:1000\n1001:5000\n{last}:{last}\n30000:42\n")
+    );
+    rl.run(&["rm", "-f", "r"]).ok();
+
+    let beyond = last + 1;
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[Entry::file("far", "x\n").owner(u64::from(beyond), 0)],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/beyond", Some("v1"), &img);
+    rl.run(&["pull", &rl.r("test/beyond:v1")])
+        .assert_error(&[&format!("chown to {beyond}:0"), "/etc/subuid"]);
 }
 
 /// The namespace ends with its pause process: its mounts go, `ps` says so, and the next

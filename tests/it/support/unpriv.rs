@@ -11,6 +11,8 @@ use std::sync::Mutex;
 pub const USER: &str = "strata-rl";
 /// A user with none.
 pub const NO_SUBIDS_USER: &str = "strata-rl-nosub";
+/// A user with several ranges.
+pub const MULTI_USER: &str = "strata-rl-multi";
 /// The range given to [`USER`] when the tests create it.
 pub const SUBID_START: u32 = 400_000;
 pub const SUBID_COUNT: u32 = 65_536;
