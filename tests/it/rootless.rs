@@ -395,6 +395,92 @@ fn rootless_debian_pull_and_mount_equals_umoci_shifted() {
     rl.run(&["check"]).ok();
 }
 
+/// `load` rootless: a docker-archive (made by skopeo from the registry) of the whiteout image,
+/// with its owners, setuid files, devices and opaque dirs, loads into the user's store as a
+/// pull would: owners shifted, devices skipped with a warning, `user.overlay.opaque`, and its
+/// union equals umoci's unpack of the registry image, shifted.
+#[test]
+fn rootless_load_of_a_docker_archive_equals_umoci_shifted() {
+    let rl = Rl::new(ensure_user(USER, true));
+    support::require_tool("skopeo");
+    rl.push.image(
+        "test/whiteouts",
+        Some("v1"),
+        &crate::pull::whiteout_image().build(),
+    );
+    let archive = rl.dirs.path().join("home/wh.tar");
+    support::run_ok(
+        Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", rl.r("test/whiteouts:v1")))
+            .arg(format!(
+                "docker-archive:{}:example.com/wh:v1",
+                archive.display()
+            )),
+    );
+    fs::set_permissions(
+        &archive,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+
+    let out = rl.run(&["load", "-i", &archive.display().to_string()]).ok();
+    assert_eq!(
+        out.stdout,
+        "Loaded image: example.com/wh:v1\n",
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("skipping character device")
+            && out.stderr.contains("skipping block device"),
+        "devices are skipped with a warning:\n{}",
+        out.describe()
+    );
+    let graph = Graph::of(&rl.inspect("example.com/wh:v1"));
+    assert!(graph.upper.starts_with(rl.root()), "{graph:?}");
+    let (l2, l1) = (&graph.lower[0], &graph.lower[1]);
+    assert_eq!(
+        owner(&l1.join("owned")),
+        (rl.host_uid(1000), rl.host_gid(1001))
+    );
+    assert_eq!(owner(&l1.join("o")), (rl.user.uid, rl.host_gid(42)));
+    assert_eq!(
+        fs::symlink_metadata(l1.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(
+        tree::get_xattr(&l2.join("o"), "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+
+    let merged = rl
+        .run(&[
+            "pull-and-mount",
+            "--pull",
+            "never",
+            "--name",
+            "loaded",
+            "example.com/wh:v1",
+        ])
+        .ok()
+        .stdout;
+    rl.assert_union_is_umoci_shifted(
+        Path::new(merged.trim()),
+        "test/whiteouts:v1",
+        &["dev/null", "dev/loop0"],
+    );
+    rl.run(&["rm", "-f", "loaded"]).ok();
+    rl.run(&["rmi", "example.com/wh:v1"]).ok();
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+}
+
 /// `run` rootless: runc in strata's namespaces; the container runs as root inside, passes its
 /// exit code, and what it writes lands in the writable layer with the shifted owners.
 #[test]
