@@ -20,6 +20,10 @@
 //!
 //! Cases of one test share a registry and run in sequence; failures are collected and
 //! reported together, one line per case.
+//!
+//! `hostile_corpus_rootless` runs all of it again as an unprivileged user with a subordinate
+//! range (`support/unpriv.rs`), the sandbox being the user's: the same expectations, but for
+//! device nodes, which a user namespace cannot make (skipped with a warning).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -707,16 +711,21 @@ fn run_case(reg: &Registry, push: &Pusher, case: &Case, who: Who) {
     assert!(escaped.is_empty(), "escaped: {escaped:?}{}", ctx());
 }
 
-/// Starts a registry, pushes the good images, runs every case as `who` and reports all
-/// failures. `STRATA_HOSTILE_ONLY=name,name` runs only the named cases (for debugging).
-fn run_cases(mut cases: Vec<Case>, who: Who) {
+/// Starts a registry and runs every case in it as `who` (see [`run_cases_in`]).
+fn run_cases(cases: Vec<Case>, who: Who) {
     support::preflight();
+    let reg = Registry::start();
+    let push = Pusher::new(&reg);
+    run_cases_in(&reg, &push, cases, who);
+}
+
+/// Pushes the good images, runs every case as `who` and reports all failures.
+/// `STRATA_HOSTILE_ONLY=name,name` runs only the named cases (for debugging).
+fn run_cases_in(reg: &Registry, push: &Pusher, mut cases: Vec<Case>, who: Who) {
     if let Ok(only) = std::env::var("STRATA_HOSTILE_ONLY") {
         let only: Vec<&str> = only.split(',').collect();
         cases.retain(|c| only.contains(&c.name));
     }
-    let reg = Registry::start();
-    let push = Pusher::new(&reg);
     push.image("good/base", Some("v1"), &good_base());
     push.image("good/after", Some("v1"), &good_after());
     let before_host = escaped_names(&[]);
@@ -724,7 +733,7 @@ fn run_cases(mut cases: Vec<Case>, who: Who) {
     let n = cases.len();
     for case in &cases {
         let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| run_case(&reg, &push, case, who)));
+        let result = catch_unwind(AssertUnwindSafe(|| run_case(reg, push, case, who)));
         eprintln!(
             "case {}: {:?} in {:?}",
             case.name,
@@ -1303,17 +1312,24 @@ fn streams_manifests_and_configs() -> Vec<Case> {
     cases
 }
 
-/// The whole corpus (both case lists, one registry) pulled by an unprivileged user with a
-/// subordinate range, in its user namespace: the same expectations (the confined applier
-/// refuses or confines the same entries, in the same words), the sandbox's canaries being
-/// the user's own files, and no default store made in the user's `$XDG_DATA_HOME`.
+/// The whole corpus (both case lists, the bomb and the deep paths, one registry) pulled by an
+/// unprivileged user with a subordinate range, in its user namespace: the same expectations
+/// (the confined applier refuses or confines the same entries, in the same words), the
+/// sandbox's canaries being the user's own files, and no default store made in the user's
+/// `$XDG_DATA_HOME`.
 #[test]
 fn hostile_corpus_rootless() {
+    support::preflight();
     support::require_tool("newuidmap");
     let dirs = UserDirs::new(unpriv::ensure_user(unpriv::USER, true));
+    let who = Who::User(&dirs);
+    let reg = Registry::start();
+    let push = Pusher::new(&reg);
     let mut cases = names_links_and_whiteouts();
     cases.extend(streams_manifests_and_configs());
-    run_cases(cases, Who::User(&dirs));
+    run_cases_in(&reg, &push, cases, who);
+    decompression_bomb(&reg, &push, who);
+    deep_paths(&reg, &push, who);
     assert!(!dirs.root().exists(), "no store in $XDG_DATA_HOME");
     let home = snapshot(&dirs.path().join("home"), &|_| false, false);
     assert_eq!(home.len(), 1, "nothing written in HOME: {home:?}");
@@ -1357,6 +1373,12 @@ fn gzip_bomb(size: u64) -> (Vec<u8>, String) {
 #[test]
 fn decompression_bomb_streams_in_bounded_memory() {
     support::preflight();
+    let reg = Registry::start();
+    decompression_bomb(&reg, &Pusher::new(&reg), Who::Root);
+}
+
+/// The bomb pulled as `who` from `reg`.
+fn decompression_bomb(reg: &Registry, push: &Pusher, who: Who) {
     let size = 4 * GIB;
     let (blob, diff_id) = gzip_bomb(size);
     assert!(
@@ -1366,10 +1388,8 @@ fn decompression_bomb_streams_in_bounded_memory() {
     );
     let img = on_base(Layer::from_tar(Vec::new()), Compression::Gzip);
     let img = with_blob(&img, 1, blob, Some(diff_id));
-    let reg = Registry::start();
-    let push = Pusher::new(&reg);
     push.image("hostile/bomb", Some("v1"), &img);
-    let sb = Sandbox::new(Who::Root);
+    let sb = Sandbox::new(who);
     let outside = sb.outside();
     let reference = format!("{}/hostile/bomb:v1", reg.addr());
     let run = sb.pull(&reference);
@@ -1455,6 +1475,12 @@ fn assert_store_has_only_base(sb: &Sandbox) {
 #[test]
 fn paths_deeper_than_path_max() {
     support::preflight();
+    let reg = Registry::start();
+    deep_paths(&reg, &Pusher::new(&reg), Who::Root);
+}
+
+/// The deep paths pulled as `who` from `reg`.
+fn deep_paths(reg: &Registry, push: &Pusher, who: Who) {
     let comp = |i: usize| format!("d{i:03}-{}", "x".repeat(15));
     assert_eq!(comp(0).len(), 20);
     let mut t = RawTar::new();
@@ -1468,10 +1494,8 @@ fn paths_deeper_than_path_max() {
     t.pax(&[(b"path", file.as_bytes())])
         .file("f", b"at the bottom\n");
     let img = on_base(Layer::from_tar(t.finish()), Compression::Gzip);
-    let reg = Registry::start();
-    let push = Pusher::new(&reg);
     push.image("hostile/deep", Some("v1"), &img);
-    let sb = Sandbox::new(Who::Root);
+    let sb = Sandbox::new(who);
     let outside = sb.outside();
     let reference = format!("{}/hostile/deep:v1", reg.addr());
     let run = sb.pull(&reference);
