@@ -77,6 +77,7 @@ fn build() -> PathBuf {
     super::require_root();
     super::require_tool("debootstrap");
     fs::create_dir_all(cache_dir()).expect("create the Debian cache dir");
+    remove_stale_builds();
     let work = tempfile::Builder::new()
         .prefix("build-")
         .tempdir_in(cache_dir())
@@ -139,6 +140,25 @@ fn build() -> PathBuf {
         started.elapsed()
     );
     tar
+}
+
+/// Removes the build dirs of runs killed while building (a rootfs each, ~200 MB), left more
+/// than an hour ago (a build takes about a minute).
+fn remove_stale_builds() {
+    let Ok(rd) = fs::read_dir(cache_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+        if stale && e.file_name().to_string_lossy().starts_with("build-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Removes what `dir` holds (not `dir`), files the rootfs' owners made included.
