@@ -122,7 +122,9 @@ impl Store {
     /// directory made for it. A missing root, or a directory holding something else, is
     /// [`StoreError::NoStore`]: a mistyped root must not get a store made.
     pub fn open_existing(root: &Path) -> Result<Self, StoreError> {
-        let empty = fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_none());
+        // Only a `kind` file: a store killed while being made.
+        let empty = fs::read_dir(root)
+            .is_ok_and(|entries| entries.flatten().all(|e| e.file_name() == kind::KIND_FILE));
         if !(empty || root.join("overlay2").is_dir()) {
             return Err(StoreError::NoStore(root.to_path_buf()));
         }

@@ -624,6 +624,14 @@ fn a_store_of_the_other_kind_is_refused_naming_both() {
         !root_root.join("kind").exists(),
         "an old store is left as it was"
     );
+
+    // A store killed between its kind file and the rest: a read-only command takes it as
+    // a new store, not as a directory holding something else.
+    let killed = support::tempdir("killed-kind");
+    fs::write(killed.path().join("kind"), "root\n").unwrap();
+    let images = as_root(killed.path(), &["images", "-q"]).ok();
+    assert_eq!(images.stdout, "", "{}", images.describe());
+    assert!(killed.path().join("overlay2").is_dir());
 }
 
 /// A user with two subordinate ranges: strata maps them one after the other (1..1000 to the
