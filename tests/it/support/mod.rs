@@ -4,7 +4,6 @@
 
 #![allow(dead_code)] // not every helper is used by every test
 
-pub mod debian;
 pub mod image;
 pub mod logproxy;
 pub mod netenv;
@@ -17,6 +16,9 @@ pub mod token;
 pub mod tree;
 pub mod umoci;
 pub mod unpriv;
+
+// Built on first use (debootstrap, about a minute), for the rootless tests.
+pub mod debian;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
