@@ -3,7 +3,7 @@
 # Idempotent: installs only the packages that are missing.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman docker.io runc attr zstd ca-certificates curl apache2-utils openssl python3 xfsprogs uidmap)
+packages=(docker-registry skopeo umoci podman docker.io runc attr zstd ca-certificates curl apache2-utils openssl python3 xfsprogs uidmap debootstrap)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -78,6 +78,7 @@ pub fn check(store: &Store, args: &CheckArgs, quiet: bool) -> Result<ExitCode> {
     let failures = remaining.iter().filter(|p| p.kind.is_failure()).count();
     let notices = remaining.len() - failures;
     if !quiet {
+        eprintln!("Store kind: {}", store.kind()?);
         let remain = if args.repair { " remain" } else { "" };
         let summary = match failures {
             0 if args.repair => "No problems remain".to_string(),

@@ -79,6 +79,31 @@ pub enum StoreError {
         "conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories"
     )]
     MultipleRepositories(String),
+    /// The store was made by the other kind of strata (root or rootless).
+    #[error(
+        "the store {} was made by {} strata and this strata runs {}: the two record owners and \
+         opaque directories differently (root: the image's ids, trusted.overlay.*; rootless: ids \
+         shifted into the user's subordinate range, user.overlay.*); use another --root",
+        root.display(),
+        match store { super::kind::StoreKind::Root => "a root", super::kind::StoreKind::Rootless => "a rootless" },
+        match process { super::kind::StoreKind::Root => "as root", super::kind::StoreKind::Rootless => "rootless" }
+    )]
+    KindMismatch {
+        /// The store's root.
+        root: PathBuf,
+        /// Its recorded kind.
+        store: super::kind::StoreKind,
+        /// This process's.
+        process: super::kind::StoreKind,
+    },
+    /// The store's kind file holds something else than `root` or `rootless`.
+    #[error("{}: unknown store kind {content:?} (expected \"root\" or \"rootless\")", path.display())]
+    BadKind {
+        /// The file.
+        path: PathBuf,
+        /// The start of what it holds.
+        content: String,
+    },
     /// The image went away between its lookup and its use (another process removed it).
     #[error("image {0} was removed by another strata process meanwhile: pull it again")]
     ImageRemoved(String),

@@ -16,6 +16,7 @@
 //! <root>/trash/<name>-<random>                         deleted trees, removed outside the lock
 //! <root>/intents/<pid>-<random>                        flock'd by each command changing the store
 //! <root>/container-names/<name> -> <cid>              the container name index
+//! <root>/kind                                          `root` or `rootless`: who made it
 //! ```
 //!
 //! Lifecycle: [`lease`] (the store-wide reader/writer lock), [`trash`] (deletes that a kill
@@ -32,6 +33,7 @@ mod gc;
 mod image;
 mod image_mount;
 mod intent;
+pub mod kind;
 mod layer;
 mod layout;
 pub mod lease;
@@ -53,6 +55,7 @@ pub use gc::{Deletion, PruneImages, Removal};
 pub use image::{ImageRecord, LayerRef, Repositories, now_rfc3339, pick_platform};
 pub use image_mount::ImageMountError;
 pub(crate) use intent::Intent;
+pub use kind::StoreKind;
 pub use layer::{LayerRecord, Staging};
 pub use layout::short_link;
 pub use lease::{LeaseKind, StoreLease};
@@ -96,6 +99,7 @@ impl Store {
             intent: Arc::new(Mutex::new(None)),
         };
         fsutil::mkdir_mode_as(&store.root, 0o711, "cannot create store directory")?;
+        kind::settle(&store.root, StoreKind::current())?;
         fsutil::mkdir_mode(&store.overlay_dir(), 0o710)?;
         fsutil::mkdir_mode(&store.links_dir(), 0o700)?;
         for dir in [
@@ -118,7 +122,9 @@ impl Store {
     /// directory made for it. A missing root, or a directory holding something else, is
     /// [`StoreError::NoStore`]: a mistyped root must not get a store made.
     pub fn open_existing(root: &Path) -> Result<Self, StoreError> {
-        let empty = fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_none());
+        // Only a `kind` file: a store killed while being made.
+        let empty = fs::read_dir(root)
+            .is_ok_and(|entries| entries.flatten().all(|e| e.file_name() == kind::KIND_FILE));
         if !(empty || root.join("overlay2").is_dir()) {
             return Err(StoreError::NoStore(root.to_path_buf()));
         }
@@ -128,6 +134,11 @@ impl Store {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Who made this (opened) store: root or rootless ([`kind`]).
+    pub fn kind(&self) -> Result<StoreKind, StoreError> {
+        Ok(kind::recorded(&self.root)?.unwrap_or(StoreKind::Root))
     }
 
     /// `<root>/overlay2`.

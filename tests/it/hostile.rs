@@ -20,6 +20,10 @@
 //!
 //! Cases of one test share a registry and run in sequence; failures are collected and
 //! reported together, one line per case.
+//!
+//! `hostile_corpus_rootless` runs all of it again as an unprivileged user with a subordinate
+//! range (`support/unpriv.rs`), the sandbox being the user's: the same expectations, but for
+//! device nodes, which a user namespace cannot make (skipped with a warning).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -40,6 +44,7 @@ use crate::support::image::{
 };
 use crate::support::registry::Registry;
 use crate::support::strata::{Graph, bin};
+use crate::support::unpriv::{self, UserDirs};
 use crate::support::{self, sha256_digest};
 
 /// Every name a hostile layer tries to create outside the layer contains this.
@@ -78,21 +83,35 @@ impl Run {
     }
 }
 
-/// Runs `strata --root ROOT ARGS` and reaps it with wait4 to learn its peak RSS.
-fn run_strata(root: &Path, args: &[&str]) -> Run {
+/// Who runs strata: root, or an unprivileged user (in the user namespace strata enters).
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Root,
+    User(&'a UserDirs),
+}
+
+/// Runs `strata --root ROOT ARGS` as `who` and reaps it with wait4 to learn its peak RSS.
+fn run_strata(who: Who, root: &Path, args: &[&str]) -> Run {
     let out_dir = support::tempdir("hostile-out");
     let out = out_dir.path().join("stdout");
     let err = out_dir.path().join("stderr");
-    let mut cmd = Command::new(bin());
+    let mut cmd = match who {
+        Who::Root => {
+            let mut cmd = Command::new(bin());
+            for (k, _) in std::env::vars_os() {
+                if k.to_string_lossy().starts_with("STRATA_") {
+                    cmd.env_remove(k);
+                }
+            }
+            cmd
+        }
+        // setpriv and env exec strata: the pid stays strata's.
+        Who::User(dirs) => dirs.strata(),
+    };
     cmd.arg("--root").arg(root).args(args);
     cmd.stdin(Stdio::null())
         .stdout(fs::File::create(&out).expect("stdout file"))
         .stderr(fs::File::create(&err).expect("stderr file"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(k);
-        }
-    }
     let start = Instant::now();
     let child = cmd.spawn().expect("spawn strata");
     let pid = child.id() as libc::pid_t;
@@ -162,13 +181,15 @@ fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// A temp dir with canaries around a strata root.
-struct Sandbox {
+/// A temp dir with canaries around a strata root; all of it is the user's when strata runs as
+/// one (so that the canaries are writable to a rootless escape).
+struct Sandbox<'a> {
     dir: tempfile::TempDir,
+    who: Who<'a>,
 }
 
-impl Sandbox {
-    fn new() -> Sandbox {
+impl<'a> Sandbox<'a> {
+    fn new(who: Who<'a>) -> Sandbox<'a> {
         let dir = support::tempdir("hostile");
         let t = dir.path();
         fs::write(t.join("canary"), b"outside the store\n").expect("canary");
@@ -178,7 +199,11 @@ impl Sandbox {
         fs::write(t.join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n").expect("passwd");
         std::os::unix::fs::symlink("canary", t.join("link")).expect("symlink");
         fs::create_dir(t.join("store")).expect("store");
-        Sandbox { dir }
+        if let Who::User(dirs) = who {
+            let owner = format!("{}:{}", dirs.user.uid, dirs.user.gid);
+            support::run_ok(Command::new("chown").args(["-R", "-h", &owner]).arg(t));
+        }
+        Sandbox { dir, who }
     }
     fn path(&self) -> &Path {
         self.dir.path()
@@ -187,10 +212,10 @@ impl Sandbox {
         self.dir.path().join("store")
     }
     fn pull(&self, reference: &str) -> Run {
-        run_strata(&self.root(), &["pull", "-q", reference])
+        run_strata(self.who, &self.root(), &["pull", "-q", reference])
     }
     fn inspect(&self, reference: &str) -> Value {
-        let r = run_strata(&self.root(), &["inspect", reference]);
+        let r = run_strata(self.who, &self.root(), &["inspect", reference]);
         assert_eq!(r.code, Some(0), "inspect failed:\n{}", r.describe());
         let v: Value = serde_json::from_str(&r.stdout).expect("inspect JSON");
         v[0].clone()
@@ -432,9 +457,13 @@ enum Expect {
         entry: Option<Vec<u8>>,
         says: Vec<String>,
     },
-    /// The pull succeeds; the check gets the hostile (top) layer's diff dir.
-    Accepted(Box<dyn Fn(&Path)>),
+    /// The pull succeeds; the check gets the hostile (top) layer's diff dir, whether strata
+    /// ran rootless, and the pull's stderr.
+    Accepted(Box<AcceptedCheck>),
 }
+
+/// A check of an accepted layer: its diff dir, whether strata ran rootless, the pull's stderr.
+type AcceptedCheck = dyn Fn(&Path, bool, &str);
 
 fn refused(entry: impl AsRef<[u8]>, says: &[&str]) -> Expect {
     Expect::Refused {
@@ -450,7 +479,13 @@ fn refused_no_entry(says: &[&str]) -> Expect {
     }
 }
 
+/// Accepted the same way as root and rootless.
 fn accepted(check: impl Fn(&Path) + 'static) -> Expect {
+    Expect::Accepted(Box::new(move |d, _, _| check(d)))
+}
+
+/// Accepted, with a result that differs rootless.
+fn accepted_as(check: impl Fn(&Path, bool, &str) + 'static) -> Expect {
     Expect::Accepted(Box::new(check))
 }
 
@@ -521,8 +556,8 @@ fn listing(dir: &Path) -> Vec<String> {
 }
 
 /// Runs one case in a fresh sandbox; panics with what is wrong.
-fn run_case(reg: &Registry, push: &Pusher, case: &Case) {
-    let sb = Sandbox::new();
+fn run_case(reg: &Registry, push: &Pusher, case: &Case, who: Who) {
+    let sb = Sandbox::new(who);
     let base_ref = format!("{}/good/base:v1", reg.addr());
     let r = sb.pull(&base_ref);
     assert_eq!(
@@ -531,6 +566,10 @@ fn run_case(reg: &Registry, push: &Pusher, case: &Case) {
         "pulling the good base failed:\n{}",
         r.describe()
     );
+    if let Who::User(dirs) = who {
+        let made = fs::metadata(sb.root().join("overlay2")).expect("overlay2");
+        assert_eq!(made.uid(), dirs.user.uid, "the store is made by the user");
+    }
 
     let repo = format!("hostile/{}", case.name);
     let reference = format!("{}/{repo}:v1", reg.addr());
@@ -651,7 +690,7 @@ fn run_case(reg: &Registry, push: &Pusher, case: &Case) {
             );
             let graph = Graph::of(&sb.inspect(&reference));
             assert_eq!(graph.lower.len(), 1, "two layers expected");
-            check(&graph.upper);
+            check(&graph.upper, matches!(who, Who::User(_)), &run.stderr);
             // The base layer next to it is untouched.
             let base = &graph.lower[0];
             assert_file(base, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n");
@@ -672,16 +711,21 @@ fn run_case(reg: &Registry, push: &Pusher, case: &Case) {
     assert!(escaped.is_empty(), "escaped: {escaped:?}{}", ctx());
 }
 
-/// Starts a registry, pushes the good images, runs every case and reports all failures.
-/// `STRATA_HOSTILE_ONLY=name,name` runs only the named cases (for debugging).
-fn run_cases(mut cases: Vec<Case>) {
+/// Starts a registry and runs every case in it as `who` (see [`run_cases_in`]).
+fn run_cases(cases: Vec<Case>, who: Who) {
     support::preflight();
+    let reg = Registry::start();
+    let push = Pusher::new(&reg);
+    run_cases_in(&reg, &push, cases, who);
+}
+
+/// Pushes the good images, runs every case as `who` and reports all failures.
+/// `STRATA_HOSTILE_ONLY=name,name` runs only the named cases (for debugging).
+fn run_cases_in(reg: &Registry, push: &Pusher, mut cases: Vec<Case>, who: Who) {
     if let Ok(only) = std::env::var("STRATA_HOSTILE_ONLY") {
         let only: Vec<&str> = only.split(',').collect();
         cases.retain(|c| only.contains(&c.name));
     }
-    let reg = Registry::start();
-    let push = Pusher::new(&reg);
     push.image("good/base", Some("v1"), &good_base());
     push.image("good/after", Some("v1"), &good_after());
     let before_host = escaped_names(&[]);
@@ -689,7 +733,7 @@ fn run_cases(mut cases: Vec<Case>) {
     let n = cases.len();
     for case in &cases {
         let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| run_case(&reg, &push, case)));
+        let result = catch_unwind(AssertUnwindSafe(|| run_case(reg, push, case, who)));
         eprintln!(
             "case {}: {:?} in {:?}",
             case.name,
@@ -724,6 +768,11 @@ fn up(n: usize) -> String {
 
 #[test]
 fn hostile_names_links_and_whiteouts() {
+    run_cases(names_links_and_whiteouts(), Who::Root);
+}
+
+/// The cases of names, links, whiteouts and the root entry.
+fn names_links_and_whiteouts() -> Vec<Case> {
     let deep = up(12);
     let long = "n".repeat(256);
     let mut cases = vec![
@@ -1024,10 +1073,12 @@ fn hostile_names_links_and_whiteouts() {
             accepted(|d| {
                 assert_eq!(listing(d), ["d", "r"], "nothing created through a symlink");
                 assert_absent(d, "etc");
-                assert!(
-                    crate::support::tree::get_xattr(d, "trusted.overlay.opaque").is_none(),
-                    "the layer root must not become opaque"
-                );
+                for xattr in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+                    assert!(
+                        crate::support::tree::get_xattr(d, xattr).is_none(),
+                        "the layer root must not become opaque ({xattr})"
+                    );
+                }
             }),
         ),
         tar_case(
@@ -1065,6 +1116,43 @@ fn hostile_names_links_and_whiteouts() {
         ),
     ]);
 
+    // --- Devices: made by root; skipped with a warning in a user namespace, where mknod of a
+    // device is not allowed (as podman skips them); a fifo is made by both.
+    cases.push(tar_case(
+        "device-nodes",
+        RawTar::new()
+            .dir("dev/")
+            .member(
+                RawHeader::new(b'3', "dev/null").device(1, 3).mode(0o666),
+                &[],
+            )
+            .member(
+                RawHeader::new(b'4', "dev/loop0").device(7, 0).mode(0o660),
+                &[],
+            )
+            .member(RawHeader::new(b'6', "dev/fifo").mode(0o644), &[])
+            .finish(),
+        accepted_as(|d, rootless, stderr| {
+            let fifo = fs::symlink_metadata(d.join("dev/fifo")).expect("dev/fifo");
+            assert!(fifo.file_type().is_fifo(), "dev/fifo is a fifo");
+            if rootless {
+                assert_eq!(listing(d), ["dev", "dev/fifo"], "devices skipped");
+                for (kind, name) in [("character", "dev/null"), ("block", "dev/loop0")] {
+                    assert!(
+                        stderr.contains(&format!("skipping {kind} device"))
+                            && stderr.contains(name),
+                        "a warning for {name}:\n{stderr}"
+                    );
+                }
+            } else {
+                let null = fs::symlink_metadata(d.join("dev/null")).expect("dev/null");
+                assert!(null.file_type().is_char_device() && null.rdev() == libc::makedev(1, 3));
+                let lo = fs::symlink_metadata(d.join("dev/loop0")).expect("dev/loop0");
+                assert!(lo.file_type().is_block_device() && lo.rdev() == libc::makedev(7, 0));
+            }
+        }),
+    ));
+
     // --- Truncated plain tar streams.
     let big = noise(1 << 20, 7);
     let full = RawTar::new()
@@ -1081,7 +1169,7 @@ fn hostile_names_links_and_whiteouts() {
         full[..512 * 2 + 200].to_vec(),
         refused_no_entry(&["tar stream"]),
     ));
-    run_cases(cases);
+    cases
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1089,6 +1177,11 @@ fn hostile_names_links_and_whiteouts() {
 
 #[test]
 fn hostile_streams_manifests_and_configs() {
+    run_cases(streams_manifests_and_configs(), Who::Root);
+}
+
+/// The cases of truncated and lying streams, blobs, manifests and configs.
+fn streams_manifests_and_configs() -> Vec<Case> {
     let big = noise(2 << 20, 9);
     let tar = RawTar::new()
         .file("small", b"small\n")
@@ -1216,8 +1309,30 @@ fn hostile_streams_manifests_and_configs() {
         layer: None,
         expect: refused_no_entry(&[missing.as_str()]),
     });
+    cases
+}
 
-    run_cases(cases);
+/// The whole corpus (both case lists, the bomb and the deep paths, one registry) pulled by an
+/// unprivileged user with a subordinate range, in its user namespace: the same expectations
+/// (the confined applier refuses or confines the same entries, in the same words), the
+/// sandbox's canaries being the user's own files, and no default store made in the user's
+/// `$XDG_DATA_HOME`.
+#[test]
+fn hostile_corpus_rootless() {
+    support::preflight();
+    support::require_tool("newuidmap");
+    let dirs = UserDirs::new(unpriv::ensure_user(unpriv::USER, true));
+    let who = Who::User(&dirs);
+    let reg = Registry::start();
+    let push = Pusher::new(&reg);
+    let mut cases = names_links_and_whiteouts();
+    cases.extend(streams_manifests_and_configs());
+    run_cases_in(&reg, &push, cases, who);
+    decompression_bomb(&reg, &push, who);
+    deep_paths(&reg, &push, who);
+    assert!(!dirs.root().exists(), "no store in $XDG_DATA_HOME");
+    let home = snapshot(&dirs.path().join("home"), &|_| false, false);
+    assert_eq!(home.len(), 1, "nothing written in HOME: {home:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1258,6 +1373,12 @@ fn gzip_bomb(size: u64) -> (Vec<u8>, String) {
 #[test]
 fn decompression_bomb_streams_in_bounded_memory() {
     support::preflight();
+    let reg = Registry::start();
+    decompression_bomb(&reg, &Pusher::new(&reg), Who::Root);
+}
+
+/// The bomb pulled as `who` from `reg`.
+fn decompression_bomb(reg: &Registry, push: &Pusher, who: Who) {
     let size = 4 * GIB;
     let (blob, diff_id) = gzip_bomb(size);
     assert!(
@@ -1267,10 +1388,8 @@ fn decompression_bomb_streams_in_bounded_memory() {
     );
     let img = on_base(Layer::from_tar(Vec::new()), Compression::Gzip);
     let img = with_blob(&img, 1, blob, Some(diff_id));
-    let reg = Registry::start();
-    let push = Pusher::new(&reg);
     push.image("hostile/bomb", Some("v1"), &img);
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(who);
     let outside = sb.outside();
     let reference = format!("{}/hostile/bomb:v1", reg.addr());
     let run = sb.pull(&reference);
@@ -1356,6 +1475,12 @@ fn assert_store_has_only_base(sb: &Sandbox) {
 #[test]
 fn paths_deeper_than_path_max() {
     support::preflight();
+    let reg = Registry::start();
+    deep_paths(&reg, &Pusher::new(&reg), Who::Root);
+}
+
+/// The deep paths pulled as `who` from `reg`.
+fn deep_paths(reg: &Registry, push: &Pusher, who: Who) {
     let comp = |i: usize| format!("d{i:03}-{}", "x".repeat(15));
     assert_eq!(comp(0).len(), 20);
     let mut t = RawTar::new();
@@ -1369,10 +1494,8 @@ fn paths_deeper_than_path_max() {
     t.pax(&[(b"path", file.as_bytes())])
         .file("f", b"at the bottom\n");
     let img = on_base(Layer::from_tar(t.finish()), Compression::Gzip);
-    let reg = Registry::start();
-    let push = Pusher::new(&reg);
     push.image("hostile/deep", Some("v1"), &img);
-    let sb = Sandbox::new();
+    let sb = Sandbox::new(who);
     let outside = sb.outside();
     let reference = format!("{}/hostile/deep:v1", reg.addr());
     let run = sb.pull(&reference);

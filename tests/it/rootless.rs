@@ -5,101 +5,22 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::support::image::{
-    self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher, RawTar,
-};
+use crate::support::image::{self, Compression, Entry, Flavor, ImageBuilder, Layer, Pusher};
 use crate::support::registry::Registry;
-use crate::support::strata::{Graph, Output, bin};
-use crate::support::{self, tree, umoci};
+use crate::support::strata::{Graph, Output};
+use crate::support::unpriv::{
+    MULTI_USER, NO_SUBIDS_USER, USER, User, UserDirs, ensure_user, ensure_user_with,
+};
+use crate::support::{self, debian, tree, umoci};
 
-/// The user with subordinate ids the tests run strata as.
-const USER: &str = "strata-rl";
-/// A user with none.
-const NO_SUBIDS_USER: &str = "strata-rl-nosub";
-/// The range given to [`USER`] when the tests create it.
-const SUBID_START: u32 = 400_000;
-const SUBID_COUNT: u32 = 65_536;
-
-static USERS: Mutex<()> = Mutex::new(());
-
-/// A user of this machine: name, uid, gid and their first subordinate range (if any).
-struct User {
-    name: &'static str,
-    uid: u32,
-    gid: u32,
-    subids: Option<(u32, u32)>,
-}
-
-fn id_of(name: &str, flag: &str) -> Option<u32> {
-    let out = Command::new("id").args([flag, name]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// The first `name:start:count` range of `file` for `name`.
-fn subid_range(file: &str, name: &str) -> Option<(u32, u32)> {
-    let text = fs::read_to_string(file).unwrap_or_default();
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then_some(())?;
-        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-    })
-}
-
-/// Creates `name` (no home, no subordinate ids from useradd) unless it exists; with
-/// `subids`, gives it [`SUBID_START`].. in /etc/subuid and /etc/subgid unless it has a range.
-fn ensure_user(name: &'static str, subids: bool) -> User {
-    support::require_root();
-    let _serial = USERS.lock().unwrap_or_else(|e| e.into_inner());
-    if id_of(name, "-u").is_none() {
-        support::run_ok(Command::new("useradd").args([
-            "-M",
-            "-s",
-            "/bin/sh",
-            "-K",
-            "SUB_UID_COUNT=0",
-            "-K",
-            "SUB_GID_COUNT=0",
-            name,
-        ]));
-    }
-    if subids {
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            if subid_range(file, name).is_none() {
-                let mut text = fs::read_to_string(file).unwrap_or_default();
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                text.push_str(&format!("{name}:{SUBID_START}:{SUBID_COUNT}\n"));
-                fs::write(file, text).expect("write subid file");
-            }
-        }
-    }
-    let user = User {
-        name,
-        uid: id_of(name, "-u").expect("uid"),
-        gid: id_of(name, "-g").expect("gid"),
-        subids: subid_range("/etc/subuid", name),
-    };
-    assert_eq!(
-        user.subids,
-        subid_range("/etc/subgid", name),
-        "the tests expect the same uid and gid ranges for {name}"
-    );
-    if !subids {
-        assert_eq!(user.subids, None, "{name} must have no subordinate ids");
-    }
-    user
-}
-
-/// One rootless world: the user, its own HOME / XDG dirs in a temp dir, a registry. Dropping
-/// it kills the pause process (ending its namespaces and their mounts).
+/// One rootless world: the user and its own HOME / XDG dirs, a registry. Dropping it kills
+/// the pause process (ending its namespaces and their mounts).
 struct Rl {
     user: User,
-    dir: tempfile::TempDir,
+    dirs: UserDirs,
     reg: Registry,
     push: Pusher,
 }
@@ -108,22 +29,11 @@ impl Rl {
     fn new(user: User) -> Rl {
         support::preflight();
         support::require_tool("newuidmap");
-        let dir = support::tempdir("rootless");
-        for sub in ["", "home", "run", "data"] {
-            let p = dir.path().join(sub);
-            fs::create_dir_all(&p).unwrap();
-            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
-        }
-        fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
         let reg = Registry::start();
         let push = Pusher::new(&reg);
         Rl {
-            user,
-            dir,
+            user: user.clone(),
+            dirs: UserDirs::new(user),
             reg,
             push,
         }
@@ -135,33 +45,15 @@ impl Rl {
 
     /// The store: `$XDG_DATA_HOME/strata`.
     fn root(&self) -> PathBuf {
-        self.dir.path().join("data/strata")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("run/strata")
+        self.dirs.root()
     }
 
     /// Runs `strata ARGS...` as the user, with only PATH, HOME and the XDG dirs set.
     fn run(&self, args: &[&str]) -> Output {
-        let d = self.dir.path();
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid",
-                self.user.name,
-                "--regid",
-                self.user.name,
-                "--init-groups",
-            ])
-            .arg("env")
-            .arg("-i")
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .arg(format!("HOME={}", d.join("home").display()))
-            .arg(format!("XDG_DATA_HOME={}", d.join("data").display()))
-            .arg(format!("XDG_RUNTIME_DIR={}", d.join("run").display()))
-            .arg(bin())
+        let out = self
+            .dirs
+            .strata()
             .args(args)
-            .current_dir(d)
             .stdin(Stdio::null())
             .output()
             .expect("run setpriv");
@@ -173,27 +65,17 @@ impl Rl {
         }
     }
 
-    /// The host id of `id` in the user namespace (0 is the user, 1.. the subordinate range).
     fn host_uid(&self, id: u32) -> u32 {
-        let (start, count) = self.user.subids.expect("subordinate ids");
-        match id {
-            0 => self.user.uid,
-            n if n <= count => start + n - 1,
-            n => panic!("{n} is outside the mapping"),
-        }
+        self.user.host_uid(id)
     }
 
     fn host_gid(&self, id: u32) -> u32 {
-        match id {
-            0 => self.user.gid,
-            n => self.host_uid(n),
-        }
+        self.user.host_gid(id)
     }
 
     /// The pid of the process keeping the namespaces, if one was started.
     fn pause_pid(&self) -> Option<i32> {
-        let text = fs::read_to_string(self.state_dir().join("pause.pid")).ok()?;
-        text.split_whitespace().next()?.parse().ok()
+        self.dirs.pause_pid()
     }
 
     fn inspect(&self, name: &str) -> Value {
@@ -212,16 +94,73 @@ impl Rl {
             Err(_) => Vec::new(),
         }
     }
-}
 
-impl Drop for Rl {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pause_pid() {
-            // SAFETY: kill has no memory preconditions.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+    /// Compares the union mounted at `merged` in the kept namespace, seen from the host
+    /// through the pause process (`/proc/PID/root`), with umoci's unpack of `repo_ref` with
+    /// the ids shifted by the mapping; `skipped` are the devices umoci made and a user
+    /// namespace cannot. Returns the host view of `merged`.
+    fn assert_union_is_umoci_shifted(
+        &self,
+        merged: &Path,
+        repo_ref: &str,
+        skipped: &[&str],
+    ) -> PathBuf {
+        let pid = self.pause_pid().expect("a pause process");
+        let view =
+            PathBuf::from(format!("/proc/{pid}/root")).join(merged.strip_prefix("/").unwrap());
+        let reference = umoci::unpack(&self.reg, repo_ref, None);
+        let mut ours = tree::scan(&view);
+        let mut theirs = tree::scan(&reference.rootfs());
+        // Docker's init layer, which the container's union has on top of the image.
+        for p in INIT_LAYER {
+            ours.remove(Path::new(p));
+            theirs.remove(Path::new(p));
         }
+        // Its directories too when the image has none.
+        for dir in ["dev", "etc"] {
+            if !theirs.contains_key(Path::new(dir)) {
+                ours.remove(Path::new(dir));
+            }
+        }
+        for p in skipped {
+            assert!(theirs.remove(Path::new(p)).is_some(), "umoci has {p}");
+        }
+        for node in theirs.values_mut() {
+            node.uid = self.host_uid(node.uid);
+            node.gid = self.host_gid(node.gid);
+            node.xattrs.retain(|k, _| !k.starts_with("trusted."));
+        }
+        assert!(theirs.len() > 30, "non-vacuous: {} paths", theirs.len());
+        let mut opts = tree::Options::default().ignore_mtime(".", "root of a multi-layer union");
+        opts.ignore_xattr_prefixes.push("user.overlay.".into());
+        for dir in ["dev", "etc"] {
+            opts.ignore_mtime_of
+                .push((PathBuf::from(dir), "the init layer's"));
+            opts.ignore_meta_of
+                .push((PathBuf::from(dir), "the init layer's"));
+        }
+        let diffs = tree::diff_scans("rootless union", &ours, "umoci shifted", &theirs, &opts);
+        tree::assert_no_diffs(
+            "rootless union",
+            &view,
+            "umoci shifted",
+            &reference.rootfs(),
+            &diffs,
+        );
+        view
     }
 }
+
+/// What Docker's init layer puts in a container's union (its mount points and placeholders).
+const INIT_LAYER: [&str; 7] = [
+    "dev/console",
+    "dev/pts",
+    "dev/shm",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "etc/mtab",
+];
 
 fn owner(p: &Path) -> (u32, u32) {
     let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -377,48 +316,8 @@ fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
     );
 
     // The same union from the host, through the pause process, against umoci.
-    let pid = rl.pause_pid().expect("a pause process");
-    let view = PathBuf::from(format!("/proc/{pid}/root")).join(merged.strip_prefix("/").unwrap());
-    let reference = umoci::unpack(&rl.reg, "test/whiteouts:v1", None);
-    let init_layer = [
-        "dev/console",
-        "dev/pts",
-        "dev/shm",
-        "etc",
-        "etc/hostname",
-        "etc/hosts",
-        "etc/resolv.conf",
-        "etc/mtab",
-    ];
-    let mut ours = tree::scan(&view);
-    for p in init_layer {
-        ours.remove(Path::new(p));
-    }
-    let mut theirs = tree::scan(&reference.rootfs());
-    // Devices cannot be made in a user namespace: skipped.
-    for p in ["dev/null", "dev/loop0"] {
-        assert!(theirs.remove(Path::new(p)).is_some(), "umoci has {p}");
-    }
-    for node in theirs.values_mut() {
-        node.uid = rl.host_uid(node.uid);
-        node.gid = rl.host_gid(node.gid);
-        node.xattrs.retain(|k, _| !k.starts_with("trusted."));
-    }
-    assert!(theirs.len() > 30, "non-vacuous: {} paths", theirs.len());
-    let mut opts = tree::Options::default().ignore_mtime(".", "root of a multi-layer union");
-    opts.ignore_xattr_prefixes.push("user.overlay.".into());
-    opts.ignore_mtime_of
-        .push((PathBuf::from("dev"), "the init layer's"));
-    opts.ignore_meta_of
-        .push((PathBuf::from("dev"), "the init layer's"));
-    let diffs = tree::diff_scans("rootless union", &ours, "umoci shifted", &theirs, &opts);
-    tree::assert_no_diffs(
-        "rootless union",
-        &view,
-        "umoci shifted",
-        &reference.rootfs(),
-        &diffs,
-    );
+    let view =
+        rl.assert_union_is_umoci_shifted(&merged, "test/whiteouts:v1", &["dev/null", "dev/loop0"]);
 
     let ps = rl.run(&["ps", "--json"]).ok();
     let listed: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps --json");
@@ -429,6 +328,155 @@ fn rootless_pull_and_mount_shows_the_union_in_the_kept_namespace() {
     // A second container, removed mounted with -f.
     rl.run(&["pull-and-mount", "--name", "c2", &wh]).ok();
     rl.run(&["rm", "-f", "c2"]).ok();
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+}
+
+/// A real Debian bookworm minbase root filesystem (built with debootstrap, see
+/// `support::debian`), pulled rootless: its setuid binaries, its shadow-group files and its
+/// hard links are in the layer with the ids shifted, and the union mounted in the kept
+/// namespace equals umoci's unpack shifted; `strata unshare` sees the image's own ids.
+#[test]
+fn rootless_debian_pull_and_mount_equals_umoci_shifted() {
+    let rl = Rl::new(ensure_user(USER, true));
+    let tar = fs::read(debian::bookworm_minbase_tar()).expect("read the Debian layer");
+    let img = ImageBuilder::new(Flavor::Docker)
+        .layer(Layer::from_tar(tar), Compression::Gzip)
+        .build();
+    rl.push.image("library/debian", Some("bookworm"), &img);
+    let deb = rl.r("library/debian:bookworm");
+
+    let out = rl.run(&["pull", &deb]).ok();
+    assert_eq!(out.stdout.trim(), deb, "{}", out.describe());
+    let layer = Graph::of(&rl.inspect(&deb)).upper;
+    let shadow = layer.join("etc/shadow");
+    assert_eq!(
+        owner(&shadow),
+        (rl.user.uid, rl.host_gid(42)),
+        "root:shadow"
+    );
+    assert_eq!(
+        fs::symlink_metadata(&shadow).unwrap().mode() & 0o7777,
+        0o640
+    );
+    let chage = layer.join("usr/bin/chage");
+    assert_eq!(owner(&chage), (rl.user.uid, rl.host_gid(42)));
+    assert_eq!(
+        fs::symlink_metadata(&chage).unwrap().mode() & 0o7777,
+        0o2755
+    );
+    let su = layer.join("usr/bin/su");
+    assert_eq!(owner(&su), (rl.user.uid, rl.user.gid));
+    assert_eq!(fs::symlink_metadata(&su).unwrap().mode() & 0o7777, 0o4755);
+    let scan = tree::scan(&layer);
+    let linked = scan.values().filter(|n| !n.links.is_empty()).count();
+    assert!(linked >= 2, "the layer keeps Debian's hard links");
+
+    let merged = rl
+        .run(&["pull-and-mount", "--name", "deb", &deb])
+        .ok()
+        .stdout;
+    let merged = PathBuf::from(merged.trim());
+    rl.assert_union_is_umoci_shifted(&merged, "library/debian:bookworm", &[]);
+    let stat = rl.run(&[
+        "unshare",
+        "stat",
+        "-c",
+        "%u:%g %a",
+        &merged.join("etc/shadow").display().to_string(),
+        &merged.join("usr/bin/su").display().to_string(),
+    ]);
+    assert_eq!(stat.ok().stdout, "0:42 640\n0:0 4755\n");
+
+    rl.run(&["rm", "-f", "deb"]).ok();
+    rl.run(&["rmi", &deb]).ok();
+    rl.run(&["system", "prune", "-a", "-f"]).ok();
+    assert_eq!(rl.layer_dirs(), Vec::<String>::new());
+    rl.run(&["check"]).ok();
+}
+
+/// `load` rootless: a docker-archive (made by skopeo from the registry) of the whiteout image,
+/// with its owners, setuid files, devices and opaque dirs, loads into the user's store as a
+/// pull would: owners shifted, devices skipped with a warning, `user.overlay.opaque`, and its
+/// union equals umoci's unpack of the registry image, shifted.
+#[test]
+fn rootless_load_of_a_docker_archive_equals_umoci_shifted() {
+    let rl = Rl::new(ensure_user(USER, true));
+    support::require_tool("skopeo");
+    rl.push.image(
+        "test/whiteouts",
+        Some("v1"),
+        &crate::pull::whiteout_image().build(),
+    );
+    let archive = rl.dirs.path().join("home/wh.tar");
+    support::run_ok(
+        Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", rl.r("test/whiteouts:v1")))
+            .arg(format!(
+                "docker-archive:{}:example.com/wh:v1",
+                archive.display()
+            )),
+    );
+    fs::set_permissions(
+        &archive,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+
+    let out = rl.run(&["load", "-i", &archive.display().to_string()]).ok();
+    assert_eq!(
+        out.stdout,
+        "Loaded image: example.com/wh:v1\n",
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("skipping character device")
+            && out.stderr.contains("skipping block device"),
+        "devices are skipped with a warning:\n{}",
+        out.describe()
+    );
+    let graph = Graph::of(&rl.inspect("example.com/wh:v1"));
+    assert!(graph.upper.starts_with(rl.root()), "{graph:?}");
+    let (l2, l1) = (&graph.lower[0], &graph.lower[1]);
+    assert_eq!(
+        owner(&l1.join("owned")),
+        (rl.host_uid(1000), rl.host_gid(1001))
+    );
+    assert_eq!(owner(&l1.join("o")), (rl.user.uid, rl.host_gid(42)));
+    assert_eq!(
+        fs::symlink_metadata(l1.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(
+        tree::get_xattr(&l2.join("o"), "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+
+    let merged = rl
+        .run(&[
+            "pull-and-mount",
+            "--pull",
+            "never",
+            "--name",
+            "loaded",
+            "example.com/wh:v1",
+        ])
+        .ok()
+        .stdout;
+    rl.assert_union_is_umoci_shifted(
+        Path::new(merged.trim()),
+        "test/whiteouts:v1",
+        &["dev/null", "dev/loop0"],
+    );
+    rl.run(&["rm", "-f", "loaded"]).ok();
+    rl.run(&["rmi", "example.com/wh:v1"]).ok();
     rl.run(&["system", "prune", "-a", "-f"]).ok();
     assert_eq!(rl.layer_dirs(), Vec::<String>::new());
 }
@@ -469,7 +517,7 @@ fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
         (rl.user.uid, rl.user.gid)
     );
     // `bundle`: a spec asking for no cgroup (none is delegated here).
-    let bundle = rl.dir.path().join("home/bundle");
+    let bundle = rl.dirs.path().join("home/bundle");
     rl.run(&["bundle", "w", &bundle.display().to_string()]).ok();
     let spec: Value =
         serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
@@ -479,73 +527,182 @@ fn rootless_run_is_root_inside_and_writes_with_shifted_owners() {
     assert_eq!(rl.run(&["ps", "-q"]).ok().stdout.trim(), "");
 }
 
-/// A few of the hostile corpus's escapes, pulled rootless: the same confined applier refuses
-/// or confines them, and nothing is written outside the user's store.
-#[test]
-fn rootless_hostile_layers_write_nothing_outside_the_store() {
-    const ESCAPE: &str = "strata-rl-escape";
-    let rl = Rl::new(ensure_user(USER, true));
-    let deep = "../".repeat(12);
-    let refused = [
-        (
-            "dotdot",
-            RawTar::new()
-                .file(format!("{deep}tmp/{ESCAPE}-dotdot"), b"x")
-                .finish(),
-            "escapes",
-        ),
-        (
-            "hardlink-via-symlink",
-            RawTar::new()
-                .symlink("hostetc", "/etc")
-                .hardlink(format!("{ESCAPE}-via"), "hostetc/shadow")
-                .finish(),
-            "does not exist",
-        ),
-    ];
-    for (name, tar, says) in refused {
-        let img = ImageBuilder::new(Flavor::Oci)
-            .layer(Layer::from_tar(tar), Compression::Gzip)
-            .build();
-        rl.push.image(&format!("hostile/{name}"), Some("v1"), &img);
-        let out = rl.run(&["pull", &rl.r(&format!("hostile/{name}:v1"))]);
-        out.assert_error(&[says]);
+/// `strata --root ROOT ARGS...` as root.
+fn as_root(root: &Path, args: &[&str]) -> Output {
+    let out = Command::new(crate::support::strata::bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strata");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: args.iter().map(|a| a.to_string()).collect(),
     }
-    let accepted = RawTar::new()
-        .symlink("r", "/")
-        .file(format!("r/tmp/{ESCAPE}-sym"), b"inside\n")
-        .file("r/.wh..wh..opq", b"")
-        .finish();
+}
+
+/// A store records who made it (`<root>/kind`): `check` reports it, root refuses the user's
+/// store and the user root's, each naming both kinds, and an old store without the file is
+/// root's.
+#[test]
+fn a_store_of_the_other_kind_is_refused_naming_both() {
+    let rl = Rl::new(ensure_user(USER, true));
     let img = ImageBuilder::new(Flavor::Oci)
-        .layer(Layer::from_tar(accepted), Compression::Gzip)
+        .entries(
+            &[Entry::file("owned", "x\n").owner(1000, 1000)],
+            Compression::Gzip,
+        )
         .build();
-    rl.push.image("hostile/symlink", Some("v1"), &img);
-    let reference = rl.r("hostile/symlink:v1");
+    rl.push.image("test/kind", Some("v1"), &img);
+    let reference = rl.r("test/kind:v1");
+    let user_root = rl.root();
+    let user_root_arg = user_root.display().to_string();
+
+    rl.run(&["pull", &reference]).ok();
+    assert_eq!(
+        fs::read_to_string(user_root.join("kind")).unwrap(),
+        "rootless\n"
+    );
+    let check = rl.run(&["check"]).ok();
+    assert!(
+        check.stderr.contains("Store kind: rootless"),
+        "{}",
+        check.describe()
+    );
+    let before = rl.layer_dirs();
+    as_root(&user_root, &["images"]).assert_error(&[
+        &user_root_arg,
+        "made by a rootless strata and this strata runs as root",
+        "use another --root",
+    ]);
+    as_root(&user_root, &["pull", &reference]).assert_error(&["made by a rootless strata"]);
+    assert_eq!(
+        rl.layer_dirs(),
+        before,
+        "root wrote nothing in the user's store"
+    );
+    rl.run(&["images", "-q"]).ok();
+
+    // Root's store, handed to the user (so that only its kind can refuse it).
+    let root_store = support::tempdir("root-kind");
+    let root_root = root_store.path().join("store");
+    let root_arg = root_root.display().to_string();
+    as_root(&root_root, &["pull", &reference]).ok();
+    assert_eq!(
+        fs::read_to_string(root_root.join("kind")).unwrap(),
+        "root\n"
+    );
+    let check = as_root(&root_root, &["check"]).ok();
+    assert!(
+        check.stderr.contains("Store kind: root"),
+        "{}",
+        check.describe()
+    );
+    fs::set_permissions(
+        root_store.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let owner = format!("{}:{}", rl.user.uid, rl.user.gid);
+    support::run_ok(Command::new("chown").args(["-R", "-h", &owner, &root_arg]));
+    rl.run(&["--root", &root_arg, "images"]).assert_error(&[
+        &root_arg,
+        "made by a root strata and this strata runs rootless",
+    ]);
+
+    // A store from before the kind file: root's.
+    fs::remove_file(root_root.join("kind")).unwrap();
+    rl.run(&["--root", &root_arg, "images"])
+        .assert_error(&["made by a root strata"]);
+    support::run_ok(Command::new("chown").args(["-R", "-h", "0:0", &root_arg]));
+    let images = as_root(&root_root, &["images", "-q"]).ok();
+    assert_eq!(images.stdout.lines().count(), 1, "{}", images.describe());
+    assert!(
+        !root_root.join("kind").exists(),
+        "an old store is left as it was"
+    );
+
+    // A store killed between its kind file and the rest: a read-only command takes it as
+    // a new store, not as a directory holding something else.
+    let killed = support::tempdir("killed-kind");
+    fs::write(killed.path().join("kind"), "root\n").unwrap();
+    let images = as_root(killed.path(), &["images", "-q"]).ok();
+    assert_eq!(images.stdout, "", "{}", images.describe());
+    assert!(killed.path().join("overlay2").is_dir());
+}
+
+/// A user with two subordinate ranges: strata maps them one after the other (1..1000 to the
+/// first, 1001.. to the second), so owners beyond the first range land in the second, on disk
+/// and as seen in the namespace; an owner beyond both still fails naming it.
+#[test]
+fn owners_beyond_the_first_subordinate_range_land_in_the_next() {
+    const FIRST: (u32, u32) = (500_000, 1000);
+    const SECOND: (u32, u32) = (600_000, 65_536);
+    let rl = Rl::new(ensure_user_with(MULTI_USER, &[FIRST, SECOND]));
+    let text = fs::read_to_string("/etc/subuid").unwrap();
+    let ranges: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{MULTI_USER}:")))
+        .collect();
+    assert_eq!(ranges.len(), 2, "{MULTI_USER} has two ranges: {ranges:?}");
+    let host = |id: u32| match id {
+        0 => rl.user.uid,
+        n if n <= FIRST.1 => FIRST.0 + n - 1,
+        n => SECOND.0 + n - 1 - FIRST.1,
+    };
+    let last = FIRST.1 + SECOND.1;
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[
+                Entry::file("first-end", "1\n").owner(1000, 1000),
+                Entry::file("second-start", "2\n").owner(1001, 5000),
+                Entry::file("second-end", "3\n").owner(u64::from(last), u64::from(last)),
+                Entry::dir("d").owner(30_000, 42),
+            ],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/ranges", Some("v1"), &img);
+    let reference = rl.r("test/ranges:v1");
     rl.run(&["pull", &reference]).ok();
     let layer = Graph::of(&rl.inspect(&reference)).upper;
-    assert_eq!(
-        fs::read_to_string(layer.join(format!("tmp/{ESCAPE}-sym"))).unwrap(),
-        "inside\n",
-        "written inside the layer"
-    );
-    assert_eq!(tree::get_xattr(&layer, "user.overlay.opaque"), None);
+    assert_eq!(owner(&layer.join("first-end")), (host(1000), host(1000)));
+    assert_eq!(owner(&layer.join("second-start")), (host(1001), host(5000)));
+    assert_eq!(owner(&layer.join("second-start")), (600_000, 603_999));
+    assert_eq!(owner(&layer.join("second-end")), (host(last), host(last)));
+    assert_eq!(owner(&layer.join("d")), (host(30_000), host(42)));
 
-    let store = rl.root();
-    let mut escaped = Vec::new();
-    for dir in ["/", "/tmp", "/etc", "/root", "/var/tmp"] {
-        for e in fs::read_dir(dir).unwrap().flatten() {
-            if e.file_name().to_string_lossy().contains(ESCAPE) {
-                escaped.push(e.path());
-            }
-        }
-    }
-    for p in tree::scan(rl.dir.path()).keys() {
-        if p.to_string_lossy().contains(ESCAPE) && !rl.dir.path().join(p).starts_with(&store) {
-            escaped.push(p.clone());
-        }
-    }
-    assert_eq!(escaped, Vec::<PathBuf>::new(), "written outside the store");
-    rl.run(&["check"]).ok();
+    let merged = rl
+        .run(&["pull-and-mount", "--name", "r", &reference])
+        .ok()
+        .stdout;
+    let merged = PathBuf::from(merged.trim());
+    let paths: Vec<String> = ["first-end", "second-start", "second-end", "d"]
+        .iter()
+        .map(|p| merged.join(p).display().to_string())
+        .collect();
+    let mut args = vec!["unshare", "stat", "-c", "%u:%g"];
+    args.extend(paths.iter().map(String::as_str));
+    let stat = rl.run(&args).ok();
+    assert_eq!(
+        stat.stdout,
+        format!("1000:1000\n1001:5000\n{last}:{last}\n30000:42\n")
+    );
+    rl.run(&["rm", "-f", "r"]).ok();
+
+    let beyond = last + 1;
+    let img = ImageBuilder::new(Flavor::Oci)
+        .entries(
+            &[Entry::file("far", "x\n").owner(u64::from(beyond), 0)],
+            Compression::Gzip,
+        )
+        .build();
+    rl.push.image("test/beyond", Some("v1"), &img);
+    rl.run(&["pull", &rl.r("test/beyond:v1")])
+        .assert_error(&[&format!("chown to {beyond}:0"), "/etc/subuid"]);
 }
 
 /// The namespace ends with its pause process: its mounts go, `ps` says so, and the next

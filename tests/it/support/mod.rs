@@ -16,6 +16,10 @@ pub mod strata;
 pub mod token;
 pub mod tree;
 pub mod umoci;
+pub mod unpriv;
+
+// Built on first use (debootstrap, about a minute), for the rootless tests.
+pub mod debian;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
