@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::digest::Digest;
@@ -37,7 +39,9 @@ pub fn pick_prefetch(
 
 /// Blobs being opened ahead of their jobs, by digest. Dropping it cancels those not taken.
 pub struct Prefetch<B> {
-    opening: Mutex<HashMap<Digest, JoinHandle<Result<B, SourceError>>>>,
+    opening: Mutex<HashMap<Digest, oneshot::Receiver<Result<B, SourceError>>>>,
+    /// The task that opens them (aborted on drop).
+    driver: Option<JoinHandle<()>>,
 }
 
 impl<B> std::fmt::Debug for Prefetch<B> {
@@ -52,64 +56,154 @@ impl<B: Send + 'static> Prefetch<B> {
     pub fn none() -> Self {
         Prefetch {
             opening: Mutex::new(HashMap::new()),
+            driver: None,
         }
     }
 
     /// Starts opening each of `blobs` from `source`, at once.
     pub fn start<S: ImageSource<Blob = B>>(source: &Arc<S>, blobs: Vec<Descriptor>) -> Self {
-        let opening = blobs
-            .into_iter()
-            .map(|blob| {
-                let source = source.clone();
-                let digest = blob.digest.clone();
-                (
-                    digest,
-                    tokio::spawn(async move { source.open_blob(&blob).await }),
-                )
+        let mut opening = HashMap::new();
+        let mut opens = Vec::new();
+        for blob in blobs {
+            let (mut tx, rx) = oneshot::channel();
+            opening.insert(blob.digest.clone(), rx);
+            let source = source.clone();
+            opens.push(async move {
+                // Given up when its receiver is dropped (the layer is present, or the pull
+                // is over).
+                let opened = tokio::select! {
+                    opened = source.open_blob(&blob) => opened,
+                    () = tx.closed() => return,
+                };
+                let _ = tx.send(opened);
+            });
+        }
+        // One task polls them in `blobs`' order, so the requests start in the order the
+        // scheduler would have made them (the first large blob may take a ranged-fetch slot).
+        let driver = (!opens.is_empty()).then(|| {
+            tokio::spawn(async move {
+                join_all(opens).await;
             })
-            .collect();
+        });
         Prefetch {
             opening: Mutex::new(opening),
+            driver,
         }
     }
 
     /// The blob `digest` opened ahead (waiting for its answer), or `None` when it was not asked
     /// for or was taken already: the caller then opens it itself.
     pub async fn take(&self, digest: &Digest) -> Option<Result<B, SourceError>> {
-        let handle = self.opening.lock().ok()?.remove(digest)?;
-        match handle.await {
-            Ok(opened) => Some(opened),
-            // Only a panic ends the task otherwise; opening it again says what is wrong.
-            Err(e) => {
-                tracing::debug!("blob {digest} asked ahead: {e}");
-                None
-            }
-        }
+        let opened = self.opening.lock().ok()?.remove(digest)?;
+        opened.await.ok()
     }
 
     /// Drops the blob `digest` if it was asked for (its layer is present after all).
     pub fn cancel(&self, digest: &Digest) {
-        if let Ok(mut opening) = self.opening.lock()
-            && let Some(handle) = opening.remove(digest)
-        {
-            handle.abort();
+        if let Ok(mut opening) = self.opening.lock() {
+            opening.remove(digest);
         }
     }
 }
 
 impl<B> Drop for Prefetch<B> {
     fn drop(&mut self) {
-        if let Ok(opening) = self.opening.get_mut() {
-            for (_, handle) in opening.drain() {
-                handle.abort();
-            }
+        if let Some(driver) = &self.driver {
+            driver.abort();
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+
     use super::*;
+    use crate::registry::FetchedManifest;
+    use crate::source::BlobChunks;
+
+    /// Blobs open at once (a blob in the making counts until it is dropped); `size` 0 never
+    /// opens.
+    #[derive(Default)]
+    struct Counting {
+        open: Arc<AtomicUsize>,
+    }
+
+    struct Open(Arc<AtomicUsize>);
+
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl BlobChunks for Open {
+        async fn next_chunk(&mut self) -> Option<Result<Bytes, SourceError>> {
+            None
+        }
+    }
+
+    impl ImageSource for Counting {
+        type Blob = Open;
+
+        async fn manifest(&self) -> Result<FetchedManifest, SourceError> {
+            unimplemented!("not asked")
+        }
+
+        async fn manifest_by_digest(&self, _: &Digest) -> Result<FetchedManifest, SourceError> {
+            unimplemented!("not asked")
+        }
+
+        async fn blob_bytes(&self, _: &Descriptor, _: u64) -> Result<Vec<u8>, SourceError> {
+            unimplemented!("not asked")
+        }
+
+        async fn open_blob(&self, blob: &Descriptor) -> Result<Open, SourceError> {
+            let open = Open(self.open.clone());
+            self.open.fetch_add(1, Ordering::SeqCst);
+            if blob.size == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok(open)
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn taken_blobs_are_handed_over_the_rest_cancelled() {
+        let source = Arc::new(Counting::default());
+        let open = source.open.clone();
+        let prefetch = Prefetch::start(&source, vec![blob(1, 5), blob(2, 0), blob(3, 0)]);
+        settle().await;
+        assert_eq!(open.load(Ordering::SeqCst), 3);
+        let taken = prefetch.take(&blob(1, 0).digest).await;
+        assert!(matches!(taken, Some(Ok(_))));
+        assert!(prefetch.take(&blob(1, 0).digest).await.is_none(), "once");
+        assert!(
+            prefetch.take(&blob(9, 0).digest).await.is_none(),
+            "never asked"
+        );
+        // A present layer's blob is dropped at once, the others with the prefetch.
+        prefetch.cancel(&blob(2, 0).digest);
+        settle().await;
+        assert_eq!(open.load(Ordering::SeqCst), 2);
+        drop(prefetch);
+        settle().await;
+        assert_eq!(
+            open.load(Ordering::SeqCst),
+            1,
+            "only the blob taken is open"
+        );
+        drop(taken);
+        assert_eq!(open.load(Ordering::SeqCst), 0);
+    }
 
     fn blob(n: u8, size: u64) -> Descriptor {
         Descriptor {
