@@ -2,6 +2,7 @@
 //! registry, an OCI layout) into the [store sink](crate::sink::StoreSink), then the image recorded and
 //! tagged. Also when to pull ([`PullPolicy`], [`ensure_image`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::archive::ApplyOptions;
@@ -113,7 +114,20 @@ pub async fn pull_from<S: ImageSource>(
         source,
     };
 
-    let resolved = pipeline::resolve(source.as_ref(), &image, &options.platform).await?;
+    // The blobs stored layers came from (read while the manifest is fetched) tell which
+    // layers to ask for while the config is fetched.
+    let (known, manifest) = tokio::join!(
+        known_blobs(store),
+        pipeline::resolve_manifest(source.as_ref(), &image, &options.platform)
+    );
+    let manifest = manifest?;
+    let ahead = pipeline::pick_prefetch(
+        &manifest.manifest.layers,
+        &known,
+        options.max_concurrent_downloads,
+    );
+    let prefetch = Arc::new(pipeline::Prefetch::start(&source, ahead));
+    let resolved = pipeline::resolve_config(source.as_ref(), &image, manifest).await?;
     let id = resolved.id.clone();
     // Recovery first (it may wait for the exclusive lease), then the shared lease, held from
     // deciding which layers are present until the image is recorded and tagged: no rmi or
@@ -139,13 +153,14 @@ pub async fn pull_from<S: ImageSource>(
     observer.event(resolved.event(reference));
 
     let sink = Arc::new(StoreSink::new(store.clone(), &options.apply, options.sync));
-    let done = pipeline::run_layers(
+    let done = pipeline::run_layers_prefetched(
         &source,
         &sink,
         &image,
         jobs,
         options.max_concurrent_downloads,
         &observer,
+        prefetch,
     )
     .await?;
     let layers = resolved
@@ -214,6 +229,29 @@ pub async fn pull_from<S: ImageSource>(
         image: image_record,
         status,
     })
+}
+
+/// The digests of the blobs the store's images' layers were unpacked from: a layer whose blob
+/// is among them may be present already. Empty when the store cannot be read (every blob is
+/// then asked for ahead; the scheduler still finds present layers).
+async fn known_blobs(store: &Store) -> HashSet<Digest> {
+    let store = store.clone();
+    let read = tokio::task::spawn_blocking(move || store.images()).await;
+    match read {
+        Ok(Ok(images)) => images
+            .iter()
+            .flat_map(|image| &image.layers)
+            .map(|layer| layer.blob_digest.digest().clone())
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::debug!("reading the stored images for the blobs they have: {e}");
+            HashSet::new()
+        }
+        Err(e) => {
+            tracing::debug!("reading the stored images for the blobs they have: {e}");
+            HashSet::new()
+        }
+    }
 }
 
 /// When to contact the registry for an image that may be present already.

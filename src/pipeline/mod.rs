@@ -11,11 +11,15 @@ mod channel;
 mod error;
 mod event;
 mod pipe;
+mod prefetch;
 mod resolve;
 mod schedule;
 mod stream;
 
 pub use error::{LayerError, PullError};
 pub use event::{Observer, PullEvent, Silent};
-pub use resolve::{ResolvedImage, ResolvedLayer, resolve};
-pub use schedule::{Scheduled, run_layers};
+pub use prefetch::{Prefetch, pick_prefetch};
+pub use resolve::{
+    ResolvedImage, ResolvedLayer, ResolvedManifest, resolve, resolve_config, resolve_manifest,
+};
+pub use schedule::{Scheduled, run_layers, run_layers_prefetched};

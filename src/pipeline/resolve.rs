@@ -84,6 +84,17 @@ impl ResolvedImage {
     }
 }
 
+/// The image manifest a source's reference resolves to for a platform, before its config.
+#[derive(Debug)]
+pub struct ResolvedManifest {
+    /// The digest the reference resolved to (an index's digest for multi-platform images).
+    pub top_digest: Digest,
+    /// The image manifest: its digest, media type and verbatim bytes.
+    pub fetched: FetchedManifest,
+    /// The parsed manifest.
+    pub manifest: ImageManifest,
+}
+
 /// Resolves what `source` holds to an image manifest for `wanted` (through an index if
 /// needed), and fetches and checks its config: every digest verified, one diff_id per layer,
 /// every layer of a known media type. `image` names the image in errors.
@@ -92,6 +103,17 @@ pub async fn resolve<S: ImageSource>(
     image: &str,
     wanted: &Platform,
 ) -> Result<ResolvedImage, PullError> {
+    let manifest = resolve_manifest(source, image, wanted).await?;
+    resolve_config(source, image, manifest).await
+}
+
+/// The first half of [`resolve`]: the image manifest for `wanted` (through an index if
+/// needed), verified, its config's size checked.
+pub async fn resolve_manifest<S: ImageSource>(
+    source: &S,
+    image: &str,
+    wanted: &Platform,
+) -> Result<ResolvedManifest, PullError> {
     let image = image.to_string();
     let fetch_err = |source: SourceError| PullError::Source {
         image: image.clone(),
@@ -137,6 +159,33 @@ pub async fn resolve<S: ImageSource>(
             ),
         });
     }
+    Ok(ResolvedManifest {
+        top_digest,
+        fetched,
+        manifest,
+    })
+}
+
+/// The second half of [`resolve`]: the config of `resolved` fetched and checked against it.
+pub async fn resolve_config<S: ImageSource>(
+    source: &S,
+    image: &str,
+    resolved: ResolvedManifest,
+) -> Result<ResolvedImage, PullError> {
+    let image = image.to_string();
+    let fetch_err = |source: SourceError| PullError::Source {
+        image: image.clone(),
+        source,
+    };
+    let bad_manifest = |source: ManifestError| PullError::Manifest {
+        image: image.clone(),
+        source,
+    };
+    let ResolvedManifest {
+        top_digest,
+        fetched,
+        manifest,
+    } = resolved;
     let config_bytes = source
         .blob_bytes(&manifest.config, MAX_CONFIG_SIZE)
         .await

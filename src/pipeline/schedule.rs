@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
+use super::prefetch::Prefetch;
 use super::stream::{stream_blob, unpack_verified};
 use super::{LayerError, Observer, PullError, PullEvent};
 use crate::sink::{Begun, LayerJob, LayerSink};
@@ -30,6 +31,21 @@ pub async fn run_layers<S: ImageSource, K: LayerSink>(
     jobs: Vec<LayerJob>,
     concurrency: usize,
     observer: &Arc<dyn Observer>,
+) -> Result<Scheduled<K::Done>, PullError> {
+    let prefetch = Arc::new(Prefetch::none());
+    run_layers_prefetched(source, sink, image, jobs, concurrency, observer, prefetch).await
+}
+
+/// [`run_layers`], taking the blobs `prefetch` opened ahead instead of opening them (those of
+/// layers present already are cancelled).
+pub async fn run_layers_prefetched<S: ImageSource, K: LayerSink>(
+    source: &Arc<S>,
+    sink: &Arc<K>,
+    image: &str,
+    jobs: Vec<LayerJob>,
+    concurrency: usize,
+    observer: &Arc<dyn Observer>,
+    prefetch: Arc<Prefetch<S::Blob>>,
 ) -> Result<Scheduled<K::Done>, PullError> {
     let in_order = sink.in_order();
     let concurrency = if in_order { 1 } else { concurrency.max(1) };
@@ -61,12 +77,13 @@ pub async fn run_layers<S: ImageSource, K: LayerSink>(
     dispatcher.spawn(hand_out_in_order(permits, turns));
     for (((index, job), done), turn) in jobs.into_iter().zip(waits) {
         let (source, sink, observer) = (source.clone(), sink.clone(), observer.clone());
+        let prefetch = prefetch.clone();
         let ancestors = present[..index].to_vec();
         set.spawn(async move {
             let layer = job.blob_digest();
             let permit = turn.await.ok();
             let gate = Gate { permit, ancestors };
-            let result = bring_layer(source, sink, job, pipelined, observer, gate).await;
+            let result = bring_layer(source, sink, job, pipelined, observer, gate, &prefetch).await;
             if result.is_ok() {
                 done.send_replace(true);
             }
@@ -131,6 +148,7 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
     pipelined: bool,
     observer: Arc<dyn Observer>,
     gate: Gate,
+    prefetch: &Prefetch<S::Blob>,
 ) -> Result<(K::Done, bool), LayerError> {
     let layer = job.blob_digest();
     let begun = {
@@ -141,6 +159,7 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
     };
     let mut pending = match begun {
         Begun::Present(done) => {
+            prefetch.cancel(&job.blob.digest);
             tracing::info!("layer {layer}: present, not fetched");
             observer.event(PullEvent::LayerExists { layer });
             return Ok((done, false));
@@ -162,8 +181,9 @@ async fn bring_layer<S: ImageSource, K: LayerSink>(
             Ok((pending, job, stats, diff_id))
         }
     };
+    let opened = prefetch.take(&blob.digest).await;
     let (pending, job, stats, diff_id) =
-        stream_blob(source.as_ref(), &blob, &layer, &observer, unpack).await?;
+        stream_blob(source.as_ref(), &blob, &layer, &observer, opened, unpack).await?;
     // The download is over: its permit goes before the commit (a syncfs), so the next download
     // need not wait for this layer's data to reach the disk.
     if sink.needs_lowers(&job, &stats) {

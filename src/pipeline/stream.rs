@@ -17,22 +17,24 @@ use crate::digest::{Digest, HashingReader, VerifyError};
 use crate::id::{BlobDigest, DiffId};
 use crate::image::Compression;
 use crate::image::Descriptor;
-use crate::source::{BlobChunks, ImageSource};
+use crate::source::{BlobChunks, ImageSource, SourceError};
 
 /// Downloads the blob `blob` from `source` and streams its bytes to `unpack`, which runs on a
 /// blocking thread at the same time (reading a [`ChannelReader`]) and must consume and verify
-/// them. Emits `Downloading` and `Extracting` (not `LayerDone`) for `layer`, the blob's digest. A download error reaches
+/// them; `opened`: the blob opened ahead (see [`super::Prefetch`]), else it is opened here.
+/// Emits `Downloading` and `Extracting` (not `LayerDone`) for `layer`, the blob's digest. A download error reaches
 /// `unpack` as a read error; the download's own error wins when both fail.
 pub(crate) async fn stream_blob<S: ImageSource, T: Send + 'static>(
     source: &S,
     blob: &Descriptor,
     layer: &BlobDigest,
     observer: &Arc<dyn Observer>,
+    opened: Option<Result<S::Blob, SourceError>>,
     unpack: impl FnOnce(ChannelReader) -> Result<T, LayerError> + Send + 'static,
 ) -> Result<T, LayerError> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
     let unpack = tokio::task::spawn_blocking(move || unpack(ChannelReader::new(rx)));
-    let download = download(source, blob, layer, &tx, observer.as_ref()).await;
+    let download = download(source, blob, opened, layer, &tx, observer.as_ref()).await;
     if let Err(e) = &download {
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
@@ -48,11 +50,16 @@ pub(crate) async fn stream_blob<S: ImageSource, T: Send + 'static>(
 async fn download<S: ImageSource>(
     source: &S,
     blob: &Descriptor,
+    opened: Option<Result<S::Blob, SourceError>>,
     layer: &BlobDigest,
     tx: &mpsc::Sender<io::Result<Bytes>>,
     observer: &dyn Observer,
 ) -> Result<(), LayerError> {
-    let mut body = source.open_blob(blob).await.map_err(LayerError::Download)?;
+    let opened = match opened {
+        Some(opened) => opened,
+        None => source.open_blob(blob).await,
+    };
+    let mut body = opened.map_err(LayerError::Download)?;
     let total = blob.size;
     let mut done = 0u64;
     while let Some(chunk) = body.next_chunk().await {

@@ -132,6 +132,8 @@ pub(crate) struct AuthCache {
     challenges: Mutex<HashMap<String, StoredChallenge>>,
     /// Endpoint authorities reached over plain HTTP last time (from the store).
     plain_http: Mutex<HashSet<String>>,
+    /// Endpoint authority -> the origin its blobs were redirected to last (see `warm`).
+    blob_origins: Mutex<HashMap<String, String>>,
     /// Endpoint authority -> bearer tokens (each for a set of scopes).
     tokens: Mutex<HashMap<String, Vec<CachedToken>>>,
     /// Endpoint authorities that asked for Basic auth -> the header to send.
@@ -196,6 +198,11 @@ impl AuthCache {
             && let Ok(mut plain) = self.plain_http.lock()
         {
             plain.insert(authority.to_string());
+        }
+        if let Some(origin) = entry.blob_origin
+            && let Ok(mut origins) = self.blob_origins.lock()
+        {
+            origins.entry(authority.to_string()).or_insert(origin);
         }
         if let Some(challenge) = entry.challenge
             && let Ok(mut challenges) = self.challenges.lock()
@@ -269,6 +276,26 @@ impl AuthCache {
         }
     }
 
+    /// The origin `authority` redirected blob requests to last (in this process or, from the
+    /// store, an earlier one).
+    pub fn blob_origin(&self, authority: &str) -> Option<String> {
+        self.load(authority);
+        self.blob_origins.lock().ok()?.get(authority).cloned()
+    }
+
+    /// Records the origin `authority` redirected a request to (written when it changed).
+    pub fn set_blob_origin(&self, authority: &str, origin: &str) {
+        if self.blob_origin(authority).as_deref() == Some(origin) {
+            return;
+        }
+        if let Ok(mut origins) = self.blob_origins.lock() {
+            origins.insert(authority.to_string(), origin.to_string());
+        }
+        if let Some(store) = &self.store {
+            store.update(authority, |e| e.blob_origin = Some(origin.to_string()));
+        }
+    }
+
     /// The `Authorization` value to send pre-emptively, if one is known: a live token whose
     /// scopes include `scope`, else the basic credentials the endpoint asked for before.
     pub fn cached(&self, authority: &str, scope: &str) -> Option<String> {
@@ -286,6 +313,18 @@ impl AuthCache {
             .lock()
             .ok()
             .and_then(|b| b.get(authority).cloned())
+    }
+
+    /// A live bearer token of `authority`, whatever its scope: enough for `/v2/`.
+    pub fn any_token(&self, authority: &str) -> Option<String> {
+        self.load(authority);
+        let tokens = self.tokens.lock().ok()?;
+        let now = Instant::now();
+        tokens
+            .get(authority)?
+            .iter()
+            .find(|t| t.expires > now)
+            .map(|t| t.header.clone())
     }
 
     /// Drops a cached `Authorization` value the endpoint refused (from the store too).

@@ -69,6 +69,9 @@ pub(crate) struct Entry {
     /// Live tokens.
     #[serde(default)]
     pub tokens: Vec<StoredToken>,
+    /// The origin (`scheme://host[:port]`) its blobs were redirected to last time.
+    #[serde(default)]
+    pub blob_origin: Option<String>,
 }
 
 /// The on-disk cache.

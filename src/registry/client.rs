@@ -44,6 +44,8 @@ pub(super) struct Inner {
     pub(super) auth: auth::AuthCache,
     /// Registry host -> base URL of the endpoint that answered last.
     pub(super) preferred: Mutex<HashMap<String, String>>,
+    /// Authorities connections were opened to ahead of a pull's first request (see `warm`).
+    pub(super) warmed: Mutex<HashSet<String>>,
     /// Authorities that answered at least once: only their connection failures are retried.
     reached: Mutex<HashSet<String>>,
     /// (authority, skip verification) -> HTTP client with that authority's TLS files.
@@ -103,6 +105,7 @@ impl RegistryClient {
                 creds_cache: tokio::sync::Mutex::new(HashMap::new()),
                 auth,
                 preferred: Mutex::new(HashMap::new()),
+                warmed: Mutex::new(HashSet::new()),
                 reached: Mutex::new(HashSet::new()),
                 clients: Mutex::new(HashMap::new()),
                 ca_known: Mutex::new(HashMap::new()),

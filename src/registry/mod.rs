@@ -38,6 +38,7 @@ pub mod retry;
 mod tests;
 pub mod tls;
 mod tls_probe;
+mod warm;
 
 pub use self::auth_store::default_dir as default_auth_cache_dir;
 pub use self::blob::BlobStream;

@@ -63,13 +63,13 @@ impl ByteRange {
 }
 
 /// The token scope for pulling from `reference`'s repository.
-fn pull_scope(reference: &Reference) -> String {
+pub(super) fn pull_scope(reference: &Reference) -> String {
     format!("repository:{}:pull", reference.repository)
 }
 
 impl RegistryClient {
     /// The endpoints for `registry`, the one that answered last first.
-    fn ordered_endpoints(&self, registry: &str) -> Result<Vec<Endpoint>, RegistryError> {
+    pub(super) fn ordered_endpoints(&self, registry: &str) -> Result<Vec<Endpoint>, RegistryError> {
         let has_ca = |a: &str| self.has_ca(a);
         let mut eps = endpoint::endpoints(&self.inner.config, registry, &has_ca)?;
         let preferred = self
@@ -482,6 +482,7 @@ impl RegistryClient {
             Ok(response) => {
                 self.mark_reached(&ep.authority);
                 tracing::debug!("GET {url}: {}", response.status());
+                self.note_redirect(ep, url, response.url());
                 return Ok(response);
             }
             Err(e) => e,
@@ -543,6 +544,20 @@ impl RegistryClient {
                     retriable,
                 })
             }
+        }
+    }
+}
+
+impl RegistryClient {
+    /// Remembers the origin a request to `ep` was redirected to (a blob host, as Docker Hub's
+    /// CDN), so that the next pull opens a connection to it ahead (see `warm`).
+    fn note_redirect(&self, ep: &Endpoint, asked: &str, answered: &reqwest::Url) {
+        let Ok(asked) = reqwest::Url::parse(asked) else {
+            return;
+        };
+        if asked.origin() != answered.origin() && answered.origin().is_tuple() {
+            let origin = answered.origin().ascii_serialization();
+            self.inner.auth.set_blob_origin(&ep.authority, &origin);
         }
     }
 }

@@ -31,6 +31,8 @@ impl ImageSource for RegistrySource {
     type Blob = BlobStream;
 
     async fn manifest(&self) -> Result<FetchedManifest, SourceError> {
+        // The pull's first request: the connections its next ones need are opened meanwhile.
+        self.client.warm_up(&self.reference);
         Ok(self.client.fetch_manifest(&self.reference).await?)
     }
 

@@ -9,9 +9,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use crate::support::image::{Flavor, Pusher, alpine_multi};
+use crate::support::image::{
+    Compression, Entry, Flavor, ImageBuilder, Layer, Pusher, alpine_multi,
+};
 use crate::support::logproxy::{Behaviour, LogProxy, Logged};
-use crate::support::netenv::{assert_pulled, noise_image, run_env};
+use crate::support::netenv::{assert_pulled, noise, noise_image, run_env};
 use crate::support::registry::{Registry, Setup};
 use crate::support::strata::Strata;
 use crate::support::token::TokenServer;
@@ -71,8 +73,14 @@ fn pulls_make_no_ping_one_token_dance_then_none_from_the_cache() {
     let s1 = Strata::new();
     run_env(&s1, &["pull", &alpine], &docker, &env, None).ok();
     let log = world.proxy.log();
-    assert_eq!(count(&log, |l| l.path == "/v2/"), 0, "no ping: {log:#?}");
-    assert_eq!(count(&log, |l| l.status == 401), 1, "{log:#?}");
+    // No ping on the way: one `HEAD /v2/` opens a second connection meanwhile.
+    assert_eq!(
+        count(&log, |l| l.path == "/v2/" && l.method == "GET"),
+        0,
+        "no ping: {log:#?}"
+    );
+    assert_eq!(count(&log, |l| l.method == "HEAD"), 1, "{log:#?}");
+    assert_eq!(count(&log, unauthorized_get), 1, "{log:#?}");
     assert_eq!(
         world.issuer.issued().len(),
         1,
@@ -119,6 +127,8 @@ fn pulls_make_no_ping_one_token_dance_then_none_from_the_cache() {
     let log = world.proxy.log();
     assert_eq!(count(&log, |l| l.status == 401), 0, "{log:#?}");
     assert_eq!(count(&log, |l| l.method == "TLS"), 0, "{log:#?}");
+    // The connection opened ahead carries the cached token: no 401 either.
+    assert_eq!(count(&log, |l| l.method == "HEAD"), 1, "{log:#?}");
     assert_eq!(count(&log, |l| !l.authorized), 0, "{log:#?}");
     assert_eq!(world.issuer.issued().len(), 1, "no new token");
 
@@ -129,6 +139,12 @@ fn pulls_make_no_ping_one_token_dance_then_none_from_the_cache() {
     run_env(&Strata::new(), &["pull", &other], &docker, &env, None).ok();
     let log = world.proxy.log();
     assert_eq!(count(&log, |l| l.status == 401), 0, "{log:#?}");
+    // Two connections opened while the token is fetched (with alpine's token, good for /v2/).
+    assert_eq!(
+        count(&log, |l| l.method == "HEAD" && l.authorized),
+        2,
+        "{log:#?}"
+    );
     let issued = world.issuer.issued();
     assert_eq!(issued.len(), 2, "{issued:#?}");
     assert_eq!(issued[1].scopes, ["repository:public/other:pull"]);
@@ -141,7 +157,7 @@ fn pulls_make_no_ping_one_token_dance_then_none_from_the_cache() {
     let s3 = Strata::new();
     run_env(&s3, &["pull", &alpine], &docker, &env, None).ok();
     let log = world.proxy.log();
-    assert_eq!(count(&log, |l| l.status == 401), 1, "{log:#?}");
+    assert_eq!(count(&log, unauthorized_get), 1, "{log:#?}");
     assert_eq!(world.issuer.issued().len(), 3);
 
     // Off with `auth-cache = false`: the dance again, nothing read or written.
@@ -158,8 +174,13 @@ fn pulls_make_no_ping_one_token_dance_then_none_from_the_cache() {
         None,
     )
     .ok();
-    assert_eq!(count(&world.proxy.log(), |l| l.status == 401), 1);
+    assert_eq!(count(&world.proxy.log(), unauthorized_get), 1);
     assert!(!dir.exists(), "no cache written");
+}
+
+/// A GET answered 401 (the `HEAD /v2/` opening a connection ahead may be too).
+fn unauthorized_get(l: &Logged) -> bool {
+    l.method == "GET" && l.status == 401
 }
 
 fn host_arch() -> &'static str {
@@ -199,7 +220,7 @@ fn tokens_fetched_with_credentials_are_not_cached_unless_allowed() {
     // The next pull fetches its token ahead (no 401) but must fetch one again.
     world.proxy.clear();
     run_env(&Strata::new(), &["pull", &private], &docker, &env, None).ok();
-    assert_eq!(count(&world.proxy.log(), |l| l.status == 401), 0);
+    assert_eq!(count(&world.proxy.log(), unauthorized_get), 0);
     assert_eq!(world.issuer.issued().len(), 2);
 
     // Allowed by the config: kept, and the next pull needs no token request.
@@ -228,4 +249,87 @@ fn tokens_fetched_with_credentials_are_not_cached_unless_allowed() {
         Some(1),
         "{cached:#}"
     );
+}
+
+/// Two images sharing their bottom layer, behind a proxy that redirects blobs to a blob host.
+#[test]
+fn layers_the_store_has_are_not_asked_ahead_and_the_blob_host_is_remembered() {
+    support::preflight();
+    let work = tempdir("rounds-ahead");
+    let w = work.path();
+    let base = Layer::from_entries(&[Entry::file("base.bin", noise(81, 30_000))]);
+    let image = |seed: u64| {
+        ImageBuilder::new(Flavor::Oci)
+            .layer(base.clone(), Compression::Gzip)
+            .entries(
+                &[Entry::file("top.bin", noise(seed, 20_000))],
+                Compression::Gzip,
+            )
+            .build()
+    };
+    let (first, second) = (image(82), image(83));
+    let reg = Registry::start();
+    let push = Pusher::new(&reg);
+    push.image("ahead/first", Some("v1"), &first);
+    push.image("ahead/second", Some("v1"), &second);
+    let proxy = LogProxy::start(
+        reg.addr().parse().expect("registry address"),
+        Behaviour {
+            redirect_uses: Some(100),
+            ..Behaviour::default()
+        },
+    );
+    let runtime = w.join("xdg");
+    fs::create_dir_all(&runtime).unwrap();
+    let docker = w.join("docker");
+    fs::create_dir_all(&docker).unwrap();
+    let env = [("XDG_RUNTIME_DIR", OsString::from(&runtime))];
+    let s = Strata::new();
+
+    let first_ref = format!("{}/ahead/first:v1", proxy.addr());
+    run_env(&s, &["pull", &first_ref], &docker, &env, None).ok();
+    assert_pulled(&s, &first_ref, &first);
+    let file = runtime
+        .join("strata")
+        .join("auth")
+        .join(format!("{}.json", proxy.addr().replace(':', "_")));
+    let cached: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let origin = cached["BlobOrigin"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(origin.starts_with("http://127.0.0.1:"), "{cached:#}");
+    assert_ne!(origin, format!("http://{}", proxy.addr()), "{cached:#}");
+
+    // The second image, in another process: the shared layer's blob is known to the store, so
+    // it is not asked for (ahead or at all); the blob host gets its connections ahead.
+    proxy.clear();
+    let second_ref = format!("{}/ahead/second:v1", proxy.addr());
+    let out = run_env(
+        &s,
+        &["--log-level", "debug", "pull", &second_ref],
+        &docker,
+        &env,
+        None,
+    )
+    .ok();
+    assert_pulled(&s, &second_ref, &second);
+    let log = proxy.log();
+    let shared = &second.layers[0].digest;
+    assert_eq!(
+        count(&log, |l| l.path.contains(shared.as_str())),
+        0,
+        "{log:#?}"
+    );
+    let top = &second.layers[1].digest;
+    assert_eq!(
+        count(&log, |l| l.blob_host
+            && l.method == "GET"
+            && l.path.contains(top.as_str())),
+        1,
+        "{log:#?}"
+    );
+    // (This proxy's blob host does not log requests without a signature: strata's log says.)
+    let ahead = format!("HEAD {origin}/ (connection ahead)");
+    assert_eq!(out.stderr.matches(&ahead).count(), 2, "{}", out.stderr);
 }
