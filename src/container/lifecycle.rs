@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::error::ContainerError;
 use crate::bundle;
 use crate::mount::{self, LegacyPaths, MountError, OverlaySpec};
-use crate::store::{ContainerDirs, ContainerRecord, ImageRecord, LeaseKind, Store};
+use crate::store::{ContainerDirs, ContainerRecord, ImageRecord, LeaseKind, Store, StoreError};
 
 /// A container of a store: its record, and the operations on it.
 #[derive(Debug, Clone)]
@@ -170,6 +170,17 @@ impl Container {
                 });
             }
             self.stop(std::time::Duration::ZERO)?;
+            // Its `strata run` sees the end, records the exit code and, with `--rm`, removes
+            // the container: let it, rather than race its runtime for the container's state.
+            if state.supervisor_pid != std::process::id()
+                && super::control::wait_for_supervisor(state.supervisor_pid)
+                && matches!(
+                    self.store.container(self.id()),
+                    Err(StoreError::NoSuchContainer(_))
+                )
+            {
+                return Ok(());
+            }
         }
         if !state.runtime.as_os_str().is_empty() {
             // What a killed runtime left in its own state dir.
