@@ -52,31 +52,43 @@ pub struct RegistryConfig {
     pub ranged: RangedFetch,
 }
 
-/// Parallel ranged fetch: a blob of at least `threshold` bytes is fetched as consecutive
-/// `Range` requests of `chunk_size` bytes, `max_chunks` of them in flight, fed in order to
-/// the reader. Bytes buffered per blob stay below `max_chunks * chunk_size`.
+/// Parallel segmented fetch: a blob of at least `threshold` bytes is cut into `connections`
+/// equal segments (fewer when a segment would be smaller than `min_segment`), each fetched by
+/// one `Range` request on its own connection, fed in order to the reader (later segments wait
+/// in a temporary file, not in memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RangedFetch {
-    /// Requests in flight per blob; 1 or 0 turns ranged fetch off.
-    pub max_chunks: usize,
-    /// Bytes per request.
-    pub chunk_size: u64,
-    /// Smallest blob fetched in ranges.
+    /// Requests (connections) at once per large blob; 1 or 0 turns ranged fetch off.
+    pub connections: usize,
+    /// Smallest segment, in bytes.
+    pub min_segment: u64,
+    /// Smallest blob fetched in segments.
     pub threshold: u64,
 }
 
-/// Default requests in flight per large blob.
-pub const DEFAULT_MAX_CONCURRENT_CHUNKS: usize = 4;
-/// Default bytes per ranged request.
-pub const DEFAULT_CHUNK_SIZE: u64 = 2 << 20;
-/// Default smallest blob fetched in ranges.
+impl RangedFetch {
+    /// How many segments a blob of `size` bytes is fetched in (1: one stream).
+    pub fn segments(&self, size: u64) -> usize {
+        if self.connections <= 1 || size < self.threshold.max(1) {
+            return 1;
+        }
+        let fit = usize::try_from(size / self.min_segment.max(1)).unwrap_or(usize::MAX);
+        self.connections.min(fit).max(1)
+    }
+}
+
+/// Default connections per large blob.
+pub const DEFAULT_RANGED_CONNECTIONS: usize = 4;
+/// Default smallest segment.
+pub const DEFAULT_MIN_SEGMENT: u64 = 8 << 20;
+/// Default smallest blob fetched in segments.
 pub const DEFAULT_RANGED_THRESHOLD: u64 = 32 << 20;
 
 impl Default for RangedFetch {
     fn default() -> Self {
         RangedFetch {
-            max_chunks: DEFAULT_MAX_CONCURRENT_CHUNKS,
-            chunk_size: DEFAULT_CHUNK_SIZE,
+            connections: DEFAULT_RANGED_CONNECTIONS,
+            min_segment: DEFAULT_MIN_SEGMENT,
             threshold: DEFAULT_RANGED_THRESHOLD,
         }
     }
@@ -99,5 +111,29 @@ impl Default for RegistryConfig {
             auth_cache_credentials: false,
             ranged: RangedFetch::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_blobs_are_cut_into_segments_of_at_least_the_minimum() {
+        let r = RangedFetch::default();
+        assert_eq!(r.segments(31 << 20), 1, "under the threshold");
+        assert_eq!(r.segments(32 << 20), 4);
+        assert_eq!(r.segments(300 << 20), 4);
+        let r = RangedFetch {
+            threshold: 1 << 20,
+            ..r
+        };
+        assert_eq!(r.segments(20 << 20), 2, "segments of at least 8 MiB");
+        assert_eq!(r.segments(7 << 20), 1);
+        let off = RangedFetch {
+            connections: 1,
+            ..r
+        };
+        assert_eq!(off.segments(1 << 30), 1);
     }
 }
