@@ -9,7 +9,7 @@
 //! The first segment's request is the one that found the blob (through the registry's
 //! redirect: its answer says where the blob host is and that it serves ranges); the other
 //! segments start as soon as it answers, straight at the blob host. The reader gets the bytes
-//! in order: those of the segment it is in are handed over as they arrive (a few MiB at most
+//! in order: those of the segment it is in are handed over as they arrive (2 MiB at most
 //! queued in memory); those of later segments are written to an unnamed temporary file (the
 //! spool: page cache, not the process's memory) at their offsets and read back, and freed,
 //! when the reader gets there. Memory stays bounded whatever the blob's size and the link.

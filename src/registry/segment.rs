@@ -17,9 +17,10 @@ use crate::digest::Digest;
 use crate::reference::Reference;
 
 /// Bytes handed to the reader directly and not yet read, at most (then the spool takes them).
-const MAX_QUEUED: u64 = 4 << 20;
-/// Bytes gathered before one write to the spool.
-const SPOOL_BATCH: usize = 1 << 20;
+const MAX_QUEUED: u64 = 2 << 20;
+/// Bytes gathered before one write to the spool (and read back at once): small, so that the
+/// buffers of all segments together stay well under a MiB.
+const SPOOL_BATCH: usize = 256 << 10;
 
 /// What a segment's fetch hands the reader, in the segment's order.
 pub(super) enum Piece {
@@ -90,6 +91,10 @@ impl Outlet<'_> {
                 .tx
                 .send(Piece::Bytes(Bytes::copy_from_slice(bytes)))
                 .map_err(|_| ());
+        }
+        if self.pending.capacity() == 0 {
+            // One allocation per batch, not a doubling series.
+            self.pending.reserve_exact(SPOOL_BATCH + bytes.len());
         }
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= SPOOL_BATCH || (reading && room) {
