@@ -12,8 +12,8 @@
 //! retries = 5                        # retries of a failed request or interrupted download
 //! auth-cache = true                  # keep registry challenges and anonymous tokens on disk
 //! auth-cache-credentials = false     # ... and tokens fetched with credentials too
-//! max-concurrent-chunks = 4          # segments (connections) at once per large blob (1: off)
-//! min-segment-mib = 8                # smallest segment
+//! max-concurrent-chunks = 4          # segment requests (connections) at once per large blob (1: off)
+//! segment-mib = 16                   # largest segment (one request each)
 //! ranged-fetch-threshold-mib = 32    # smallest blob fetched in segments
 //! ```
 //!
@@ -103,9 +103,9 @@ pub struct Config {
     /// stream per blob).
     #[serde(default)]
     pub max_concurrent_chunks: Option<usize>,
-    /// Smallest segment (MiB).
+    /// Largest segment (MiB).
     #[serde(default)]
-    pub min_segment_mib: Option<u64>,
+    pub segment_mib: Option<u64>,
     /// Smallest blob (MiB) fetched in segments.
     #[serde(default)]
     pub ranged_fetch_threshold_mib: Option<u64>,
@@ -167,9 +167,9 @@ impl Config {
         if config.stall_timeout == Some(0) {
             return Err(invalid("stall-timeout must be at least 1 (seconds)".into()));
         }
-        if config.max_concurrent_chunks == Some(0) || config.min_segment_mib == Some(0) {
+        if config.max_concurrent_chunks == Some(0) || config.segment_mib == Some(0) {
             return Err(invalid(
-                "max-concurrent-chunks and min-segment-mib must be at least 1".into(),
+                "max-concurrent-chunks and segment-mib must be at least 1".into(),
             ));
         }
         if config.retries.is_some_and(|r| r > MAX_RETRIES) {
@@ -263,9 +263,11 @@ impl Config {
                 connections: self
                     .max_concurrent_chunks
                     .unwrap_or(registry::DEFAULT_RANGED_CONNECTIONS),
-                min_segment: self
-                    .min_segment_mib
-                    .map_or(registry::DEFAULT_MIN_SEGMENT, |m| m.saturating_mul(1 << 20)),
+                segment_size: self
+                    .segment_mib
+                    .map_or(registry::DEFAULT_SEGMENT_SIZE, |m| {
+                        m.saturating_mul(1 << 20)
+                    }),
                 threshold: self
                     .ranged_fetch_threshold_mib
                     .map_or(registry::DEFAULT_RANGED_THRESHOLD, |m| {
@@ -288,7 +290,7 @@ stall-timeout = 12
 retries = 2
 sync = false
 max-concurrent-chunks = 6
-min-segment-mib = 16
+segment-mib = 32
 ranged-fetch-threshold-mib = 64
 
 [mirrors]
@@ -325,7 +327,7 @@ ranged-fetch-threshold-mib = 64
             r.ranged,
             registry::RangedFetch {
                 connections: 6,
-                min_segment: 16 << 20,
+                segment_size: 32 << 20,
                 threshold: 64 << 20,
             }
         );

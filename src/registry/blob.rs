@@ -350,8 +350,8 @@ impl RegistryClient {
         digest: &Digest,
         size: u64,
     ) -> Result<BlobStream, RegistryError> {
-        let count = self.inner.config.ranged.segments(size);
-        if count <= 1 {
+        let (connections, count) = self.inner.config.ranged.split(size);
+        if connections <= 1 || count <= 1 {
             return self.fetch_blob(reference, digest).await;
         }
         // Held until the stream is dropped; without one, the blob streams.
@@ -411,15 +411,19 @@ impl RegistryClient {
                 ),
             });
         }
-        tracing::debug!("{digest}: {total} bytes in {} segments", starts.len());
+        tracing::debug!(
+            "{digest}: {total} bytes in {} segments, {connections} at once",
+            starts.len()
+        );
         let segments = Segments::start(
             self.clone(),
             reference.clone(),
             digest.clone(),
             source.clone(),
             response,
-            &starts,
+            starts,
             total,
+            connections,
             spool,
             slot,
         );

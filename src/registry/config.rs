@@ -52,35 +52,41 @@ pub struct RegistryConfig {
     pub ranged: RangedFetch,
 }
 
-/// Parallel segmented fetch: a blob of at least `threshold` bytes is cut into `connections`
-/// equal segments (fewer when a segment would be smaller than `min_segment`), each fetched by
-/// one `Range` request on its own connection, fed in order to the reader (later segments wait
-/// in a temporary file, not in memory).
+/// Parallel segmented fetch: a blob of at least `threshold` bytes is cut into equal segments
+/// of at most `segment_size` bytes, a multiple of `connections` of them, fetched by
+/// `connections` requests at once (one `Range` request per segment, each on its own
+/// connection), fed in order to the reader (later segments wait in a temporary file, not in
+/// memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RangedFetch {
     /// Requests (connections) at once per large blob; 1 or 0 turns ranged fetch off.
     pub connections: usize,
-    /// Smallest segment, in bytes.
-    pub min_segment: u64,
+    /// Largest segment, in bytes.
+    pub segment_size: u64,
     /// Smallest blob fetched in segments.
     pub threshold: u64,
 }
 
 impl RangedFetch {
-    /// How many segments a blob of `size` bytes is fetched in (1: one stream).
-    pub fn segments(&self, size: u64) -> usize {
+    /// How a blob of `size` bytes is fetched: requests at once and segments (`(1, 1)`: one
+    /// stream).
+    pub fn split(&self, size: u64) -> (usize, usize) {
         if self.connections <= 1 || size < self.threshold.max(1) {
-            return 1;
+            return (1, 1);
         }
-        let fit = usize::try_from(size / self.min_segment.max(1)).unwrap_or(usize::MAX);
-        self.connections.min(fit).max(1)
+        let at_once = self.connections as u64;
+        let rounds = size
+            .div_ceil(at_once.saturating_mul(self.segment_size.max(1)))
+            .max(1);
+        let segments = usize::try_from(at_once.saturating_mul(rounds)).unwrap_or(usize::MAX);
+        (self.connections, segments)
     }
 }
 
 /// Default connections per large blob.
 pub const DEFAULT_RANGED_CONNECTIONS: usize = 4;
-/// Default smallest segment.
-pub const DEFAULT_MIN_SEGMENT: u64 = 8 << 20;
+/// Default largest segment.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 /// Default smallest blob fetched in segments.
 pub const DEFAULT_RANGED_THRESHOLD: u64 = 32 << 20;
 
@@ -88,7 +94,7 @@ impl Default for RangedFetch {
     fn default() -> Self {
         RangedFetch {
             connections: DEFAULT_RANGED_CONNECTIONS,
-            min_segment: DEFAULT_MIN_SEGMENT,
+            segment_size: DEFAULT_SEGMENT_SIZE,
             threshold: DEFAULT_RANGED_THRESHOLD,
         }
     }
@@ -119,21 +125,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_blobs_are_cut_into_segments_of_at_least_the_minimum() {
+    fn large_blobs_are_cut_into_rounds_of_equal_segments() {
         let r = RangedFetch::default();
-        assert_eq!(r.segments(31 << 20), 1, "under the threshold");
-        assert_eq!(r.segments(32 << 20), 4);
-        assert_eq!(r.segments(300 << 20), 4);
-        let r = RangedFetch {
-            threshold: 1 << 20,
-            ..r
-        };
-        assert_eq!(r.segments(20 << 20), 2, "segments of at least 8 MiB");
-        assert_eq!(r.segments(7 << 20), 1);
+        assert_eq!(r.split(31 << 20), (1, 1), "under the threshold");
+        assert_eq!(r.split(32 << 20), (4, 4));
+        assert_eq!(r.split(64 << 20), (4, 4));
+        assert_eq!(r.split(77 << 20), (4, 8), "segments of at most 16 MiB");
+        assert_eq!(r.split(283 << 20), (4, 20));
         let off = RangedFetch {
             connections: 1,
             ..r
         };
-        assert_eq!(off.segments(1 << 30), 1);
+        assert_eq!(off.split(1 << 30), (1, 1));
     }
 }

@@ -47,7 +47,7 @@ pub use self::auth_store::default_dir as default_auth_cache_dir;
 pub use self::blob::BlobStream;
 pub use self::client::RegistryClient;
 pub use self::config::{
-    DEFAULT_CERTS_DIR, DEFAULT_MIN_SEGMENT, DEFAULT_RANGED_CONNECTIONS, DEFAULT_RANGED_THRESHOLD,
+    DEFAULT_CERTS_DIR, DEFAULT_RANGED_CONNECTIONS, DEFAULT_RANGED_THRESHOLD, DEFAULT_SEGMENT_SIZE,
     DEFAULT_STALL_TIMEOUT, DOCKER_CERTS_DIR, RangedFetch, RegistryConfig,
 };
 pub use self::error::{RegistryError, TlsProblem};

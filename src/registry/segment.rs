@@ -135,13 +135,13 @@ impl Outlet<'_> {
 
 /// Fetches `segment` (starting with `first`, the response to its request, if given) into
 /// `tx`, resuming after interruptions while the retry budget lasts. Ends after its last byte
-/// or an error.
+/// (`true`) or an error (`false`: the reader was told, or is gone).
 pub(super) async fn fetch_segment(
     shared: &Shared,
     segment: Segment,
     first: Option<reqwest::Response>,
     tx: &mpsc::UnboundedSender<Piece>,
-) {
+) -> bool {
     let config = &shared.client.inner.config;
     let stall = config.stall_timeout;
     let (start, len) = (segment.start, segment.len);
@@ -172,7 +172,7 @@ pub(super) async fn fetch_segment(
                     }
                     Err(Open::Fatal(e)) => {
                         let _ = tx.send(Piece::Failed(e));
-                        return;
+                        return false;
                     }
                     Err(Open::Retry(reason)) => reason,
                 }
@@ -189,7 +189,7 @@ pub(super) async fn fetch_segment(
                         bytes.truncate(want);
                     }
                     if !bytes.is_empty() && out.push(&bytes).await.is_err() {
-                        return;
+                        return false;
                     }
                     continue;
                 }
@@ -201,7 +201,7 @@ pub(super) async fn fetch_segment(
         response = None;
         // What arrived is the reader's, whatever happens next.
         if out.flush().await.is_err() {
-            return;
+            return false;
         }
         if spent >= config.retry.retries {
             let _ = tx.send(Piece::Failed(RegistryError::Body {
@@ -214,7 +214,7 @@ pub(super) async fn fetch_segment(
                     spent + 1
                 ),
             }));
-            return;
+            return false;
         }
         let delay = config.retry.delay(spent, None);
         spent += 1;
@@ -232,7 +232,7 @@ pub(super) async fn fetch_segment(
         );
         tokio::time::sleep(delay).await;
     }
-    let _ = out.flush().await;
+    out.flush().await.is_ok()
 }
 
 /// Why a ranged request gave no usable response.

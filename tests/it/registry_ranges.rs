@@ -246,7 +246,7 @@ fn ranges_go_to_the_blob_host_and_follow_the_registry_again_when_its_url_expires
 }
 
 /// Not a check but a measure (run it with `--ignored --nocapture`; needs GNU time): under a
-/// per-connection cap, one stream against 4 and 8 segments, with strata's peak RSS.
+/// per-connection cap, one stream against 4 and 8 connections, with strata's peak RSS.
 #[test]
 #[ignore = "a measurement; prints its figures"]
 fn measure_ranges_under_a_per_connection_cap() {
@@ -265,11 +265,8 @@ fn measure_ranges_under_a_per_connection_cap() {
     let mut figures = Vec::new();
     for (name, config) in [
         ("1 connection", "max-concurrent-chunks = 1\n"),
-        ("4 segments", "max-concurrent-chunks = 4\n"),
-        (
-            "8 segments",
-            "max-concurrent-chunks = 8\nmin-segment-mib = 4\n",
-        ),
+        ("4 connections", "max-concurrent-chunks = 4\n"),
+        ("8 connections", "max-concurrent-chunks = 8\n"),
     ] {
         let s = Strata::new();
         let file = w.dir.join("config.toml");
