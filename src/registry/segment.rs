@@ -19,7 +19,7 @@ use crate::reference::Reference;
 /// Bytes handed to the reader directly and not yet read, at most (then the spool takes them).
 const MAX_QUEUED: u64 = 2 << 20;
 /// Bytes gathered before one write to the spool (and read back at once): small, so that the
-/// buffers of all segments together stay well under a MiB.
+/// buffers of 4 segments together stay around a MiB.
 const SPOOL_BATCH: usize = 256 << 10;
 
 /// What a segment's fetch hands the reader, in the segment's order.
