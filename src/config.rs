@@ -12,9 +12,9 @@
 //! retries = 5                        # retries of a failed request or interrupted download
 //! auth-cache = true                  # keep registry challenges and anonymous tokens on disk
 //! auth-cache-credentials = false     # ... and tokens fetched with credentials too
-//! max-concurrent-chunks = 4          # ranged requests in flight per large blob (1: off)
-//! chunk-size-mib = 4                 # bytes per ranged request
-//! ranged-fetch-threshold-mib = 32    # smallest blob fetched in ranges
+//! max-concurrent-chunks = 4          # segment requests (connections) at once per large blob (1: off)
+//! segment-mib = 16                   # largest segment (one request each)
+//! ranged-fetch-threshold-mib = 32    # smallest blob fetched in segments
 //! ```
 //!
 //! Top-level keys must come before the `[mirrors]` table (TOML puts later keys into it).
@@ -99,13 +99,14 @@ pub struct Config {
     /// `true`: the auth cache keeps tokens fetched with credentials too (default off).
     #[serde(default)]
     pub auth_cache_credentials: Option<bool>,
-    /// Ranged requests in flight per large blob (1: one stream per blob).
+    /// Segments (one ranged request and connection each) at once per large blob (1: one
+    /// stream per blob).
     #[serde(default)]
     pub max_concurrent_chunks: Option<usize>,
-    /// MiB per ranged request.
+    /// Largest segment (MiB).
     #[serde(default)]
-    pub chunk_size_mib: Option<u64>,
-    /// Smallest blob (MiB) fetched in ranges.
+    pub segment_mib: Option<u64>,
+    /// Smallest blob (MiB) fetched in segments.
     #[serde(default)]
     pub ranged_fetch_threshold_mib: Option<u64>,
     /// The file this was read from (`None`: no file).
@@ -166,9 +167,9 @@ impl Config {
         if config.stall_timeout == Some(0) {
             return Err(invalid("stall-timeout must be at least 1 (seconds)".into()));
         }
-        if config.max_concurrent_chunks == Some(0) || config.chunk_size_mib == Some(0) {
+        if config.max_concurrent_chunks == Some(0) || config.segment_mib == Some(0) {
             return Err(invalid(
-                "max-concurrent-chunks and chunk-size-mib must be at least 1".into(),
+                "max-concurrent-chunks and segment-mib must be at least 1".into(),
             ));
         }
         if config.retries.is_some_and(|r| r > MAX_RETRIES) {
@@ -259,12 +260,14 @@ impl Config {
             },
             auth_cache_credentials: self.auth_cache_credentials.unwrap_or(false),
             ranged: registry::RangedFetch {
-                max_chunks: self
+                connections: self
                     .max_concurrent_chunks
-                    .unwrap_or(registry::DEFAULT_MAX_CONCURRENT_CHUNKS),
-                chunk_size: self
-                    .chunk_size_mib
-                    .map_or(registry::DEFAULT_CHUNK_SIZE, |m| m.saturating_mul(1 << 20)),
+                    .unwrap_or(registry::DEFAULT_RANGED_CONNECTIONS),
+                segment_size: self
+                    .segment_mib
+                    .map_or(registry::DEFAULT_SEGMENT_SIZE, |m| {
+                        m.saturating_mul(1 << 20)
+                    }),
                 threshold: self
                     .ranged_fetch_threshold_mib
                     .map_or(registry::DEFAULT_RANGED_THRESHOLD, |m| {
@@ -286,6 +289,9 @@ max-concurrent-downloads = 6
 stall-timeout = 12
 retries = 2
 sync = false
+max-concurrent-chunks = 6
+segment-mib = 32
+ranged-fetch-threshold-mib = 64
 
 [mirrors]
 "docker.io" = ["https://mirror.example.com/", "http://10.0.0.2:5000"]
@@ -317,6 +323,14 @@ sync = false
         );
         assert_eq!(r.stall_timeout, Duration::from_secs(12));
         assert_eq!(r.retry.retries, 2);
+        assert_eq!(
+            r.ranged,
+            registry::RangedFetch {
+                connections: 6,
+                segment_size: 32 << 20,
+                threshold: 64 << 20,
+            }
+        );
         assert_eq!(c.max_concurrent_downloads(&Overrides::default()), 6);
         assert!(!c.sync(&Overrides::default()));
         assert!(Config::default().sync(&Overrides::default()));

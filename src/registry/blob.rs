@@ -6,9 +6,11 @@ use bytes::Bytes;
 
 use super::client::RegistryClient;
 use super::error::{RegistryError, Target, error_chain, error_from_response, header_str};
-use super::ranged::{RangedChunks, content_range};
+use super::ranged::{Segments, boundaries};
 use super::request::{AttemptError, ByteRange, Source};
 use super::retry::{self, Attempt, seconds};
+use super::segment::content_range;
+use super::spool::Spool;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
@@ -32,8 +34,8 @@ pub struct BlobStream {
     /// Resumptions so far.
     resumes: u32,
     finished: bool,
-    /// A large blob fetched as parallel ranged requests (they resume on their own).
-    ranged: Option<RangedChunks>,
+    /// A large blob fetched in parallel segments (they resume on their own).
+    ranged: Option<Segments>,
 }
 
 impl fmt::Debug for BlobStream {
@@ -64,7 +66,7 @@ impl BlobStream {
         self.resumes
     }
 
-    /// Whether the blob is fetched as parallel ranged requests.
+    /// Whether the blob is fetched in parallel segments.
     pub fn is_ranged(&self) -> bool {
         self.ranged.is_some()
     }
@@ -336,29 +338,38 @@ impl RegistryClient {
         }
     }
 
-    /// Starts streaming a blob of `size` bytes (from its descriptor): as parallel ranged
-    /// requests when it is large enough (see [`super::RangedFetch`]), else as
-    /// [`RegistryClient::fetch_blob`] does (also while two other blobs are being fetched in
-    /// ranges). A server that ignores `Range` (answers 200) is
-    /// read as one stream; one that refuses it (416) is asked again without; no byte is
-    /// downloaded twice either way.
+    /// Starts streaming a blob of `size` bytes (from its descriptor): in parallel segments
+    /// when it is large enough (see [`super::RangedFetch`]), else as
+    /// [`RegistryClient::fetch_blob`] does (also while another blob is being fetched in
+    /// segments). The first segment's request finds the blob; a server that ignores `Range`
+    /// (answers 200) is read as that one stream, one that refuses it (416) is asked again
+    /// without: no byte is downloaded twice either way.
     pub async fn fetch_blob_sized(
         &self,
         reference: &Reference,
         digest: &Digest,
         size: u64,
     ) -> Result<BlobStream, RegistryError> {
-        let ranged = self.inner.config.ranged;
-        if ranged.max_chunks <= 1 || size < ranged.threshold.max(1) || size <= ranged.chunk_size {
+        let (connections, count) = self.inner.config.ranged.split(size);
+        if connections <= 1 || count <= 1 {
             return self.fetch_blob(reference, digest).await;
         }
         // Held until the stream is dropped; without one, the blob streams.
         let Ok(slot) = self.inner.ranged_slots.clone().try_acquire_owned() else {
             return self.fetch_blob(reference, digest).await;
         };
+        let spool = match Spool::create() {
+            Ok(spool) => spool,
+            Err(e) => {
+                tracing::warn!("no temporary file for a segmented download ({e}); one stream");
+                return self.fetch_blob(reference, digest).await;
+            }
+        };
+        let starts = boundaries(size, count);
+        let first_end = starts.get(1).copied().unwrap_or(size);
         let first = ByteRange {
             start: 0,
-            end: Some(ranged.chunk_size.max(1) - 1),
+            end: Some(first_end - 1),
         };
         let (response, source) = self
             .get(
@@ -390,35 +401,30 @@ impl RegistryClient {
                 actual: total,
             });
         }
-        let first_len = response.content_length().unwrap_or(0);
-        if start != 0 || first_len == 0 || first_len > total {
+        if start != 0 {
             return Err(RegistryError::Body {
                 url: source.url,
                 reason: format!(
                     "asked for bytes 0-{}, the server sent Content-Range {:?}",
-                    ranged.chunk_size - 1,
+                    first_end - 1,
                     header_str(response.headers(), "content-range").unwrap_or("")
                 ),
             });
         }
-        if first_len == total {
-            return Ok(self.single_stream(reference, digest, response, source, Some(total)));
-        }
         tracing::debug!(
-            "{digest}: {total} bytes in ranges of {}, {} at once",
-            ranged.chunk_size,
-            ranged.max_chunks
+            "{digest}: {total} bytes in {} segments, {connections} at once",
+            starts.len()
         );
-        let chunks = RangedChunks::start(
+        let segments = Segments::start(
             self.clone(),
             reference.clone(),
             digest.clone(),
             source.clone(),
             response,
-            first_len,
+            starts,
             total,
-            ranged.chunk_size,
-            ranged.max_chunks,
+            connections,
+            spool,
             slot,
         );
         Ok(BlobStream {
@@ -432,7 +438,7 @@ impl RegistryClient {
             skip: 0,
             resumes: 0,
             finished: false,
-            ranged: Some(chunks),
+            ranged: Some(segments),
         })
     }
 }

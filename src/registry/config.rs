@@ -52,31 +52,49 @@ pub struct RegistryConfig {
     pub ranged: RangedFetch,
 }
 
-/// Parallel ranged fetch: a blob of at least `threshold` bytes is fetched as consecutive
-/// `Range` requests of `chunk_size` bytes, `max_chunks` of them in flight, fed in order to
-/// the reader. Bytes buffered per blob stay below `max_chunks * chunk_size`.
+/// Parallel segmented fetch: a blob of at least `threshold` bytes is cut into equal segments
+/// of at most `segment_size` bytes, a multiple of `connections` of them, fetched by
+/// `connections` requests at once (one `Range` request per segment, each on its own
+/// connection), fed in order to the reader (later segments wait in a temporary file, not in
+/// memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RangedFetch {
-    /// Requests in flight per blob; 1 or 0 turns ranged fetch off.
-    pub max_chunks: usize,
-    /// Bytes per request.
-    pub chunk_size: u64,
-    /// Smallest blob fetched in ranges.
+    /// Requests (connections) at once per large blob; 1 or 0 turns ranged fetch off.
+    pub connections: usize,
+    /// Largest segment, in bytes.
+    pub segment_size: u64,
+    /// Smallest blob fetched in segments.
     pub threshold: u64,
 }
 
-/// Default requests in flight per large blob.
-pub const DEFAULT_MAX_CONCURRENT_CHUNKS: usize = 4;
-/// Default bytes per ranged request.
-pub const DEFAULT_CHUNK_SIZE: u64 = 2 << 20;
-/// Default smallest blob fetched in ranges.
+impl RangedFetch {
+    /// How a blob of `size` bytes is fetched: requests at once and segments (`(1, 1)`: one
+    /// stream).
+    pub fn split(&self, size: u64) -> (usize, usize) {
+        if self.connections <= 1 || size < self.threshold.max(1) {
+            return (1, 1);
+        }
+        let at_once = self.connections as u64;
+        let rounds = size
+            .div_ceil(at_once.saturating_mul(self.segment_size.max(1)))
+            .max(1);
+        let segments = usize::try_from(at_once.saturating_mul(rounds)).unwrap_or(usize::MAX);
+        (self.connections, segments)
+    }
+}
+
+/// Default connections per large blob.
+pub const DEFAULT_RANGED_CONNECTIONS: usize = 4;
+/// Default largest segment.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
+/// Default smallest blob fetched in segments.
 pub const DEFAULT_RANGED_THRESHOLD: u64 = 32 << 20;
 
 impl Default for RangedFetch {
     fn default() -> Self {
         RangedFetch {
-            max_chunks: DEFAULT_MAX_CONCURRENT_CHUNKS,
-            chunk_size: DEFAULT_CHUNK_SIZE,
+            connections: DEFAULT_RANGED_CONNECTIONS,
+            segment_size: DEFAULT_SEGMENT_SIZE,
             threshold: DEFAULT_RANGED_THRESHOLD,
         }
     }
@@ -99,5 +117,25 @@ impl Default for RegistryConfig {
             auth_cache_credentials: false,
             ranged: RangedFetch::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_blobs_are_cut_into_rounds_of_equal_segments() {
+        let r = RangedFetch::default();
+        assert_eq!(r.split(31 << 20), (1, 1), "under the threshold");
+        assert_eq!(r.split(32 << 20), (4, 4));
+        assert_eq!(r.split(64 << 20), (4, 4));
+        assert_eq!(r.split(77 << 20), (4, 8), "segments of at most 16 MiB");
+        assert_eq!(r.split(283 << 20), (4, 20));
+        let off = RangedFetch {
+            connections: 1,
+            ..r
+        };
+        assert_eq!(off.split(1 << 30), (1, 1));
     }
 }

@@ -15,10 +15,10 @@
 //! [`credentials`]). Faults: connection errors, timeouts, 429 and 5xx are retried with
 //! exponential backoff and jitter (honouring `Retry-After`, see [`retry`]); a blob download
 //! that breaks off or stalls resumes with a `Range` request inside [`BlobStream`], invisibly
-//! to its reader; a large blob is fetched as parallel ranged requests fed in order (see
-//! `ranged`). Challenges and anonymous tokens are kept between invocations in a private
+//! to its reader; a large blob is fetched as a few large segments at once, fed in order (see
+//! `ranged`; later segments wait in an unnamed temporary file, see `spool`). Challenges and anonymous tokens are kept between invocations in a private
 //! directory (see `auth_store`). This module touches the filesystem only to read certs dirs
-//! and Docker's config.json and for that cache, and never prints: warnings (a mirror failed, a request is retried) are
+//! and Docker's config.json, for that cache and for the spool, and never prints: warnings (a mirror failed, a request is retried) are
 //! `tracing` events at WARN level, shown as the program using the library decides.
 
 pub mod auth;
@@ -32,8 +32,12 @@ mod error;
 mod login;
 mod manifest;
 mod ranged;
+#[cfg(test)]
+mod ranged_tests;
 mod request;
 pub mod retry;
+mod segment;
+mod spool;
 #[cfg(test)]
 mod tests;
 pub mod tls;
@@ -44,7 +48,7 @@ pub use self::auth_store::default_dir as default_auth_cache_dir;
 pub use self::blob::BlobStream;
 pub use self::client::RegistryClient;
 pub use self::config::{
-    DEFAULT_CERTS_DIR, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CONCURRENT_CHUNKS, DEFAULT_RANGED_THRESHOLD,
+    DEFAULT_CERTS_DIR, DEFAULT_RANGED_CONNECTIONS, DEFAULT_RANGED_THRESHOLD, DEFAULT_SEGMENT_SIZE,
     DEFAULT_STALL_TIMEOUT, DOCKER_CERTS_DIR, RangedFetch, RegistryConfig,
 };
 pub use self::error::{RegistryError, TlsProblem};
