@@ -124,7 +124,7 @@ impl Files {
                     len: span.size,
                 })
             }
-            Files::Dir { path, fd } => {
+            Files::Dir { path, fd: dir } => {
                 let path = path.join(rel);
                 let io_err = |op, source: io::Error| LayoutError::Io {
                     path: path.clone(),
@@ -132,7 +132,7 @@ impl Files {
                     source,
                 };
                 let fd = crate::sys::openat2::openat2(
-                    fd,
+                    dir,
                     rel,
                     OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
                     ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
@@ -151,11 +151,17 @@ impl Files {
                         links: stat.st_nlink as u64,
                     });
                 }
+                let file = File::from(fd);
+                let len = stat.st_size as u64;
+                let direct = Direct::worth_it(&file, 0, len)
+                    .then(|| Direct::open_beneath(dir, rel, &file))
+                    .flatten()
+                    .map(Arc::new);
                 Ok(Slice {
-                    file: Arc::new(File::from(fd)),
-                    direct: None,
+                    file: Arc::new(file),
+                    direct,
                     offset: 0,
-                    len: stat.st_size as u64,
+                    len,
                 })
             }
         }
@@ -274,5 +280,23 @@ mod tests {
         assert_eq!(cold.direct.is_some(), supported);
         assert_eq!(read_all(cold), blob);
         assert_eq!(files.read("small", 10).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_cold_file_of_a_directory_is_read_with_o_direct() {
+        let blob: Vec<u8> = (0..5 * 1024 * 1024 + 3).map(|i| (i % 241) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&blob).unwrap();
+        f.sync_all().unwrap();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+
+        let files = Files::dir(dir.path()).unwrap();
+        let cold = files.slice("blob").unwrap();
+        let supported =
+            crate::sys::cachestat::cached(&f, 0, 0).is_ok() && Direct::open(&path, &f).is_some();
+        assert_eq!(cold.direct.is_some(), supported);
+        assert_eq!(read_all(cold), blob);
     }
 }
