@@ -5,6 +5,7 @@
 //! ([`RegistrySource`]) and OCI image layouts ([`OciLayoutSource`]) are sources.
 
 mod any;
+mod direct;
 mod docker_archive;
 mod error;
 mod files;

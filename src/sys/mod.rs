@@ -8,6 +8,8 @@
 //! failed step): callers map them to their own typed errors.
 
 pub mod atomic;
+#[allow(unsafe_code)]
+pub mod cachestat;
 pub mod inode_flags;
 #[allow(unsafe_code)]
 pub mod malloc;
