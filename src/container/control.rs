@@ -13,27 +13,6 @@ use crate::bundle::runtime;
 const POLL: Duration = Duration::from_millis(100);
 /// How long a container may take to go once SIGKILL was sent.
 const KILL_GRACE: Duration = Duration::from_secs(30);
-/// How long a `strata run` may take to see its stopped container's end and clean up.
-const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
-
-/// Waits (at most [`SUPERVISOR_GRACE`]) for the `strata run` process `pid` that supervised a
-/// container to end; whether it did. `0` (no supervisor recorded) counts as ended.
-pub(super) fn wait_for_supervisor(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return true;
-    };
-    let deadline = Instant::now() + SUPERVISOR_GRACE;
-    while rustix::process::test_kill_process(pid).is_ok() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(POLL / 10);
-    }
-    true
-}
 
 impl Container {
     /// The run state of a running container, else [`ContainerError::NotRunning`].

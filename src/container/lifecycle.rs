@@ -7,6 +7,9 @@ use crate::bundle;
 use crate::mount::{self, LegacyPaths, MountError, OverlaySpec};
 use crate::store::{ContainerDirs, ContainerRecord, ImageRecord, LeaseKind, Store, StoreError};
 
+/// How long a `strata run` may take to see its stopped container's end and clean up.
+const SUPERVISOR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A container of a store: its record, and the operations on it.
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -173,7 +176,7 @@ impl Container {
             // Its `strata run` sees the end, records the exit code and, with `--rm`, removes
             // the container: let it, rather than race its runtime for the container's state.
             if state.supervisor_pid != std::process::id()
-                && super::control::wait_for_supervisor(state.supervisor_pid)
+                && crate::sys::process::wait_gone(state.supervisor_pid, SUPERVISOR_GRACE)
                 && matches!(
                     self.store.container(self.id()),
                     Err(StoreError::NoSuchContainer(_))

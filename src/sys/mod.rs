@@ -18,6 +18,7 @@ pub mod namespace;
 pub mod openat2;
 #[allow(unsafe_code)]
 pub mod page;
+pub mod process;
 #[allow(unsafe_code)]
 pub mod signal_queue;
 #[allow(unsafe_code)]
