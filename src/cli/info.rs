@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use strata::store::Store;
 use strata::store::preflight::{self, BackingFilesystem};
+use strata::store::{Store, StoreKind};
 
 use super::args::Format;
 
@@ -24,6 +24,8 @@ pub struct InfoArgs {
 /// What `info` shows.
 struct Info {
     root: PathBuf,
+    /// Who made the store (root or rootless); the kind this strata makes when none yet.
+    kind: StoreKind,
     fs: BackingFilesystem,
     native_overlay_diff: bool,
     mounts: OverlayFeatures,
@@ -50,6 +52,7 @@ pub fn info(store: &Store, config: Option<&Path>, args: &InfoArgs) -> Result<()>
         .collect();
     let info = Info {
         root: store.root().to_path_buf(),
+        kind: strata::store::kind::recorded(store.root())?.unwrap_or_else(StoreKind::current),
         fs: preflight::backing_filesystem(store.root())?,
         native_overlay_diff: native_overlay_diff(),
         mounts: overlay_features(kernel_version()),
@@ -72,6 +75,7 @@ fn table(i: &Info) -> String {
         out.push_str(&format!(" {key}: {value}\n"));
     }
     out.push_str(&format!("Root Dir: {}\n", i.root.display()));
+    out.push_str(&format!("Store Kind: {}\n", i.kind));
     out.push_str(&format!("Images: {}\n", i.images));
     out.push_str(&format!("Containers: {}\n", i.containers));
     out.push_str(&format!("Layers: {}\n", i.layers));
@@ -108,6 +112,7 @@ fn json_line(i: &Info) -> serde_json::Value {
         "Driver": "overlay2",
         "DriverStatus": status,
         "RootDir": i.root,
+        "StoreKind": i.kind.as_str(),
         "Images": i.images,
         "Containers": i.containers,
         "Layers": i.layers,

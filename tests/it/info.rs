@@ -29,6 +29,7 @@ fn info_shows_the_storage_fields_as_text_and_json() {
         " New Mount API: ",
         " Layers per Mount: ",
         &format!("Root Dir: {}\n", env.strata.root().display()),
+        "Store Kind: root\n",
         "Images: 1\n",
         "Containers: 0\n",
         "Layers: 1\n",
@@ -44,6 +45,7 @@ fn info_shows_the_storage_fields_as_text_and_json() {
     assert_eq!(v["Images"], 1);
     assert_eq!(v["Containers"], 0);
     assert_eq!(v["Layers"], 1);
+    assert_eq!(v["StoreKind"], "root");
     assert_eq!(
         v["RootDir"],
         env.strata.root().to_str().expect("utf-8 root")

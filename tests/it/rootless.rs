@@ -572,6 +572,12 @@ fn a_store_of_the_other_kind_is_refused_naming_both() {
         "{}",
         check.describe()
     );
+    let info = rl.run(&["info"]).ok();
+    assert!(
+        info.stdout.contains("Store Kind: rootless\n"),
+        "{}",
+        info.describe()
+    );
     let before = rl.layer_dirs();
     as_root(&user_root, &["images"]).assert_error(&[
         &user_root_arg,
