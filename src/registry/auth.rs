@@ -117,6 +117,10 @@ struct CachedToken {
     expires: Instant,
 }
 
+/// How long a remembered blob origin is used to open a connection ahead: a stale one costs two
+/// `HEAD`s, and the next redirect records the origin (and the time) again.
+const BLOB_ORIGIN_TTL: u64 = 7 * 24 * 3600;
+
 /// Tokens and schemes learnt from challenges, shared by all requests of a client; with a
 /// [`AuthStore`], also kept between invocations (challenges, anonymous tokens, and tokens
 /// fetched with credentials when allowed).
@@ -200,6 +204,7 @@ impl AuthCache {
             plain.insert(authority.to_string());
         }
         if let Some(origin) = entry.blob_origin
+            && unix_now().saturating_sub(entry.blob_origin_seen) < BLOB_ORIGIN_TTL
             && let Ok(mut origins) = self.blob_origins.lock()
         {
             origins.entry(authority.to_string()).or_insert(origin);
@@ -292,7 +297,10 @@ impl AuthCache {
             origins.insert(authority.to_string(), origin.to_string());
         }
         if let Some(store) = &self.store {
-            store.update(authority, |e| e.blob_origin = Some(origin.to_string()));
+            store.update(authority, |e| {
+                e.blob_origin = Some(origin.to_string());
+                e.blob_origin_seen = unix_now();
+            });
         }
     }
 
@@ -679,6 +687,25 @@ async fn read_small(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_origin_is_remembered_between_caches_for_a_week() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::new(dir.path().join("strata").join("auth"));
+        let first = AuthCache::new(Some(store.clone()), false);
+        first.set_blob_origin("r.example:5000", "https://cdn.example");
+        let second = AuthCache::new(Some(store.clone()), false);
+        assert_eq!(
+            second.blob_origin("r.example:5000").as_deref(),
+            Some("https://cdn.example")
+        );
+        // Recorded more than a week ago, or by a strata that kept no time: not used.
+        store.update("r.example:5000", |e| {
+            e.blob_origin_seen = unix_now() - BLOB_ORIGIN_TTL - 1;
+        });
+        let third = AuthCache::new(Some(store), false);
+        assert_eq!(third.blob_origin("r.example:5000"), None);
+    }
 
     fn params(c: &Challenge) -> Vec<(&str, &str)> {
         let mut v: Vec<_> = c

@@ -72,6 +72,9 @@ pub(crate) struct Entry {
     /// The origin (`scheme://host[:port]`) its blobs were redirected to last time.
     #[serde(default)]
     pub blob_origin: Option<String>,
+    /// When that origin was recorded (seconds since the epoch; 0 in an older file).
+    #[serde(default)]
+    pub blob_origin_seen: u64,
 }
 
 /// The on-disk cache.
