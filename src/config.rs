@@ -274,6 +274,7 @@ impl Config {
                         m.saturating_mul(1 << 20)
                     }),
             },
+            spool_dir: None,
         }
     }
 }

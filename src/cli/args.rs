@@ -245,9 +245,11 @@ impl Global {
 
     /// A registry client for a command that pulls.
     pub(super) fn client(&self, flags: &PullFlags) -> Result<RegistryClient> {
-        let config = self
+        let mut config = self
             .config_file()?
             .registry_config(&overrides(&self.compat.or(flags))?);
+        // Segments ahead of the reader wait on the store's disk, not in a tmpfs /tmp.
+        config.spool_dir = Some(self.root_dir()?.join("staging"));
         Ok(RegistryClient::new(config)?)
     }
 

@@ -358,7 +358,7 @@ impl RegistryClient {
         let Ok(slot) = self.inner.ranged_slots.clone().try_acquire_owned() else {
             return self.fetch_blob(reference, digest).await;
         };
-        let spool = match Spool::create() {
+        let spool = match Spool::create(self.inner.config.spool_dir.as_deref()) {
             Ok(spool) => spool,
             Err(e) => {
                 tracing::warn!("no temporary file for a segmented download ({e}); one stream");

@@ -50,6 +50,10 @@ pub struct RegistryConfig {
     pub auth_cache_credentials: bool,
     /// Parallel ranged fetch of large blobs.
     pub ranged: RangedFetch,
+    /// Where a segmented download keeps later segments (an unnamed file): the store's
+    /// `staging/` for a pull, so that they use the disk the user chose for images; `None`, or
+    /// a directory that is not there (yet), `$TMPDIR`.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Parallel segmented fetch: a blob of at least `threshold` bytes is cut into equal segments
@@ -116,6 +120,7 @@ impl Default for RegistryConfig {
             auth_cache_dir: None,
             auth_cache_credentials: false,
             ranged: RangedFetch::default(),
+            spool_dir: None,
         }
     }
 }

@@ -15,8 +15,17 @@ pub(super) struct Spool {
 }
 
 impl Spool {
-    /// An unnamed file in `$TMPDIR` (else `/tmp`), private to this process.
-    pub(super) fn create() -> io::Result<Spool> {
+    /// An unnamed file in `dir` when given and there, else in `$TMPDIR` (else `/tmp`),
+    /// private to this process.
+    pub(super) fn create(dir: Option<&Path>) -> io::Result<Spool> {
+        if let Some(dir) = dir
+            && dir.is_dir()
+        {
+            match Self::create_in(dir) {
+                Ok(spool) => return Ok(spool),
+                Err(e) => tracing::debug!("no spool file in {}: {e}", dir.display()),
+            }
+        }
         Self::create_in(&std::env::temp_dir())
     }
 
@@ -80,6 +89,28 @@ fn scratch_name(dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_given_directory_is_used_when_it_is_there() {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        // A directory on another filesystem than $TMPDIR (tmpfs here), to tell them apart.
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        assert_ne!(
+            dev(dir.path()),
+            dev(&std::env::temp_dir()),
+            "same filesystem"
+        );
+        let spool = Spool::create(Some(dir.path())).unwrap();
+        spool.write_at(0, b"x").unwrap();
+        assert_eq!(spool.file.metadata().unwrap().dev(), dev(dir.path()));
+        // Not there (a store without staging/ yet): $TMPDIR.
+        let fallback = Spool::create(Some(&dir.path().join("missing"))).unwrap();
+        assert_eq!(
+            fallback.file.metadata().unwrap().dev(),
+            dev(&std::env::temp_dir())
+        );
+    }
 
     #[test]
     fn bytes_come_back_from_their_offsets_and_leave_no_name() {
