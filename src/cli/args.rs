@@ -248,7 +248,7 @@ impl Global {
         let mut config = self
             .config_file()?
             .registry_config(&overrides(&self.compat.or(flags))?);
-        // Segments ahead of the reader wait on the store's disk, not in a tmpfs /tmp.
+        // Segments ahead of the reader wait on the store's disk when /tmp is a tmpfs.
         config.spool_dir = Some(self.root_dir()?.join("staging"));
         Ok(RegistryClient::new(config)?)
     }

@@ -50,9 +50,9 @@ pub struct RegistryConfig {
     pub auth_cache_credentials: bool,
     /// Parallel ranged fetch of large blobs.
     pub ranged: RangedFetch,
-    /// Where a segmented download keeps later segments (an unnamed file): the store's
-    /// `staging/` for a pull, so that they use the disk the user chose for images; `None`, or
-    /// a directory that is not there (yet), `$TMPDIR`.
+    /// Where a segmented download keeps later segments (an unnamed file) when `$TMPDIR` is a
+    /// tmpfs (memory): the store's `staging/` for a pull; `None`, a directory that is not there
+    /// (yet), or a `$TMPDIR` on disk: `$TMPDIR`.
     pub spool_dir: Option<PathBuf>,
 }
 

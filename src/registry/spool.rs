@@ -15,10 +15,14 @@ pub(super) struct Spool {
 }
 
 impl Spool {
-    /// An unnamed file in `dir` when given and there, else in `$TMPDIR` (else `/tmp`),
-    /// private to this process.
-    pub(super) fn create(dir: Option<&Path>) -> io::Result<Spool> {
-        if let Some(dir) = dir
+    /// An unnamed file private to this process, in `$TMPDIR` (else `/tmp`): off the store's
+    /// filesystem, whose per-layer `syncfs` would write spooled bytes to disk that are read back
+    /// and freed moments later. When `$TMPDIR` is a tmpfs (memory), in `store_dir` instead, if
+    /// given and there.
+    pub(super) fn create(store_dir: Option<&Path>) -> io::Result<Spool> {
+        let tmp = std::env::temp_dir();
+        if is_tmpfs(&tmp)
+            && let Some(dir) = store_dir
             && dir.is_dir()
         {
             match Self::create_in(dir) {
@@ -26,7 +30,7 @@ impl Spool {
                 Err(e) => tracing::debug!("no spool file in {}: {e}", dir.display()),
             }
         }
-        Self::create_in(&std::env::temp_dir())
+        Self::create_in(&tmp)
     }
 
     fn create_in(dir: &Path) -> io::Result<Spool> {
@@ -77,6 +81,14 @@ impl Spool {
     }
 }
 
+/// Whether `dir` is on a tmpfs (its pages are memory, swap at best).
+// `f_type`'s integer type differs between architectures.
+#[allow(clippy::useless_conversion)]
+fn is_tmpfs(dir: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    rustix::fs::statfs(dir).is_ok_and(|s| i64::from(s.f_type) == TMPFS_MAGIC)
+}
+
 /// A name for the fallback file that no other process picks.
 fn scratch_name(dir: &Path) -> PathBuf {
     let nanos = SystemTime::now()
@@ -91,25 +103,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_given_directory_is_used_when_it_is_there() {
-        use std::os::unix::fs::MetadataExt;
-        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
-        // A directory on another filesystem than $TMPDIR (tmpfs here), to tell them apart.
-        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
-        assert_ne!(
-            dev(dir.path()),
-            dev(&std::env::temp_dir()),
-            "same filesystem"
-        );
-        let spool = Spool::create(Some(dir.path())).unwrap();
-        spool.write_at(0, b"x").unwrap();
-        assert_eq!(spool.file.metadata().unwrap().dev(), dev(dir.path()));
-        // Not there (a store without staging/ yet): $TMPDIR.
-        let fallback = Spool::create(Some(&dir.path().join("missing"))).unwrap();
-        assert_eq!(
-            fallback.file.metadata().unwrap().dev(),
-            dev(&std::env::temp_dir())
-        );
+    fn tmpfs_is_told_apart() {
+        assert!(is_tmpfs(Path::new("/dev/shm")), "/dev/shm is a tmpfs");
+        assert!(!is_tmpfs(Path::new("/proc")));
     }
 
     #[test]
