@@ -77,8 +77,9 @@ impl FaultProxy {
     }
 }
 
-/// Reads up to the end of the HTTP head; returns (head, bytes read past it).
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+/// Reads up to the end of the HTTP head; returns (head, bytes read past it), or `None` when
+/// the peer closed first or sent a TLS ClientHello.
+pub(crate) fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {

@@ -3,12 +3,15 @@
 //! upstream so a test sees which requests reached it and from whom (`User-Agent`).
 
 use std::fs;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use super::proxy::read_head;
+use super::registry::wait_ready;
 
 /// One request the relay forwarded.
 #[derive(Debug, Clone)]
@@ -63,26 +66,6 @@ impl CountingRelay {
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.seen.lock().expect("relay log").clone()
-    }
-}
-
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf[0] == 0x16 {
-            // A TLS ClientHello (an HTTPS probe of a loopback registry): hang up.
-            return Ok(None);
-        }
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = buf.split_off(p + 4);
-            return Ok(Some((buf, rest)));
-        }
     }
 }
 
@@ -192,7 +175,14 @@ proxy:
                 .stderr(log_err)
                 .spawn()
                 .expect("spawn docker-registry");
-            match wait_ready(&mut child, addr, &tag) {
+            match wait_ready(
+                &mut child,
+                addr,
+                "x-strata-pull-cache:",
+                &tag,
+                false,
+                Duration::from_secs(20),
+            ) {
                 Ok(()) => {
                     return PullCache {
                         child: Some(child),
@@ -265,44 +255,4 @@ impl Drop for PullCache {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn wait_ready(child: &mut Child, addr: SocketAddr, tag: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("docker-registry exited early with {status}"));
-        }
-        if let Ok((code, head)) = get_head(addr, "/v2/") {
-            let ours = head.lines().any(|l| {
-                l.to_ascii_lowercase().starts_with("x-strata-pull-cache:") && l.contains(tag)
-            });
-            return if !ours {
-                Err(format!("another server answers on {addr}"))
-            } else if code == 200 {
-                Ok(())
-            } else {
-                Err(format!("GET /v2/ answered {code}"))
-            };
-        }
-        if Instant::now() > deadline {
-            return Err("GET /v2/ did not answer in time".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn get_head(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let head = String::from_utf8_lossy(&buf).into_owned();
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad HTTP answer"))?;
-    Ok((code, head))
 }

@@ -103,6 +103,7 @@ impl Registry {
                 wait_ready(
                     &mut child,
                     addr,
+                    "x-strata-test-registry:",
                     &token,
                     setup.auth_yaml.is_some(),
                     Duration::from_secs(20),
@@ -230,9 +231,13 @@ http:
     )
 }
 
-fn wait_ready(
+/// Waits for the `docker-registry` `child` to answer `GET /v2/` on `addr` with 200 (401 too
+/// when `auth`), over plain HTTP, checking that the answer carries the response header
+/// `header` (lower case, with its colon) with `token`: it is ours, not another server's.
+pub(crate) fn wait_ready(
     child: &mut Child,
     addr: SocketAddr,
+    header: &str,
     token: &str,
     auth: bool,
     timeout: Duration,
@@ -243,11 +248,9 @@ fn wait_ready(
             return Err(format!("docker-registry exited early with {status}"));
         }
         if let Ok((code, head)) = http_get_head(addr, "/v2/") {
-            let ours = head.lines().any(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("x-strata-test-registry:")
-                    && l.contains(token)
-            });
+            let ours = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with(header) && l.contains(token));
             if !ours {
                 return Err(format!("another server answers on {addr}"));
             }
