@@ -24,7 +24,7 @@ pub struct InfoArgs {
 /// What `info` shows.
 struct Info {
     root: PathBuf,
-    /// Who made the store (root or rootless); the kind this strata makes when none yet.
+    /// Who made the store: root or rootless.
     kind: StoreKind,
     fs: BackingFilesystem,
     native_overlay_diff: bool,
@@ -52,7 +52,7 @@ pub fn info(store: &Store, config: Option<&Path>, args: &InfoArgs) -> Result<()>
         .collect();
     let info = Info {
         root: store.root().to_path_buf(),
-        kind: strata::store::kind::recorded(store.root())?.unwrap_or_else(StoreKind::current),
+        kind: store.kind()?,
         fs: preflight::backing_filesystem(store.root())?,
         native_overlay_diff: native_overlay_diff(),
         mounts: overlay_features(kernel_version()),
