@@ -236,17 +236,16 @@ pub async fn pull_from<S: ImageSource>(
 /// then asked for ahead; the scheduler still finds present layers).
 async fn known_blobs(store: &Store) -> HashSet<Digest> {
     let store = store.clone();
-    let read = tokio::task::spawn_blocking(move || store.images()).await;
+    let read = match tokio::task::spawn_blocking(move || store.images()).await {
+        Ok(read) => read.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     match read {
-        Ok(Ok(images)) => images
+        Ok(images) => images
             .iter()
             .flat_map(|image| &image.layers)
             .map(|layer| layer.blob_digest.digest().clone())
             .collect(),
-        Ok(Err(e)) => {
-            tracing::debug!("reading the stored images for the blobs they have: {e}");
-            HashSet::new()
-        }
         Err(e) => {
             tracing::debug!("reading the stored images for the blobs they have: {e}");
             HashSet::new()
